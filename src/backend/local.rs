@@ -1,0 +1,168 @@
+//! A repository in a local directory: the embedded default target.
+//!
+//! Writes go to `tmp/` first, are flushed to disk, then renamed into place and the folder is
+//! flushed too, so an object is either complete or absent after a crash.
+
+use super::{Backend, Error, ObjectKind, Result};
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    /// Opens an existing repository folder (it must hold a `config` folder).
+    pub fn open(root: &Path) -> Result<Self> {
+        let backend = LocalBackend {
+            root: root.to_path_buf(),
+        };
+        if !root.join(ObjectKind::Config.dir()).is_dir() {
+            return Err(Error::NotFound {
+                kind: ObjectKind::Config,
+                name: String::new(),
+                location: backend.location(),
+            });
+        }
+        Ok(backend)
+    }
+
+    /// Creates the folder layout of a new repository. The folder must be absent or empty.
+    pub fn create(root: &Path) -> Result<Self> {
+        let backend = LocalBackend {
+            root: root.to_path_buf(),
+        };
+        let io = |action, source| Error::Io {
+            action,
+            what: "repository folder".into(),
+            location: root.display().to_string(),
+            source,
+        };
+        match fs::read_dir(root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(io(
+                        "refusing to create a repository",
+                        std::io::Error::new(
+                            ErrorKind::AlreadyExists,
+                            "the folder is not empty; choose an empty or new folder",
+                        ),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir_all(root).map_err(|e| io("creating", e))?
+            }
+            Err(e) => return Err(io("reading", e)),
+        }
+        for dir in ["config", "data", "index", "snapshots", "tmp"] {
+            fs::create_dir_all(root.join(dir)).map_err(|e| io("creating", e))?;
+        }
+        for byte in 0..=255u8 {
+            fs::create_dir_all(root.join("data").join(format!("{byte:02x}")))
+                .map_err(|e| io("creating", e))?;
+        }
+        sync_dir(root).map_err(|e| io("flushing", e))?;
+        Ok(backend)
+    }
+
+    fn object_path(&self, kind: ObjectKind, name: &str) -> PathBuf {
+        self.root.join(kind.path(name))
+    }
+
+    fn io_err(&self, action: &'static str, what: String, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            what,
+            location: self.location(),
+            source,
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>> {
+        fs::read(self.object_path(kind, name)).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                Error::NotFound {
+                    kind,
+                    name: name.to_string(),
+                    location: self.location(),
+                }
+            } else {
+                self.io_err("reading", kind.path(name), e)
+            }
+        })
+    }
+
+    fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.object_path(kind, name);
+        if path.exists() {
+            return Ok(());
+        }
+        let what = kind.path(name);
+        let tmp_dir = self.root.join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(|e| self.io_err("creating a temporary file for", what.clone(), e))?;
+        tmp.write_all(data)
+            .and_then(|_| tmp.as_file().sync_all())
+            .map_err(|e| self.io_err("writing", what.clone(), e))?;
+        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
+        tmp.persist(&path)
+            .map_err(|e| self.io_err("moving into place", what.clone(), e.error))?;
+        sync_dir(&parent).map_err(|e| self.io_err("flushing the folder of", what, e))
+    }
+
+    fn exists(&self, kind: ObjectKind, name: &str) -> Result<bool> {
+        match fs::symlink_metadata(self.object_path(kind, name)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io_err("looking up", kind.path(name), e)),
+        }
+    }
+
+    fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>> {
+        let base = self.root.join(kind.dir());
+        let mut dirs = vec![base.clone()];
+        if kind.fanned_out() {
+            dirs = fs::read_dir(&base)
+                .map_err(|e| self.io_err("listing", kind.dir().into(), e))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.path())
+                .collect();
+        }
+        let mut out = Vec::new();
+        for dir in dirs {
+            let entries =
+                fs::read_dir(&dir).map_err(|e| self.io_err("listing", kind.dir().into(), e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| self.io_err("listing", kind.dir().into(), e))?;
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| self.io_err("listing", kind.dir().into(), e))?;
+                if meta.is_file() {
+                    out.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, kind: ObjectKind, name: &str) -> Result<()> {
+        match fs::remove_file(self.object_path(kind, name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_err("deleting", kind.path(name), e)),
+        }
+    }
+}

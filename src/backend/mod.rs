@@ -1,0 +1,112 @@
+//! The small storage trait every target implements, and its implementations.
+//!
+//! A backend stores opaque, immutable objects under names (`data/ab/ab12…`). It knows nothing of
+//! OpenPGP, packs or snapshots; the `repo` layer gives objects their meaning.
+
+mod local;
+
+pub use local::LocalBackend;
+
+use std::fmt;
+
+/// What an object is; decides the folder it lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Config,
+    Data,
+    Index,
+    Snapshot,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Config,
+        ObjectKind::Index,
+        ObjectKind::Snapshot,
+        ObjectKind::Data,
+    ];
+
+    pub fn dir(self) -> &'static str {
+        match self {
+            ObjectKind::Config => "config",
+            ObjectKind::Data => "data",
+            ObjectKind::Index => "index",
+            ObjectKind::Snapshot => "snapshots",
+        }
+    }
+
+    /// Data objects are many: they are fanned out over 256 sub-folders by their first byte.
+    fn fanned_out(self) -> bool {
+        self == ObjectKind::Data
+    }
+
+    /// The object's path relative to the repository root.
+    pub fn path(self, name: &str) -> String {
+        if self.fanned_out() && name.len() >= 2 {
+            format!("{}/{}/{}", self.dir(), &name[..2], name)
+        } else {
+            format!("{}/{}", self.dir(), name)
+        }
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("object {kind}/{name} not found in {location}")]
+    NotFound {
+        kind: ObjectKind,
+        name: String,
+        location: String,
+    },
+    #[error("{action} {what} in {location}: {source}")]
+    Io {
+        action: &'static str,
+        what: String,
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether trying the same call again may succeed (a full disk or a busy server may clear up;
+    /// a missing object will not appear).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::NotFound { .. } => false,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::StorageFull
+            ),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where a repository's objects live. Implementations must make `put` atomic and durable: after
+/// it returns the object is there in full and survives a crash; before, it is absent.
+pub trait Backend: Send + Sync {
+    /// A human-readable location, for messages.
+    fn location(&self) -> String;
+    fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>>;
+    /// Stores an object. Storing a name that already exists is a no-op: names are content hashes.
+    fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()>;
+    fn exists(&self, kind: ObjectKind, name: &str) -> Result<bool>;
+    /// Names and sizes of every object of a kind, in no particular order.
+    fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>>;
+    fn delete(&self, kind: ObjectKind, name: &str) -> Result<()>;
+}

@@ -1,0 +1,534 @@
+//! The local catalog (SQLite): a cache of what the repositories hold (chunks, packs, snapshots,
+//! the file metadata of the last backup of each set of paths) plus the history of runs.
+//!
+//! It is only a cache of the repository: `lifeboat catalog rebuild` recreates it from the
+//! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
+
+use crate::repo::backup::{BackupCache, CachedFile, FileCache};
+use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
+use crate::repo::index::{PackEntry, PackInfo};
+use crate::repo::snapshot::Snapshot;
+use crate::repo::tree;
+use crate::repo::{self, Repository};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("catalog {path}: {source}")]
+    Sql {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("catalog {path}: {reason}")]
+    Other { path: String, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE repositories (
+        id TEXT PRIMARY KEY,
+        location TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+     );
+     CREATE TABLE packs (
+        repo TEXT NOT NULL,
+        id BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        index_id BLOB,
+        PRIMARY KEY (repo, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX packs_unindexed ON packs (repo) WHERE index_id IS NULL;
+     CREATE TABLE chunks (
+        repo TEXT NOT NULL,
+        id BLOB NOT NULL,
+        pack BLOB NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        raw_length INTEGER NOT NULL,
+        PRIMARY KEY (repo, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX chunks_by_pack ON chunks (repo, pack);
+     CREATE TABLE snapshots (
+        repo TEXT NOT NULL,
+        id TEXT NOT NULL,
+        time TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        paths TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        stats TEXT NOT NULL,
+        PRIMARY KEY (repo, id)
+     );
+     CREATE TABLE file_cache (
+        repo TEXT NOT NULL,
+        paths_key TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (repo, paths_key)
+     );
+     CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        repo TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT,
+        result TEXT NOT NULL,
+        snapshot TEXT,
+        files INTEGER,
+        bytes_read INTEGER,
+        bytes_added INTEGER,
+        error TEXT
+     );",
+];
+
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// The catalog seen from one repository.
+pub struct RepoCatalog<'a> {
+    catalog: &'a mut Catalog,
+    repo: String,
+}
+
+impl Catalog {
+    pub fn open(data_dir: &Path) -> Result<Catalog> {
+        let path = data_dir.join("catalog.sqlite");
+        let other = |reason: String| Error::Other { path: path.display().to_string(), reason };
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| other(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let conn = Connection::open(&path).map_err(|source| Error::Sql {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut catalog = Catalog { conn, path };
+        catalog.setup()?;
+        Ok(catalog)
+    }
+
+    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
+        r.map_err(|source| Error::Sql { path: self.path.display().to_string(), source })
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        let r = self.conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        );
+        self.sql(r)?;
+        let r = self.conn.busy_timeout(std::time::Duration::from_secs(30));
+        self.sql(r)?;
+        let r = self.conn.query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0));
+        let version = self.sql(r)?;
+        if version > MIGRATIONS.len() {
+            return Err(Error::Other {
+                path: self.path.display().to_string(),
+                reason: format!(
+                    "schema version {version} is newer than this Lifeboat knows ({}); upgrade Lifeboat",
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        let path = self.path.display().to_string();
+        let wrap = |source| Error::Sql { path: path.clone(), source };
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction().map_err(wrap)?;
+            tx.execute_batch(migration).map_err(wrap)?;
+            tx.pragma_update(None, "user_version", i + 1).map_err(wrap)?;
+            tx.commit().map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    pub fn for_repo(&mut self, repo: &Repository) -> Result<RepoCatalog<'_>> {
+        let id = repo.config.id.clone();
+        let location = repo.backend().location();
+        let now = chrono::Utc::now().to_rfc3339();
+        let r = self.conn.execute(
+            "INSERT INTO repositories (id, location, first_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET location = excluded.location",
+            params![id, location, now],
+        );
+        self.sql(r)?;
+        Ok(RepoCatalog { catalog: self, repo: id })
+    }
+}
+
+fn blob(h: &Hash) -> &[u8] {
+    &h.0
+}
+
+fn hash_from(v: Vec<u8>) -> rusqlite::Result<Hash> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map(Hash)
+        .map_err(|_| rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob))
+}
+
+/// A row of the run history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub result: String,
+    pub snapshot: Option<String>,
+    pub files: Option<i64>,
+    pub bytes_read: Option<i64>,
+    pub bytes_added: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl RepoCatalog<'_> {
+    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
+        self.catalog.sql(r)
+    }
+
+    fn conn(&self) -> &Connection {
+        &self.catalog.conn
+    }
+
+    /// Starts a run record; returns its id.
+    pub fn start_run(&mut self, kind: &str) -> Result<i64> {
+        let r = self.conn().execute(
+            "INSERT INTO runs (repo, kind, started, result) VALUES (?1, ?2, ?3, 'running')",
+            params![self.repo, kind, chrono::Utc::now().to_rfc3339()],
+        );
+        self.sql(r)?;
+        Ok(self.conn().last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &mut self,
+        run: i64,
+        outcome: std::result::Result<&Snapshot, &str>,
+    ) -> Result<()> {
+        let now = chrono::Utc::now().to_rfc3339();
+        let r = match outcome {
+            Ok(s) => self.conn().execute(
+                "UPDATE runs SET finished = ?2, result = 'success', snapshot = ?3, files = ?4,
+                 bytes_read = ?5, bytes_added = ?6 WHERE id = ?1",
+                params![
+                    run,
+                    now,
+                    s.id.to_hex(),
+                    s.manifest.stats.files as i64,
+                    s.manifest.stats.bytes_read as i64,
+                    s.manifest.stats.bytes_added as i64
+                ],
+            ),
+            Err(error) => self.conn().execute(
+                "UPDATE runs SET finished = ?2, result = 'failure', error = ?3 WHERE id = ?1",
+                params![run, now, error],
+            ),
+        };
+        self.sql(r).map(|_| ())
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.sql(self.conn().prepare(
+            "SELECT id, kind, started, finished, result, snapshot, files, bytes_read, bytes_added, error
+             FROM runs WHERE repo = ?1 ORDER BY id",
+        ))?;
+        let rows = stmt.query_map([&self.repo], |r| {
+            Ok(RunRecord {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                started: r.get(2)?,
+                finished: r.get(3)?,
+                result: r.get(4)?,
+                snapshot: r.get(5)?,
+                files: r.get(6)?,
+                bytes_read: r.get(7)?,
+                bytes_added: r.get(8)?,
+                error: r.get(9)?,
+            })
+        });
+        let rows = self.sql(rows)?;
+        self.sql(rows.collect())
+    }
+
+    pub fn record_snapshot(&mut self, s: &Snapshot) -> Result<()> {
+        let m = &s.manifest;
+        let json = |v: &dyn erased::Json| v.to_json();
+        let r = self.conn().execute(
+            "INSERT OR REPLACE INTO snapshots (repo, id, time, hostname, paths, tags, stats)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                self.repo,
+                s.id.to_hex(),
+                m.time.to_rfc3339(),
+                m.hostname,
+                json(&m.paths),
+                json(&m.tags),
+                json(&m.stats)
+            ],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    pub fn snapshot_count(&self) -> Result<u64> {
+        let r = self.conn().query_row(
+            "SELECT count(*) FROM snapshots WHERE repo = ?1",
+            [&self.repo],
+            |r| r.get::<_, i64>(0),
+        );
+        Ok(self.sql(r)? as u64)
+    }
+
+    pub fn chunk_count(&self) -> Result<u64> {
+        let r = self.conn().query_row(
+            "SELECT count(*) FROM chunks WHERE repo = ?1",
+            [&self.repo],
+            |r| r.get::<_, i64>(0),
+        );
+        Ok(self.sql(r)? as u64)
+    }
+
+    pub fn save_file_cache(&mut self, paths_key: &str, snapshot: &SnapshotId, files: &FileCache) -> Result<()> {
+        let mut text = String::new();
+        let mut keys: Vec<&Vec<u8>> = files.keys().collect();
+        keys.sort();
+        for k in keys {
+            let f = &files[k];
+            tree::escape(k, &mut text);
+            text.push_str(&format!(" {} {} {} {} ", f.size, f.mtime_ns, f.ctime_ns, f.ino));
+            tree::format_chunks(&f.chunks, &mut text);
+            text.push('\n');
+        }
+        let data = zstd::bulk::compress(text.as_bytes(), 3).map_err(|e| Error::Other {
+            path: self.catalog.path.display().to_string(),
+            reason: format!("compressing the file cache: {e}"),
+        })?;
+        let r = self.conn().execute(
+            "INSERT OR REPLACE INTO file_cache (repo, paths_key, snapshot, data) VALUES (?1, ?2, ?3, ?4)",
+            params![self.repo, paths_key, snapshot.to_hex(), data],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// Forgets everything known about the repository (before a rebuild).
+    pub fn clear(&mut self) -> Result<()> {
+        for table in ["packs", "chunks", "snapshots", "file_cache"] {
+            let r = self
+                .conn()
+                .execute(&format!("DELETE FROM {table} WHERE repo = ?1"), [&self.repo]);
+            self.sql(r)?;
+        }
+        Ok(())
+    }
+
+    /// Records packs known from an index.
+    pub fn record_indexed(&mut self, index: &IndexId, packs: &[PackInfo]) -> Result<()> {
+        for p in packs {
+            self.record_pack(p).map_err(|e| Error::Other {
+                path: self.catalog.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let ids: Vec<PackId> = packs.iter().map(|p| p.id).collect();
+        BackupCache::record_index(self, index, &ids).map_err(|e| Error::Other {
+            path: self.catalog.path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// What a rebuild found.
+#[derive(Debug, Default)]
+pub struct RebuildSummary {
+    pub snapshots: u64,
+    pub indexes: u64,
+    pub packs: u64,
+    pub chunks: u64,
+}
+
+impl RepoCatalog<'_> {
+    /// Recreates this repository's part of the catalog from the repository alone. Run history
+    /// is kept; the file cache is not recoverable (the next backup reads every file once).
+    pub fn rebuild(&mut self, repo: &Repository, key: &crate::repo::crypto::SecretKey) -> repo::Result<RebuildSummary> {
+        repo.check_key(key)?;
+        let mut summary = RebuildSummary::default();
+        // Read everything first: a failure leaves the old catalog untouched.
+        let mut indexes = Vec::new();
+        for id in repo.index_ids()? {
+            let packs = repo.load_index(key, &id)?;
+            indexes.push((id, packs));
+        }
+        let (snapshots, bad) = repo.snapshots()?;
+        if let Some(e) = bad.into_iter().next() {
+            return Err(e);
+        }
+        self.clear().map_err(to_repo)?;
+        for (id, packs) in &indexes {
+            summary.indexes += 1;
+            summary.packs += packs.len() as u64;
+            summary.chunks += packs.iter().map(|p| p.entries.len() as u64).sum::<u64>();
+            self.record_indexed(id, packs).map_err(to_repo)?;
+        }
+        for s in &snapshots {
+            self.record_snapshot(s).map_err(to_repo)?;
+            summary.snapshots += 1;
+        }
+        Ok(summary)
+    }
+}
+
+mod erased {
+    /// Serialises a value to JSON text for a catalog column.
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+fn to_repo(e: Error) -> repo::Error {
+    repo::Error::Internal(e.to_string())
+}
+
+impl BackupCache for RepoCatalog<'_> {
+    fn chunk_pack(&mut self, chunk: &ChunkId) -> repo::Result<Option<PackId>> {
+        let mut stmt = self
+            .sql(self.conn().prepare_cached("SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2"))
+            .map_err(to_repo)?;
+        let r = stmt
+            .query_row(params![self.repo, blob(&chunk.0)], |r| r.get::<_, Vec<u8>>(0))
+            .optional();
+        let found = self.sql(r).map_err(to_repo)?;
+        found
+            .map(|v| hash_from(v).map(PackId))
+            .transpose()
+            .map_err(|e| to_repo(Error::Sql { path: self.catalog.path.display().to_string(), source: e }))
+    }
+
+    fn record_pack(&mut self, pack: &PackInfo) -> repo::Result<()> {
+        let repo_id = self.repo.clone();
+        let path = self.catalog.path.display().to_string();
+        let wrap = |source| to_repo(Error::Sql { path: path.clone(), source });
+        let tx = self.catalog.conn.transaction().map_err(wrap)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs (repo, id, size) VALUES (?1, ?2, ?3)",
+            params![repo_id, blob(&pack.id.0), pack.size as i64],
+        )
+        .map_err(wrap)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO chunks (repo, id, pack, offset, length, raw_length)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(wrap)?;
+            for e in &pack.entries {
+                stmt.execute(params![
+                    repo_id,
+                    blob(&e.chunk.0),
+                    blob(&pack.id.0),
+                    e.offset as i64,
+                    e.length as i64,
+                    e.raw_length as i64
+                ])
+                .map_err(wrap)?;
+            }
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    fn unindexed_packs(&mut self) -> repo::Result<Vec<PackInfo>> {
+        let path = self.catalog.path.display().to_string();
+        let wrap = |source| to_repo(Error::Sql { path: path.clone(), source });
+        let mut packs = Vec::new();
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT id, size FROM packs WHERE repo = ?1 AND index_id IS NULL ORDER BY id")
+            .map_err(wrap)?;
+        let rows = stmt
+            .query_map([&self.repo], |r| Ok((hash_from(r.get(0)?)?, r.get::<_, i64>(1)?)))
+            .map_err(wrap)?;
+        for row in rows {
+            let (id, size) = row.map_err(wrap)?;
+            packs.push(PackInfo { id: PackId(id), size: size as u64, entries: Vec::new() });
+        }
+        let mut stmt = self
+            .conn()
+            .prepare(
+                "SELECT id, offset, length, raw_length FROM chunks WHERE repo = ?1 AND pack = ?2 ORDER BY offset",
+            )
+            .map_err(wrap)?;
+        for p in &mut packs {
+            let rows = stmt
+                .query_map(params![self.repo, blob(&p.id.0)], |r| {
+                    Ok(PackEntry {
+                        chunk: ChunkId(hash_from(r.get(0)?)?),
+                        offset: r.get::<_, i64>(1)? as u64,
+                        length: r.get::<_, i64>(2)? as u64,
+                        raw_length: r.get::<_, i64>(3)? as u64,
+                    })
+                })
+                .map_err(wrap)?;
+            for e in rows {
+                p.entries.push(e.map_err(wrap)?);
+            }
+        }
+        Ok(packs)
+    }
+
+    fn record_index(&mut self, index: &IndexId, packs: &[PackId]) -> repo::Result<()> {
+        let repo_id = self.repo.clone();
+        let path = self.catalog.path.display().to_string();
+        let wrap = |source| to_repo(Error::Sql { path: path.clone(), source });
+        let tx = self.catalog.conn.transaction().map_err(wrap)?;
+        for p in packs {
+            tx.execute(
+                "UPDATE packs SET index_id = ?3 WHERE repo = ?1 AND id = ?2",
+                params![repo_id, blob(&p.0), blob(&index.0)],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    fn file_cache(&mut self, paths_key: &str) -> repo::Result<(Option<SnapshotId>, FileCache)> {
+        let path = self.catalog.path.display().to_string();
+        let r = self
+            .conn()
+            .query_row(
+                "SELECT snapshot, data FROM file_cache WHERE repo = ?1 AND paths_key = ?2",
+                params![self.repo, paths_key],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional();
+        let Some((snapshot, data)) = self.sql(r).map_err(to_repo)? else {
+            return Ok((None, FileCache::new()));
+        };
+        let bad = |reason: String| to_repo(Error::Other { path: path.clone(), reason });
+        let text = zstd::stream::decode_all(data.as_slice())
+            .map_err(|e| bad(format!("file cache does not decompress: {e}")))?;
+        let text = String::from_utf8(text).map_err(|_| bad("file cache is not text".into()))?;
+        let mut files = FileCache::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            if f.len() != 6 {
+                return Err(bad(format!("bad file cache line '{line}'")));
+            }
+            let num = |s: &str| s.parse::<i128>().map_err(|_| bad(format!("bad number in '{line}'")));
+            files.insert(
+                tree::unescape(f[0]).map_err(bad)?,
+                CachedFile {
+                    size: num(f[1])? as u64,
+                    mtime_ns: num(f[2])?,
+                    ctime_ns: num(f[3])?,
+                    ino: num(f[4])? as u64,
+                    chunks: tree::parse_chunks(f[5]).map_err(bad)?,
+                },
+            );
+        }
+        Ok((snapshot.parse().ok(), files))
+    }
+}

@@ -1,0 +1,232 @@
+//! The command line: argument parsing, shared options, exit codes. Each command group lives in
+//! its own file and is a thin layer over the library.
+
+mod catalog;
+mod keys;
+mod repo;
+
+use crate::repo::crypto::{CryptoError, PublicCert, SecretKey};
+use crate::repo::Error as RepoError;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// Exit codes (also in the README).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// The command failed; the message says why.
+    pub const FAILED: i32 = 1;
+    /// The command line was wrong.
+    pub const USAGE: i32 = 2;
+    /// Damaged or unauthentic data was found (check, restore, export).
+    pub const DAMAGED: i32 = 3;
+    /// A key or certificate is wrong or unusable for this repository.
+    pub const KEY: i32 = 4;
+    /// A snapshot was written, but some source entries could not be read.
+    pub const INCOMPLETE: i32 = 5;
+}
+
+#[derive(Parser)]
+#[command(name = "lifeboat", version, about = "Backups you can prove: encrypted, deduplicated, verified")]
+pub struct Cli {
+    /// Where the local catalog and pinned certificates live.
+    #[arg(long, env = "LIFEBOAT_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate and inspect OpenPGP keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Create a new repository.
+    Init(repo::InitArgs),
+    /// Back up files and folders.
+    Backup(repo::BackupArgs),
+    /// List snapshots.
+    Snapshots(repo::SnapshotsArgs),
+    /// List the files of a snapshot.
+    Ls(repo::LsArgs),
+    /// Restore a snapshot, or part of it, into a folder.
+    Restore(repo::RestoreArgs),
+    /// Verify the repository's integrity.
+    Check(repo::CheckArgs),
+    /// Write a snapshot as one encrypted tar.zst archive readable with stock tools.
+    Export(repo::ExportArgs),
+    /// The local catalog.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+}
+
+/// Options every repository command shares.
+#[derive(clap::Args, Clone)]
+struct RepoArg {
+    /// The repository: a local folder.
+    #[arg(long, env = "LIFEBOAT_REPO")]
+    repo: PathBuf,
+}
+
+/// The service certificate to trust instead of the one pinned at init.
+#[derive(clap::Args, Clone)]
+struct SignerArg {
+    /// The service's public certificate to authenticate the repository against (default: the
+    /// one pinned in the data directory when the repository was created or first used).
+    #[arg(long, env = "LIFEBOAT_SIGNER")]
+    signer: Option<PathBuf>,
+}
+
+pub struct Context {
+    data_dir: PathBuf,
+    quiet: bool,
+}
+
+impl Context {
+    fn progress(&self) -> crate::progress::Terminal {
+        crate::progress::Terminal::new(!self.quiet)
+    }
+
+    fn pin_path(&self, repo_id: &str) -> PathBuf {
+        self.data_dir.join("repos").join(repo_id).join("signer.cert")
+    }
+
+    /// Pins the service certificate of a repository (first use), or checks it against the pin.
+    fn pin_signer(&self, repo_id: &str, cert: &PublicCert) -> anyhow::Result<()> {
+        let path = self.pin_path(repo_id);
+        if path.exists() {
+            let pinned = PublicCert::load(&path)?;
+            if pinned.fingerprint() != cert.fingerprint() {
+                return Err(CliError::new(
+                    exit::KEY,
+                    format!(
+                        "repository {repo_id} is pinned to service certificate {} ({}), not {}",
+                        pinned.describe(),
+                        path.display(),
+                        cert.describe()
+                    ),
+                )
+                .into());
+            }
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::fs::write(tmp.path(), cert.armored()?)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The trusted service certificate: `--signer`, or the pinned one.
+    fn trusted_signer(&self, backend: &dyn crate::backend::Backend, signer: &SignerArg) -> anyhow::Result<PublicCert> {
+        if let Some(path) = &signer.signer {
+            return Ok(PublicCert::load(path)?);
+        }
+        let id = crate::repo::Repository::peek_id(backend)?;
+        let path = self.pin_path(&id);
+        if !path.exists() {
+            return Err(CliError::new(
+                exit::KEY,
+                format!(
+                    "no trusted service certificate for repository {id} in {}; give the service's public certificate with --signer CERT",
+                    self.data_dir.display()
+                ),
+            )
+            .into());
+        }
+        Ok(PublicCert::load(&path)?)
+    }
+}
+
+/// An error with the exit code it should end the program with.
+#[derive(Debug)]
+pub struct CliError {
+    code: i32,
+    message: String,
+}
+
+impl CliError {
+    pub fn new(code: i32, message: impl Into<String>) -> CliError {
+        CliError { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(c) = e.downcast_ref::<CliError>() {
+        return c.code;
+    }
+    if let Some(r) = e.downcast_ref::<RepoError>() {
+        return match r {
+            RepoError::WrongKey { .. } | RepoError::Crypto(CryptoError::Key(_) | CryptoError::Load { .. }) => exit::KEY,
+            e if e.is_integrity() => exit::DAMAGED,
+            _ => exit::FAILED,
+        };
+    }
+    if e.downcast_ref::<CryptoError>().is_some() {
+        return exit::KEY;
+    }
+    exit::FAILED
+}
+
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/lifeboat"),
+        None => PathBuf::from(".lifeboat"),
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let ctx = Context { data_dir: cli.data_dir.unwrap_or_else(default_data_dir), quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Keys(c) => keys::run(&ctx, c),
+        Command::Init(a) => repo::init(&ctx, a),
+        Command::Backup(a) => repo::backup(&ctx, a),
+        Command::Snapshots(a) => repo::snapshots(&ctx, a),
+        Command::Ls(a) => repo::ls(&ctx, a),
+        Command::Restore(a) => repo::restore(&ctx, a),
+        Command::Check(a) => repo::check(&ctx, a),
+        Command::Export(a) => repo::export(&ctx, a),
+        Command::Catalog(c) => catalog::run(&ctx, c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if let Some(r) = e.downcast_ref::<RepoError>() {
+                if r.is_transient() {
+                    eprintln!("hint: this may be temporary; running the command again may succeed");
+                }
+            }
+            exit_code(&e)
+        }
+    }
+}
+
+/// Opens a repository for reading, authenticated against the trusted service certificate.
+fn repo_open_trusted(ctx: &Context, repo: &RepoArg, signer: &SignerArg) -> anyhow::Result<crate::repo::Repository> {
+    repo::open_trusted(ctx, repo, signer)
+}
+
+fn load_secret(path: &Path) -> anyhow::Result<SecretKey> {
+    Ok(SecretKey::load(path)?)
+}

@@ -1,0 +1,448 @@
+//! Repository commands: init, backup, snapshots, ls, restore, check, export.
+
+use super::{exit, load_secret, CliError, Context, RepoArg, SignerArg};
+use crate::backend::{Backend, LocalBackend};
+use crate::catalog::Catalog;
+use crate::repo::backup::{self, BackupOptions};
+use crate::repo::check::{self, CheckOptions};
+use crate::repo::crypto::PublicCert;
+use crate::repo::restore::{self, RestoreOptions};
+use crate::repo::tree::EntryKind;
+use crate::repo::{export as export_mod, ChunkReader, Repository};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// A recipient's public certificate; everything is encrypted to all recipients.
+    #[arg(long = "recipient", required = true)]
+    recipients: Vec<PathBuf>,
+    /// The service's secret key, which signs the repository's manifests and indexes.
+    #[arg(long, env = "LIFEBOAT_SIGNING_KEY")]
+    signing_key: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "LIFEBOAT_SIGNING_KEY")]
+    signing_key: PathBuf,
+    /// A tag for the snapshot, KEY=VALUE (repeatable).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
+    /// Host name recorded in the snapshot (default: this machine's).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Files and folders to back up.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    signer: SignerArg,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    signer: SignerArg,
+    /// A recipient's secret key.
+    #[arg(long, env = "LIFEBOAT_KEY")]
+    key: PathBuf,
+    #[arg(long)]
+    json: bool,
+    /// Snapshot id (or a unique prefix), or `latest`.
+    snapshot: String,
+    /// Only this path and what is below it.
+    path: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    signer: SignerArg,
+    #[arg(long, env = "LIFEBOAT_KEY")]
+    key: PathBuf,
+    /// Snapshot id (or a unique prefix), or `latest`.
+    snapshot: String,
+    /// The folder to restore into (created if missing; existing entries are never overwritten).
+    #[arg(long)]
+    target: PathBuf,
+    /// Restore only this path (a file or a folder) of the snapshot (repeatable).
+    #[arg(long = "include")]
+    includes: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    signer: SignerArg,
+    /// A recipient's secret key: also check indexes and trees.
+    #[arg(long, env = "LIFEBOAT_KEY")]
+    key: Option<PathBuf>,
+    /// Decrypt and verify every chunk (needs --key).
+    #[arg(long, requires = "key")]
+    read_data: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    signer: SignerArg,
+    #[arg(long, env = "LIFEBOAT_KEY")]
+    key: PathBuf,
+    snapshot: String,
+    /// The archive to write (OpenPGP-encrypted tar.zst).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
+}
+
+fn open_backend(repo: &RepoArg) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(Arc::new(LocalBackend::open(&repo.repo).map_err(|e| {
+        CliError::new(
+            exit::FAILED,
+            if e.is_not_found() {
+                format!("{} is not a Lifeboat repository (no config); create one with 'lifeboat init'", repo.repo.display())
+            } else {
+                e.to_string()
+            },
+        )
+    })?))
+}
+
+/// Opens a repository for reading, authenticated against the trusted service certificate.
+pub(super) fn open_trusted(ctx: &Context, repo: &RepoArg, signer: &SignerArg) -> anyhow::Result<Repository> {
+    let backend = open_backend(repo)?;
+    let cert = ctx.trusted_signer(backend.as_ref(), signer)?;
+    Ok(Repository::open(backend, cert)?)
+}
+
+pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
+    let signing = load_secret(&args.signing_key)?;
+    let recipients = args
+        .recipients
+        .iter()
+        .map(|p| PublicCert::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let backend = Arc::new(LocalBackend::create(&args.repo.repo).map_err(|e| CliError::new(exit::FAILED, e.to_string()))?);
+    let repo = Repository::init(backend, &recipients, &signing)?;
+    ctx.pin_signer(&repo.config.id, &signing.public())?;
+    println!("{}", repo.config.id);
+    eprintln!(
+        "created repository {} at {}\n  signed by   {}\n  encrypted to {}",
+        repo.config.id,
+        args.repo.repo.display(),
+        signing.public().describe(),
+        recipients.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(exit::OK)
+}
+
+/// Holds the repository's lock in the data directory for one backup at a time.
+fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> {
+    let dir = ctx.data_dir.join("repos").join(&repo.config.id);
+    std::fs::create_dir_all(&dir)?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::new(
+            exit::FAILED,
+            format!("another backup to repository {} is running; try again when it has finished", repo.config.id),
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
+    let signing = load_secret(&args.signing_key)?;
+    let backend = open_backend(&args.repo)?;
+    let repo = Repository::open(backend, signing.public())?;
+    ctx.pin_signer(&repo.config.id, &signing.public())?;
+    let _lock = lock_repo(ctx, &repo)?;
+    let mut catalog = Catalog::open(&ctx.data_dir)?;
+    let mut cache = catalog.for_repo(&repo)?;
+    let run = cache.start_run("backup")?;
+    let options = BackupOptions {
+        paths: args.paths.clone(),
+        tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),
+        hostname: args.hostname.unwrap_or_else(hostname),
+        threads: 0,
+    };
+    let progress = ctx.progress();
+    let outcome = match backup::backup(&repo, &signing, &mut cache, &options, &progress) {
+        Ok(o) => o,
+        Err(e) => {
+            progress.finish_quietly();
+            cache.finish_run(run, Err(&e.to_string()))?;
+            return Err(e.into());
+        }
+    };
+    let snapshot = &outcome.snapshot;
+    cache.record_snapshot(snapshot)?;
+    cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
+    cache.finish_run(run, Ok(snapshot))?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    let s = &snapshot.manifest.stats;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": snapshot.id.to_hex(),
+                "time": snapshot.manifest.time,
+                "files": s.files,
+                "dirs": s.dirs,
+                "bytes": s.bytes,
+                "bytes_read": s.bytes_read,
+                "bytes_added": s.bytes_added,
+                "packs_added": s.packs_added,
+                "duration_ms": s.duration_ms,
+                "warnings": outcome.warnings,
+            })
+        );
+    } else {
+        println!("{}", snapshot.id);
+        eprintln!(
+            "{} files, {} read, {} added in {:.1}s",
+            s.files,
+            human_bytes(s.bytes_read),
+            human_bytes(s.bytes_added),
+            s.duration_ms as f64 / 1000.0
+        );
+    }
+    Ok(if outcome.incomplete() { exit::INCOMPLETE } else { exit::OK })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
+    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
+    let (snapshots, bad) = repo.snapshots()?;
+    if args.json {
+        let list: Vec<_> = snapshots
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id.to_hex(),
+                    "time": s.manifest.time,
+                    "hostname": s.manifest.hostname,
+                    "paths": s.manifest.paths,
+                    "tags": s.manifest.tags,
+                    "parent": s.manifest.parent,
+                    "stats": s.manifest.stats,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        println!("{:<10} {:<25} {:<16} {:>10}  paths", "id", "time", "host", "size");
+        for s in &snapshots {
+            let m = &s.manifest;
+            let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{:<10} {:<25} {:<16} {:>10}  {}{}",
+                s.id.short(),
+                m.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.hostname,
+                human_bytes(m.stats.bytes),
+                m.paths.join(" "),
+                if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(" ")) }
+            );
+        }
+    }
+    for e in &bad {
+        eprintln!("error: {e}");
+    }
+    Ok(if bad.is_empty() { exit::OK } else { exit::DAMAGED })
+}
+
+pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
+    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
+    let key = load_secret(&args.key)?;
+    repo.check_key(&key)?;
+    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let map = repo.chunk_map(&key)?;
+    let mut reader = ChunkReader::new(&repo, &key, &map);
+    let entries = repo.read_tree(&mut reader, &snapshot)?;
+    let prefix = args.path.as_deref().map(restore::normalize_include).unwrap_or_default();
+    let selected = entries.iter().filter(|e| {
+        prefix.is_empty()
+            || e.path == prefix
+            || (e.path.starts_with(&prefix) && e.path.get(prefix.len()) == Some(&b'/'))
+    });
+    let mut any = false;
+    for e in selected {
+        any = true;
+        let path = format!("/{}", e.path_lossy());
+        let target = match &e.kind {
+            EntryKind::Symlink { target } | EntryKind::Hardlink { target } => Some(String::from_utf8_lossy(target).into_owned()),
+            _ => None,
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "path": path, "type": e.type_char().to_string(), "mode": format!("{:04o}", e.mode),
+                    "uid": e.uid, "gid": e.gid, "size": e.size, "mtime": e.mtime_sec, "target": target,
+                })
+            );
+        } else {
+            let time = chrono::DateTime::from_timestamp(e.mtime_sec, e.mtime_nsec)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            let arrow = match (&e.kind, &target) {
+                (EntryKind::Symlink { .. }, Some(t)) => format!(" -> {t}"),
+                (EntryKind::Hardlink { .. }, Some(t)) => format!(" => /{t}"),
+                _ => String::new(),
+            };
+            println!("{} {:04o} {:>5} {:>5} {:>12} {} {}{}", e.type_char(), e.mode, e.uid, e.gid, e.size, time, path, arrow);
+        }
+    }
+    if !any && !prefix.is_empty() {
+        return Err(CliError::new(exit::FAILED, format!("nothing at /{} in snapshot {}", String::from_utf8_lossy(&prefix), snapshot.id.short())).into());
+    }
+    Ok(exit::OK)
+}
+
+pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
+    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
+    let key = load_secret(&args.key)?;
+    repo.check_key(&key)?;
+    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let progress = ctx.progress();
+    let options = RestoreOptions { target: args.target.clone(), includes: args.includes, threads: 0 };
+    let started = std::time::Instant::now();
+    let outcome = restore::restore(&repo, &key, &snapshot, &options, &progress).inspect_err(|_| progress.finish_quietly())?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "snapshot": snapshot.id.to_hex(), "target": args.target, "files": outcome.files,
+                "dirs": outcome.dirs, "symlinks": outcome.symlinks, "bytes": outcome.bytes,
+                "duration_ms": started.elapsed().as_millis() as u64, "warnings": outcome.warnings,
+            })
+        );
+    } else {
+        eprintln!(
+            "restored snapshot {} into {}: {} files, {} in {:.1}s",
+            snapshot.id.short(),
+            args.target.display(),
+            outcome.files,
+            human_bytes(outcome.bytes),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
+    let backend = open_backend(&args.repo)?;
+    let signer = match ctx.trusted_signer(backend.as_ref(), &args.signer) {
+        Ok(cert) => Some(cert),
+        Err(e) if args.key.is_none() => {
+            eprintln!("note: signatures not checked: {e:#}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let key = args.key.as_deref().map(load_secret).transpose()?;
+    let progress = ctx.progress();
+    let report = check::check(backend, &CheckOptions { signer, key: key.as_ref(), read_data: args.read_data }, &progress)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for p in &report.problems {
+            println!("BAD {}: {}", p.object, p.reason);
+        }
+        eprintln!(
+            "checked {} objects ({}), {} snapshots, {} packs{}{}: {}",
+            report.objects,
+            human_bytes(report.bytes),
+            report.snapshots,
+            report.packs,
+            if report.chunks_read > 0 { format!(", {} chunks read", report.chunks_read) } else { String::new() },
+            if report.unreferenced_packs > 0 {
+                format!(", {} unreferenced packs (left by an interrupted backup; harmless)", report.unreferenced_packs)
+            } else {
+                String::new()
+            },
+            if report.healthy() { "no problems found".to_string() } else { format!("{} problems", report.problems.len()) }
+        );
+    }
+    Ok(if report.healthy() { exit::OK } else { exit::DAMAGED })
+}
+
+pub fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
+    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
+    let key = load_secret(&args.key)?;
+    repo.check_key(&key)?;
+    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let progress = ctx.progress();
+    let outcome = export_mod::export(&repo, &key, &snapshot, &args.out, &progress).inspect_err(|_| progress.finish_quietly())?;
+    eprintln!(
+        "exported snapshot {} ({} entries, {}) to {} ({})",
+        snapshot.id.short(),
+        outcome.entries,
+        human_bytes(outcome.bytes),
+        args.out.display(),
+        human_bytes(outcome.archive_bytes)
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,11 @@
+//! Lifeboat: backup verification and disaster recovery for managed service providers.
+//!
+//! The library holds everything; `main.rs` only parses the command line and calls into `cli`.
+//! Layers, top to bottom: `cli` → `repo` / `source` / `catalog` → `backend`.
+
+pub mod backend;
+pub mod catalog;
+pub mod cli;
+pub mod progress;
+pub mod repo;
+pub mod source;

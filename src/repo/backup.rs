@@ -1,0 +1,494 @@
+//! Backup of file trees into a repository.
+//!
+//! The walking thread reads, chunks and hashes; new chunks go through a bounded channel to one
+//! packer per core, which compresses, packs, encrypts and stores them. Memory is bounded by the
+//! channel and the pack size, whatever the file sizes. Order of writes: packs, then an index for
+//! them, then the signed manifest, which is the commit point; a crash before it leaves only
+//! unreferenced packs, and the cache remembers them so the next backup reuses them.
+
+use super::chunker::is_zero;
+use super::crypto::SecretKey;
+use super::ids::{ChunkId, IndexId, PackId, SnapshotId};
+use super::index::PackInfo;
+use super::pack::PackBuilder;
+use super::snapshot::{Manifest, Snapshot, SnapshotStats, SNAPSHOT_FORMAT};
+use super::tree::{ChunkRef, Entry, EntryKind};
+use super::{Error, Repository, Result};
+use crate::backend::ObjectKind;
+use crate::progress::Progress;
+use crate::source::fs::{self as fs_source, FsEntry, Warning};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What the backup needs from the local catalog: which chunks the repository already has, and
+/// what the files looked like last time. Implemented by `catalog::Catalog`.
+pub trait BackupCache {
+    /// The pack holding `chunk`, if the repository is known to have it.
+    fn chunk_pack(&mut self, chunk: &ChunkId) -> Result<Option<PackId>>;
+    /// A pack is stored durably (not yet in an index).
+    fn record_pack(&mut self, pack: &PackInfo) -> Result<()>;
+    /// Stored packs that no index covers yet (from this run or from one cut short).
+    fn unindexed_packs(&mut self) -> Result<Vec<PackInfo>>;
+    fn record_index(&mut self, index: &IndexId, packs: &[PackId]) -> Result<()>;
+    /// The last snapshot of the same paths, with its files' metadata and chunks.
+    fn file_cache(&mut self, paths_key: &str) -> Result<(Option<SnapshotId>, FileCache)>;
+}
+
+/// What a file looked like when it was last backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub ino: u64,
+    pub chunks: Vec<ChunkRef>,
+}
+
+pub type FileCache = HashMap<Vec<u8>, CachedFile>;
+
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: BTreeMap<String, String>,
+    pub hostname: String,
+    /// Packer threads; 0 means one per core.
+    pub threads: usize,
+}
+
+pub struct BackupOutcome {
+    pub snapshot: Snapshot,
+    pub paths_key: String,
+    /// The file cache to remember for the next backup of the same paths.
+    pub file_cache: FileCache,
+    pub warnings: Vec<Warning>,
+}
+
+impl BackupOutcome {
+    /// Whether some source entries could not be read (the snapshot lacks them).
+    pub fn incomplete(&self) -> bool {
+        self.warnings.iter().any(|w| matches!(w, Warning::Unreadable(_)))
+    }
+}
+
+/// The key under which the file cache of a set of source paths is kept.
+pub fn paths_key(roots: &[PathBuf]) -> String {
+    roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")
+}
+
+fn ns(sec: i64, nsec: i64) -> i128 {
+    i128::from(sec) * 1_000_000_000 + i128::from(nsec)
+}
+
+type Job = (ChunkId, Vec<u8>);
+
+/// The packers: threads that turn chunks into stored packs.
+struct Packers {
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Result<PackInfo>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Packers {
+    fn start(repo: &Repository, threads: usize) -> Packers {
+        let (jobs_tx, jobs_rx) = bounded::<Job>(threads * 2);
+        let (done_tx, done_rx) = unbounded();
+        let handles = (0..threads)
+            .map(|_| {
+                let jobs = jobs_rx.clone();
+                let done = done_tx.clone();
+                let backend = repo.backend.clone();
+                let recipients = repo.recipients.clone();
+                let level = repo.config.zstd_level;
+                let pack_size = repo.config.pack_size as usize;
+                std::thread::spawn(move || {
+                    let store = |builder: PackBuilder| -> Result<PackInfo> {
+                        let (info, bytes) = builder.seal(&recipients)?;
+                        backend.put(ObjectKind::Data, &info.id.to_hex(), &bytes)?;
+                        Ok(info)
+                    };
+                    let mut builder = PackBuilder::new(level, pack_size + pack_size / 8);
+                    let mut failed = false;
+                    for (id, data) in jobs.iter() {
+                        if failed {
+                            continue; // keep draining so the walker never blocks
+                        }
+                        let result = builder.add(id, &data).and_then(|_| {
+                            if builder.plain_len() >= pack_size {
+                                let full = std::mem::replace(
+                                    &mut builder,
+                                    PackBuilder::new(level, pack_size + pack_size / 8),
+                                );
+                                store(full).map(Some)
+                            } else {
+                                Ok(None)
+                            }
+                        });
+                        match result {
+                            Ok(Some(info)) => {
+                                let _ = done.send(Ok(info));
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                failed = true;
+                                let _ = done.send(Err(e));
+                            }
+                        }
+                    }
+                    if !failed && !builder.is_empty() {
+                        let _ = done.send(store(builder));
+                    }
+                })
+            })
+            .collect();
+        Packers { jobs: Some(jobs_tx), done: done_rx, threads: handles }
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| Error::Internal("packers already stopped".into()))?
+            .send(job)
+            .map_err(|_| Error::Internal("all packer threads stopped".into()))
+    }
+
+    /// Stops the packers and waits for their last packs.
+    fn finish(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Packers {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+struct Run<'a> {
+    repo: &'a Repository,
+    cache: &'a mut dyn BackupCache,
+    progress: &'a dyn Progress,
+    old_files: FileCache,
+    new_files: FileCache,
+    entries: Vec<Entry>,
+    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    /// Chunks handed to the packers in this run.
+    sent: HashSet<ChunkId>,
+    /// Packs holding chunks this snapshot reuses.
+    reused_packs: BTreeSet<PackId>,
+    /// Packs written by this run.
+    written: Vec<PackInfo>,
+    stats: SnapshotStats,
+    packers: Packers,
+    first_error: Option<Error>,
+}
+
+impl Run<'_> {
+    /// Records the packs the packers finished so far; remembers the first failure.
+    fn collect(&mut self, block: bool) -> Result<()> {
+        loop {
+            let next = if block {
+                match self.packers.done.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            } else {
+                match self.packers.done.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            };
+            match next {
+                Ok(info) => {
+                    self.cache.record_pack(&info)?;
+                    self.stats.bytes_added += info.size;
+                    self.stats.packs_added += 1;
+                    self.written.push(info);
+                }
+                Err(e) => {
+                    if self.first_error.is_none() {
+                        self.first_error = Some(e);
+                    }
+                }
+            }
+        }
+        match self.first_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides what to do with one chunk of content: nothing (zero run), reuse, or store.
+    fn add_chunk(&mut self, data: Vec<u8>, refs: &mut Vec<ChunkRef>) -> Result<()> {
+        let len = data.len() as u64;
+        if is_zero(&data) {
+            match refs.last_mut() {
+                Some(ChunkRef::Zero { len: run }) => *run += len,
+                _ => refs.push(ChunkRef::Zero { len }),
+            }
+            return Ok(());
+        }
+        let id = ChunkId::of(&data);
+        refs.push(ChunkRef::Data { id, len });
+        if self.sent.contains(&id) {
+            return Ok(());
+        }
+        if let Some(pack) = self.cache.chunk_pack(&id)? {
+            self.reused_packs.insert(pack);
+            return Ok(());
+        }
+        self.sent.insert(id);
+        self.packers.send((id, data))
+    }
+
+    /// Reuses the chunks of an unchanged file, if the repository still has all of them.
+    fn try_reuse(&mut self, cached: &CachedFile) -> Result<bool> {
+        let mut packs = Vec::new();
+        for c in &cached.chunks {
+            if let ChunkRef::Data { id, .. } = c {
+                if self.sent.contains(id) {
+                    continue;
+                }
+                match self.cache.chunk_pack(id)? {
+                    Some(p) => packs.push(p),
+                    None => return Ok(false),
+                }
+            }
+        }
+        self.reused_packs.extend(packs);
+        Ok(true)
+    }
+
+    fn visit(&mut self, e: FsEntry<'_>, warn: &mut dyn FnMut(Warning)) -> Result<()> {
+        let m = e.meta;
+        let mut entry = Entry {
+            path: e.rel.to_vec(),
+            kind: EntryKind::Dir,
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime_sec: m.mtime(),
+            mtime_nsec: u32::try_from(m.mtime_nsec()).unwrap_or(0),
+            size: 0,
+        };
+        let ft = m.file_type();
+        if ft.is_dir() {
+            self.stats.dirs += 1;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(e.abs).map_err(|err| {
+                Error::Source(format!("cannot read symlink {}: {err}", e.abs.display()))
+            })?;
+            use std::os::unix::ffi::OsStrExt;
+            entry.kind = EntryKind::Symlink { target: target.as_os_str().as_bytes().to_vec() };
+            self.stats.symlinks += 1;
+        } else if m.nlink() > 1 && self.hardlinks.contains_key(&(m.dev(), m.ino())) {
+            let first = self.hardlinks[&(m.dev(), m.ino())].clone();
+            entry.kind = EntryKind::Hardlink { target: first };
+            entry.size = m.size();
+            self.stats.files += 1;
+        } else {
+            let (chunks, size) = match self.file_chunks(&e) {
+                Ok(found) => found,
+                Err(Error::Source(why)) => {
+                    // One unreadable file does not stop the backup; the snapshot says it lacks it.
+                    warn(Warning::Unreadable(why));
+                    return self.collect(false);
+                }
+                Err(other) => return Err(other),
+            };
+            if m.nlink() > 1 {
+                self.hardlinks.insert((m.dev(), m.ino()), e.rel.to_vec());
+            }
+            entry.kind = EntryKind::File { chunks };
+            entry.size = size;
+            self.stats.files += 1;
+            self.stats.bytes += size;
+        }
+        self.entries.push(entry);
+        self.collect(false)
+    }
+
+    fn file_chunks(&mut self, e: &FsEntry<'_>) -> Result<(Vec<ChunkRef>, u64)> {
+        let m = e.meta;
+        let (mtime_ns, ctime_ns) = (ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()));
+        if let Some(old) = self.old_files.get(e.rel).cloned() {
+            if old.size == m.size()
+                && old.mtime_ns == mtime_ns
+                && old.ctime_ns == ctime_ns
+                && old.ino == m.ino()
+                && self.try_reuse(&old)?
+            {
+                self.progress.advance(old.size);
+                self.new_files.insert(e.rel.to_vec(), old.clone());
+                return Ok((old.chunks, old.size));
+            }
+        }
+        let file = File::open(e.abs)
+            .map_err(|err| Error::Source(format!("cannot open {}: {err}", e.abs.display())))?;
+        let mut refs = Vec::new();
+        let mut size = 0u64;
+        let chunker = self.repo.config.chunker.clone();
+        chunker.chunk_stream(file, |data| {
+            size += data.len() as u64;
+            self.stats.bytes_read += data.len() as u64;
+            self.progress.advance(data.len() as u64);
+            self.add_chunk(data, &mut refs)
+        })
+        .map_err(|err| match err {
+            Error::Source(s) => Error::Source(format!("reading {}: {s}", e.abs.display())),
+            other => other,
+        })?;
+        self.new_files.insert(
+            e.rel.to_vec(),
+            CachedFile { size, mtime_ns, ctime_ns, ino: m.ino(), chunks: refs.clone() },
+        );
+        Ok((refs, size))
+    }
+
+    /// Stores the tree's chunks in their own packs, so that listing a snapshot does not need
+    /// to decrypt file data.
+    fn store_tree(&mut self, tree: &[u8]) -> Result<Vec<ChunkId>> {
+        let repo = self.repo;
+        let mut ids = Vec::new();
+        let pack_size = repo.config.pack_size as usize;
+        let mut builder = PackBuilder::new(repo.config.zstd_level, 0);
+        let mut queued = HashSet::new();
+        for piece in repo.config.chunker.chunk_slice(tree) {
+            let id = ChunkId::of(piece);
+            ids.push(id);
+            if queued.contains(&id) {
+                continue;
+            }
+            if let Some(pack) = self.cache.chunk_pack(&id)? {
+                self.reused_packs.insert(pack);
+                continue;
+            }
+            queued.insert(id);
+            builder.add(id, piece)?;
+            if builder.plain_len() >= pack_size {
+                let full = std::mem::replace(&mut builder, PackBuilder::new(repo.config.zstd_level, 0));
+                self.store_pack(full)?;
+            }
+        }
+        if !builder.is_empty() {
+            self.store_pack(builder)?;
+        }
+        Ok(ids)
+    }
+
+    fn store_pack(&mut self, builder: PackBuilder) -> Result<()> {
+        let (info, bytes) = builder.seal(&self.repo.recipients)?;
+        self.repo.backend.put(ObjectKind::Data, &info.id.to_hex(), &bytes)?;
+        self.cache.record_pack(&info)?;
+        self.stats.bytes_added += info.size;
+        self.stats.packs_added += 1;
+        self.written.push(info);
+        Ok(())
+    }
+}
+
+/// Backs up file trees and commits a snapshot.
+pub fn backup(
+    repo: &Repository,
+    signing: &SecretKey,
+    cache: &mut dyn BackupCache,
+    options: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    repo.check_signing_key(signing)?;
+    let started = Instant::now();
+    let time = chrono::Utc::now();
+    let roots = fs_source::normalize_roots(&options.paths).map_err(|e| Error::Source(e.to_string()))?;
+    let key = paths_key(&roots);
+    let (parent, old_files) = cache.file_cache(&key)?;
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        options.threads
+    };
+    progress.phase("backup", None, true);
+    let mut run = Run {
+        repo,
+        cache,
+        progress,
+        old_files,
+        new_files: FileCache::new(),
+        entries: Vec::new(),
+        hardlinks: HashMap::new(),
+        sent: HashSet::new(),
+        reused_packs: BTreeSet::new(),
+        written: Vec::new(),
+        stats: SnapshotStats::default(),
+        packers: Packers::start(repo, threads),
+        first_error: None,
+    };
+    let mut warnings = Vec::new();
+    let walked = {
+        let mut warn = |w: Warning| warnings.push(w);
+        let mut visit = |e: FsEntry<'_>, warn: &mut dyn FnMut(Warning)| {
+            run.visit(e, warn).map_err(|err| err.to_string())
+        };
+        fs_source::walk(&roots, &mut warn, &mut visit)
+    };
+    // Whatever happened, wait for the packers and remember every pack they stored: a later
+    // backup can reuse them even if this one fails.
+    run.packers.finish();
+    let collected = run.collect(true);
+    walked.map_err(|e| match e {
+        fs_source::WalkError::Root { .. } => Error::Source(e.to_string()),
+        fs_source::WalkError::Callback(s) => Error::Source(s),
+    })?;
+    collected?;
+    let tree_bytes = super::tree::serialize(&run.entries);
+    let tree = run.store_tree(&tree_bytes)?;
+
+    // Index every pack that no index covers yet, then commit the manifest.
+    let unindexed = run.cache.unindexed_packs()?;
+    if !unindexed.is_empty() {
+        let index = repo.write_index(signing, &unindexed)?;
+        let ids: Vec<PackId> = unindexed.iter().map(|p| p.id).collect();
+        run.cache.record_index(&index, &ids)?;
+    }
+    let mut packs: BTreeSet<PackId> = run.reused_packs.clone();
+    packs.extend(run.written.iter().map(|p| p.id));
+    // The cache may remember packs that were removed from the repository since: never commit
+    // a snapshot that points at missing data.
+    for p in &run.reused_packs {
+        if !repo.backend.exists(ObjectKind::Data, &p.to_hex())? {
+            return Err(Error::Corrupt {
+                object: ObjectKind::Data.path(&p.to_hex()),
+                reason: "the catalog lists it but the repository does not have it; run 'lifeboat catalog rebuild'".into(),
+            });
+        }
+    }
+    run.stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let manifest = Manifest {
+        format: SNAPSHOT_FORMAT.into(),
+        version: super::FORMAT_VERSION,
+        repository: repo.config.id.clone(),
+        time,
+        hostname: options.hostname.clone(),
+        paths: roots.iter().map(|p| p.display().to_string()).collect(),
+        tags: options.tags.clone(),
+        parent,
+        tree,
+        packs: packs.into_iter().collect(),
+        stats: run.stats.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    let signed = super::crypto::sign(signing, &json)?;
+    let id = SnapshotId::of(&signed);
+    repo.backend.put(ObjectKind::Snapshot, &id.to_hex(), &signed)?;
+    progress.finish();
+    Ok(BackupOutcome {
+        snapshot: Snapshot { id, manifest },
+        paths_key: key,
+        file_cache: run.new_files,
+        warnings,
+    })
+}

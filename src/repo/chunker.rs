@@ -1,0 +1,86 @@
+//! Content-defined chunking of file data (FastCDC) and the zero-run test that makes holes free.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkerParams {
+    pub algorithm: String,
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
+}
+
+// `algorithm` is a String in the stored form; this constant is what we write.
+pub const FASTCDC_2020: &str = "fastcdc-2020";
+
+impl ChunkerParams {
+    pub fn default_params() -> (u32, u32, u32) {
+        (256 * 1024, 1024 * 1024, 4 * 1024 * 1024)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.algorithm != FASTCDC_2020 {
+            return Err(format!("unknown chunking algorithm '{}'", self.algorithm));
+        }
+        let ok = self.min >= fastcdc::v2020::MINIMUM_MIN
+            && self.max <= fastcdc::v2020::MAXIMUM_MAX
+            && self.avg >= fastcdc::v2020::AVERAGE_MIN
+            && self.avg <= fastcdc::v2020::AVERAGE_MAX
+            && self.min <= self.avg
+            && self.avg <= self.max;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "chunk sizes min {} avg {} max {} are out of range",
+                self.min, self.avg, self.max
+            ))
+        }
+    }
+
+    /// Chunks a stream, calling `each` for every chunk in order.
+    pub fn chunk_stream<R: std::io::Read>(
+        &self,
+        reader: R,
+        mut each: impl FnMut(Vec<u8>) -> Result<(), super::Error>,
+    ) -> Result<(), super::Error> {
+        let chunker = fastcdc::v2020::StreamCDC::new(reader, self.min, self.avg, self.max);
+        for chunk in chunker {
+            let chunk = chunk.map_err(|e| match e {
+                fastcdc::v2020::Error::IoError(io) => super::Error::Source(io.to_string()),
+                other => super::Error::Source(other.to_string()),
+            })?;
+            each(chunk.data)?;
+        }
+        Ok(())
+    }
+
+    /// Chunks bytes already in memory (the tree).
+    pub fn chunk_slice<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        fastcdc::v2020::FastCDC::new(data, self.min, self.avg, self.max)
+            .map(move |c| &data[c.offset..c.offset + c.length])
+    }
+}
+
+pub fn is_zero(data: &[u8]) -> bool {
+    // Compare in 16-byte steps; the compiler vectorises this.
+    let mut words = data.chunks_exact(16);
+    words.all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && words.remainder().iter().all(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zero_detection() {
+        assert!(super::is_zero(&[0u8; 1000]));
+        let mut v = vec![0u8; 1000];
+        v[999] = 1;
+        assert!(!super::is_zero(&v));
+        v[999] = 0;
+        v[3] = 1;
+        assert!(!super::is_zero(&v));
+        assert!(super::is_zero(&[]));
+    }
+}

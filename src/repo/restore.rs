@@ -1,0 +1,299 @@
+//! Restore of a snapshot (or part of it) into a folder.
+//!
+//! Everything is written into a staging folder inside the target first and moved into place
+//! only when every chunk was authenticated and written: a failed restore leaves the target as
+//! it was. Files are created at full length and only non-zero data is written, so holes stay
+//! holes. Packs are read once each, several at a time.
+
+use super::crypto::SecretKey;
+use super::ids::PackId;
+use super::index::PackEntry;
+use super::snapshot::Snapshot;
+use super::tree::{ChunkRef, Entry, EntryKind};
+use super::{Error, Repository, Result};
+use crate::progress::Progress;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Paths inside the snapshot to restore (with everything below them); empty means all.
+    pub includes: Vec<String>,
+    /// Reader threads; 0 means one per core.
+    pub threads: usize,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RestoreOutcome {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Normalises a path given by a user to the snapshot's form: no leading or trailing `/`.
+pub fn normalize_include(p: &str) -> Vec<u8> {
+    p.trim_matches('/').as_bytes().to_vec()
+}
+
+fn is_within(path: &[u8], prefix: &[u8]) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.len() > prefix.len() && path.starts_with(prefix) && path[prefix.len()] == b'/')
+}
+
+/// Picks the entries to restore: those at or below an include, and the folders above them.
+/// A hard link whose first name is not restored becomes a copy of that file.
+pub fn select(entries: Vec<Entry>, includes: &[Vec<u8>]) -> Result<Vec<Entry>> {
+    if includes.is_empty() {
+        return Ok(entries);
+    }
+    let files: HashMap<Vec<u8>, Entry> = entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+        .map(|e| (e.path.clone(), e.clone()))
+        .collect();
+    let chosen = |p: &[u8]| includes.iter().any(|i| is_within(p, i));
+    let parent_of_chosen =
+        |p: &[u8]| includes.iter().any(|i| i.len() > p.len() && is_within(i, p));
+    let mut out = Vec::new();
+    for mut e in entries {
+        if chosen(&e.path) {
+            if let EntryKind::Hardlink { target } = &e.kind {
+                if !chosen(target) {
+                    let original = files.get(target).ok_or_else(|| Error::Corrupt {
+                        object: "tree".into(),
+                        reason: format!("hard link {} points at missing {}", e.path_lossy(), String::from_utf8_lossy(target)),
+                    })?;
+                    e.kind = original.kind.clone();
+                }
+            }
+            out.push(e);
+        } else if matches!(e.kind, EntryKind::Dir) && parent_of_chosen(&e.path) {
+            out.push(e);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::NotFound(format!(
+            "nothing in the snapshot matches {}",
+            includes.iter().map(|i| format!("'/{}'", String::from_utf8_lossy(i))).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// Where one chunk goes: files and offsets.
+type Destinations = Vec<(usize, u64)>;
+
+pub fn restore(
+    repo: &Repository,
+    key: &SecretKey,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreOutcome> {
+    repo.check_key(key)?;
+    let map = repo.chunk_map(key)?;
+    let mut reader = super::ChunkReader::new(repo, key, &map);
+    let tree = repo.read_tree(&mut reader, snapshot)?;
+    let includes: Vec<Vec<u8>> = options.includes.iter().map(|i| normalize_include(i)).collect();
+    let entries = select(tree, &includes)?;
+
+    let target = &options.target;
+    fs::create_dir_all(target).map_err(|e| {
+        Error::Target(format!("cannot create restore target {}: {e}", target.display()))
+    })?;
+    let tops: BTreeSet<Vec<u8>> = entries
+        .iter()
+        .map(|e| e.path.split(|&b| b == b'/').next().unwrap_or_default().to_vec())
+        .collect();
+    for top in &tops {
+        let dest = target.join(OsStr::from_bytes(top));
+        if fs::symlink_metadata(&dest).is_ok() {
+            return Err(Error::Target(format!(
+                "{} already exists; restore into an empty folder or move it away first",
+                dest.display()
+            )));
+        }
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".lifeboat-restore-{}-", snapshot.id.short()))
+        .tempdir_in(target)
+        .map_err(|e| Error::Target(format!("cannot create a staging folder in {}: {e}", target.display())))?;
+    let outcome = write_all(repo, key, &map, &entries, staging.path(), options.threads, progress)?;
+    for top in &tops {
+        let from = staging.path().join(OsStr::from_bytes(top));
+        let to = target.join(OsStr::from_bytes(top));
+        fs::rename(&from, &to)
+            .map_err(|e| Error::Target(format!("cannot move {} into place: {e}", to.display())))?;
+    }
+    progress.finish();
+    Ok(outcome)
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    let hint = if e.kind() == std::io::ErrorKind::StorageFull {
+        " (the target is full; free space and run the restore again)"
+    } else {
+        ""
+    };
+    Error::Target(format!("{what} {}: {e}{hint}", path.display()))
+}
+
+fn write_all(
+    repo: &Repository,
+    key: &SecretKey,
+    map: &super::ChunkMap,
+    entries: &[Entry],
+    root: &Path,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<RestoreOutcome> {
+    let mut outcome = RestoreOutcome::default();
+    let path_of = |e: &Entry| root.join(OsStr::from_bytes(&e.path));
+    // Folders and empty files first, so data has somewhere to go.
+    let mut files: Vec<(PathBuf, &Entry)> = Vec::new();
+    let mut plan: BTreeMap<PackId, BTreeMap<u64, (PackEntry, Destinations)>> = BTreeMap::new();
+    let mut total = 0u64;
+    for e in entries {
+        let path = path_of(e);
+        match &e.kind {
+            EntryKind::Dir => {
+                fs::create_dir_all(&path).map_err(|err| io_err("cannot create folder", &path, err))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+                    .map_err(|err| io_err("cannot set permissions of", &path, err))?;
+                outcome.dirs += 1;
+            }
+            EntryKind::File { chunks } => {
+                let file = fs::File::create(&path).map_err(|err| io_err("cannot create", &path, err))?;
+                file.set_len(e.size).map_err(|err| io_err("cannot size", &path, err))?;
+                let index = files.len();
+                files.push((path, e));
+                let mut offset = 0u64;
+                for c in chunks {
+                    if let ChunkRef::Data { id, .. } = c {
+                        let (pack, entry) = map.chunks.get(id).ok_or_else(|| Error::Corrupt {
+                            object: format!("chunk {id}"),
+                            reason: format!("needed by {} but in no index", e.path_lossy()),
+                        })?;
+                        plan.entry(*pack)
+                            .or_default()
+                            .entry(entry.offset)
+                            .or_insert_with(|| (*entry, Vec::new()))
+                            .1
+                            .push((index, offset));
+                        total += c.len();
+                    }
+                    offset += c.len();
+                }
+                outcome.files += 1;
+                outcome.bytes += e.size;
+            }
+            EntryKind::Symlink { .. } | EntryKind::Hardlink { .. } => {}
+        }
+    }
+    progress.phase("restore", Some(total), true);
+
+    // Data: packs in parallel, each read and decrypted once.
+    let packs: Vec<(&PackId, &BTreeMap<u64, (PackEntry, Destinations)>)> = plan.iter().collect();
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        threads
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(packs.len().max(1)) {
+            scope.spawn(|| loop {
+                if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((pack, chunks)) = packs.get(i) else { return };
+                let result = (|| -> Result<()> {
+                    let plain = repo.read_pack(key, pack)?;
+                    for (entry, dests) in chunks.values() {
+                        let data = super::pack::extract(**pack, &plain, entry)?;
+                        for (file, offset) in dests {
+                            let path = &files[*file].0;
+                            let f = OpenOptions::new()
+                                .write(true)
+                                .open(path)
+                                .map_err(|e| io_err("cannot open", path, e))?;
+                            f.write_all_at(&data, *offset).map_err(|e| io_err("cannot write", path, e))?;
+                            progress.advance(data.len() as u64);
+                        }
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    if let Ok(mut f) = failure.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))? {
+        return Err(e);
+    }
+
+    // Links, then metadata: files and links now, folders last and deepest first, because
+    // writing into a folder changes its modification time.
+    for e in entries {
+        let path = path_of(e);
+        match &e.kind {
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(target), &path)
+                    .map_err(|err| io_err("cannot create symlink", &path, err))?;
+                outcome.symlinks += 1;
+            }
+            EntryKind::Hardlink { target } => {
+                let original = root.join(OsStr::from_bytes(target));
+                fs::hard_link(&original, &path).map_err(|err| io_err("cannot create hard link", &path, err))?;
+                outcome.files += 1;
+            }
+            _ => {}
+        }
+    }
+    let is_root = running_as_root();
+    for e in entries.iter().filter(|e| !matches!(e.kind, EntryKind::Dir | EntryKind::Hardlink { .. })) {
+        set_metadata(&path_of(e), e, is_root, &mut outcome.warnings)?;
+    }
+    let mut dirs: Vec<&Entry> = entries.iter().filter(|e| matches!(e.kind, EntryKind::Dir)).collect();
+    dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+    for e in dirs {
+        set_metadata(&path_of(e), e, is_root, &mut outcome.warnings)?;
+    }
+    Ok(outcome)
+}
+
+fn running_as_root() -> bool {
+    // Ownership can only be given away by root; everyone else keeps their own.
+    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+fn set_metadata(path: &Path, e: &Entry, is_root: bool, warnings: &mut Vec<String>) -> Result<()> {
+    let is_link = matches!(e.kind, EntryKind::Symlink { .. });
+    if is_root {
+        if let Err(err) = std::os::unix::fs::lchown(path, Some(e.uid), Some(e.gid)) {
+            warnings.push(format!("cannot set owner of {}: {err}", path.display()));
+        }
+    }
+    if !is_link {
+        fs::set_permissions(path, fs::Permissions::from_mode(e.mode))
+            .map_err(|err| io_err("cannot set permissions of", path, err))?;
+    }
+    let mtime = filetime::FileTime::from_unix_time(e.mtime_sec, e.mtime_nsec);
+    filetime::set_symlink_file_times(path, mtime, mtime)
+        .map_err(|err| io_err("cannot set modification time of", path, err))
+}
