@@ -228,7 +228,7 @@ fn write_all(
                                 .write(true)
                                 .open(path)
                                 .map_err(|e| io_err("cannot open", path, e))?;
-                            f.write_all_at(&data, *offset).map_err(|e| io_err("cannot write", path, e))?;
+                            write_sparse(&f, &data, *offset).map_err(|e| io_err("cannot write", path, e))?;
                             progress.advance(data.len() as u64);
                         }
                     }
@@ -275,6 +275,25 @@ fn write_all(
         set_metadata(&path_of(e), e, is_root, &mut outcome.warnings)?;
     }
     Ok(outcome)
+}
+
+/// Writes `data` at `offset`, leaving out all-zero blocks: the file was created at full length,
+/// so they read back as zeros and stay holes on file systems that support them.
+fn write_sparse(file: &fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: usize = 4096;
+    let mut start = 0;
+    while start < data.len() {
+        // Align blocks to the file, not to the chunk, so holes line up with the file system's.
+        let file_pos = offset + start as u64;
+        let to_boundary = BLOCK - (file_pos % BLOCK as u64) as usize;
+        let end = (start + to_boundary).min(data.len());
+        let block = &data[start..end];
+        if !super::chunker::is_zero(block) {
+            file.write_all_at(block, file_pos)?;
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 fn running_as_root() -> bool {

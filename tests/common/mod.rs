@@ -1,0 +1,237 @@
+//! Shared harness for the integration tests: a scratch workspace with keys, a repository and
+//! a data directory, and helpers to run the real `lifeboat` binary.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Workspace {
+    /// Keys `svc` (service) and `rec` (recipient), and a repository at `repo`.
+    pub fn new() -> Workspace {
+        let ws = Workspace { dir: tempfile::tempdir().expect("tempdir") };
+        ws.lifeboat(&["keys", "generate", "--name", "svc", "--out"]).arg(ws.path("keys")).ok();
+        ws.lifeboat(&["keys", "generate", "--name", "rec", "--out"]).arg(ws.path("keys")).ok();
+        ws.init();
+        ws
+    }
+
+    pub fn init(&self) {
+        self.lifeboat(&["init", "--repo"])
+            .arg(self.repo())
+            .arg("--recipient")
+            .arg(self.path("keys/rec.cert"))
+            .arg("--signing-key")
+            .arg(self.path("keys/svc.key"))
+            .ok();
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.path("keys/rec.key")
+    }
+
+    pub fn lifeboat(&self, args: &[&str]) -> Cmd {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        c.args(args)
+            .env("LIFEBOAT_DATA_DIR", self.path("data"))
+            .env_remove("LIFEBOAT_REPO")
+            .env_remove("LIFEBOAT_KEY")
+            .env_remove("LIFEBOAT_SIGNING_KEY")
+            .env_remove("LIFEBOAT_SIGNER");
+        Cmd(c)
+    }
+
+    /// `lifeboat backup --json PATHS`; returns the parsed result.
+    pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
+        let mut c = self.lifeboat(&["backup", "--json", "--repo"]);
+        c.arg(self.repo()).arg("--signing-key").arg(self.path("keys/svc.key"));
+        for p in paths {
+            c.arg(p);
+        }
+        c.ok().json()
+    }
+
+    pub fn restore(&self, snapshot: &str, target: &Path, extra: &[&str]) -> Run {
+        let mut c = self.lifeboat(&["restore", "--repo"]);
+        c.arg(self.repo()).arg("--key").arg(self.key()).arg(snapshot).arg("--target").arg(target);
+        c.args(extra);
+        c.run()
+    }
+
+    pub fn check(&self, with_key: bool) -> Run {
+        let mut c = self.lifeboat(&["check", "--repo"]);
+        c.arg(self.repo());
+        if with_key {
+            c.arg("--key").arg(self.key()).arg("--read-data");
+        }
+        c.run()
+    }
+
+    /// Names of the objects of one kind (`data`, `index`, `snapshots`, `config`).
+    pub fn objects(&self, kind: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let base = self.repo().join(kind);
+        let mut dirs = vec![base];
+        while let Some(d) = dirs.pop() {
+            for e in fs::read_dir(&d).expect("read_dir").flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    dirs.push(e.path());
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+pub struct Cmd(pub Command);
+
+impl Cmd {
+    pub fn arg(&mut self, a: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
+        self.0.arg(a);
+        self
+    }
+    pub fn args(&mut self, a: &[&str]) -> &mut Cmd {
+        self.0.args(a);
+        self
+    }
+    pub fn env(&mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> &mut Cmd {
+        self.0.env(k, v);
+        self
+    }
+    pub fn run(&mut self) -> Run {
+        Run::from(self.0.output().expect("run lifeboat"))
+    }
+    pub fn ok(&mut self) -> Run {
+        self.run().ok()
+    }
+}
+
+/// Writes `len` pseudo-random (incompressible) bytes.
+pub fn random_file(path: &Path, len: usize, seed: u64) {
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut f = fs::File::create(path).expect("create");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
+        std::io::Write::write_all(&mut f, &buf[..n]).expect("write");
+        left -= n;
+    }
+}
+
+/// Runs a stock tool; panics with its output when it fails.
+pub fn tool(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Compares two trees: kinds, contents, permissions, owners, mtimes, symlink targets and
+/// which names are hard links of each other. Returns the differences.
+pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let list = |root: &Path| -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).expect("read_dir").flatten() {
+                let p = e.path();
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(p.clone());
+                }
+                v.push(p.strip_prefix(root).expect("prefix").to_path_buf());
+            }
+        }
+        v.sort();
+        v
+    };
+    let (la, lb) = (list(a), list(b));
+    if la != lb {
+        diffs.push(format!("entries differ:\n{la:?}\n{lb:?}"));
+        return diffs;
+    }
+    let mut links_a = std::collections::HashMap::new();
+    let mut links_b = std::collections::HashMap::new();
+    for rel in la {
+        let (pa, pb) = (a.join(&rel), b.join(&rel));
+        let (ma, mb) = (fs::symlink_metadata(&pa).expect("meta"), fs::symlink_metadata(&pb).expect("meta"));
+        let r = rel.display();
+        if ma.file_type() != mb.file_type() {
+            diffs.push(format!("{r}: type"));
+            continue;
+        }
+        if ma.uid() != mb.uid() || ma.gid() != mb.gid() {
+            diffs.push(format!("{r}: owner {}:{} vs {}:{}", ma.uid(), ma.gid(), mb.uid(), mb.gid()));
+        }
+        if ma.file_type().is_symlink() {
+            if fs::read_link(&pa).ok() != fs::read_link(&pb).ok() {
+                diffs.push(format!("{r}: symlink target"));
+            }
+        } else if ma.permissions().mode() != mb.permissions().mode() {
+            diffs.push(format!("{r}: mode {:o} vs {:o}", ma.permissions().mode(), mb.permissions().mode()));
+        }
+        if (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
+            diffs.push(format!("{r}: mtime {}.{} vs {}.{}", ma.mtime(), ma.mtime_nsec(), mb.mtime(), mb.mtime_nsec()));
+        }
+        if ma.is_file() {
+            if fs::read(&pa).ok() != fs::read(&pb).ok() {
+                diffs.push(format!("{r}: content"));
+            }
+            if ma.nlink() > 1 {
+                links_a.entry(ma.ino()).or_insert_with(Vec::new).push(rel.clone());
+                links_b.entry(mb.ino()).or_insert_with(Vec::new).push(rel.clone());
+            }
+        }
+    }
+    let mut ga: Vec<_> = links_a.into_values().collect();
+    let mut gb: Vec<_> = links_b.into_values().collect();
+    ga.sort();
+    gb.sort();
+    if ga != gb {
+        diffs.push(format!("hard links differ: {ga:?} vs {gb:?}"));
+    }
+    diffs
+}
