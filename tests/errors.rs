@@ -1,0 +1,115 @@
+//! Bad input gets a clear error and changes nothing.
+
+mod common;
+use common::*;
+use std::fs;
+
+#[test]
+fn wrong_key_names_the_recipients() {
+    let ws = Workspace::new();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "x").unwrap();
+    ws.backup(&[&src]);
+    let rec_fp = fs::read_to_string(ws.path("keys/rec.cert")).unwrap();
+    assert!(rec_fp.contains("BEGIN PGP PUBLIC KEY BLOCK"));
+    let run = ws
+        .lifeboat(&["restore", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.path("keys/svc.key"))
+        .args(&["latest", "--target"])
+        .arg(ws.path("out"))
+        .run();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let cert = lifeboat::repo::crypto::PublicCert::load(&ws.path("keys/rec.cert")).unwrap();
+    assert!(run.stderr.contains(&cert.fingerprint().to_hex()), "{}", run.stderr);
+    assert!(!ws.path("out").exists() || fs::read_dir(ws.path("out")).unwrap().next().is_none());
+
+    let run = ws.lifeboat(&["restore", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.path("keys/missing.key")).args(&["latest", "--target"]).arg(ws.path("out")).run();
+    assert_eq!(run.code, 4);
+    assert!(run.stderr.contains("missing.key"), "{}", run.stderr);
+
+    // A public certificate where a secret key belongs.
+    let run = ws.lifeboat(&["ls", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.path("keys/rec.cert")).arg("latest").run();
+    assert_eq!(run.code, 4);
+    assert!(run.stderr.contains("not a secret key"), "{}", run.stderr);
+}
+
+#[test]
+fn init_refuses_a_non_empty_folder() {
+    let ws = Workspace::new();
+    let dir = ws.path("full");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("precious"), "do not touch").unwrap();
+    let run = ws
+        .lifeboat(&["init", "--repo"])
+        .arg(&dir)
+        .arg("--recipient")
+        .arg(ws.path("keys/rec.cert"))
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .run();
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("not empty"), "{}", run.stderr);
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    // The existing repository cannot be initialised again either.
+    let run = ws.lifeboat(&["init", "--repo"]).arg(ws.repo()).arg("--recipient").arg(ws.path("keys/rec.cert")).arg("--signing-key").arg(ws.path("keys/svc.key")).run();
+    assert_ne!(run.code, 0);
+}
+
+#[test]
+fn missing_source_path_writes_no_snapshot() {
+    let ws = Workspace::new();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let run = ws
+        .lifeboat(&["backup", "--repo"])
+        .arg(ws.repo())
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .arg(&src)
+        .arg(ws.path("no-such-dir"))
+        .run();
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("no-such-dir"), "{}", run.stderr);
+    assert!(ws.objects("snapshots").is_empty());
+    assert!(ws.objects("data").is_empty());
+}
+
+#[test]
+fn backup_with_a_foreign_signing_key_is_refused() {
+    let ws = Workspace::new();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let run = ws.lifeboat(&["backup", "--repo"]).arg(ws.repo()).arg("--signing-key").arg(ws.path("keys/rec.key")).arg(&src).run();
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("not signed by the trusted service certificate"), "{}", run.stderr);
+    assert!(ws.objects("snapshots").is_empty());
+}
+
+#[test]
+fn catalog_rebuild_restores_deduplication() {
+    let ws = Workspace::new();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("f"), 2 << 20, 3);
+    ws.backup(&[&src]);
+    fs::remove_dir_all(ws.path("data")).unwrap();
+    // Without the pinned certificate the service's certificate must be given.
+    let run = ws.lifeboat(&["catalog", "rebuild", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.key()).run();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("--signer"), "{}", run.stderr);
+    ws.lifeboat(&["catalog", "rebuild", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .arg("--signer")
+        .arg(ws.path("keys/svc.cert"))
+        .ok();
+    let again = ws.backup(&[&src]);
+    assert_eq!(again["bytes_read"], 2 << 20, "the file cache is gone, so the file is read");
+    // Only the tree is new (the workspace folder above the source changed); the 2 MiB of data
+    // are known again and not stored twice.
+    assert!(again["bytes_added"].as_u64().unwrap() < 4096, "its chunks are known again: {again}");
+}
