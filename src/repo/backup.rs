@@ -243,7 +243,9 @@ impl Run<'_> {
             return Ok(());
         }
         self.sent.insert(id);
-        self.packers.send((id, data))
+        self.packers.send((id, data))?;
+        // Remember finished packs right away: after a crash, the next backup reuses them.
+        self.collect(false)
     }
 
     /// Reuses the chunks of an unchanged file, if the repository still has all of them.
