@@ -63,7 +63,11 @@ fn gpg_and_sq_decrypt_a_pack() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Good signature"), "{}", String::from_utf8_lossy(&out.stderr));
     let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["format"], "lifeboat-snapshot");
-    tool(Command::new("sqv").arg("--keyring").arg(ws.path("keys/svc.cert")).arg(&snap).arg("/dev/null").stderr(std::process::Stdio::null())).len();
+    let verified = tool(Command::new("sq").arg("verify").arg("--signer-cert").arg(ws.path("keys/svc.cert")).arg(&snap));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&verified).unwrap(), manifest);
+    // A certificate that did not sign it fails.
+    let other = Command::new("sq").arg("verify").arg("--signer-cert").arg(ws.path("keys/rec.cert")).arg(&snap).output().unwrap();
+    assert!(!other.status.success());
 }
 
 fn tar_x(stream: Vec<u8>, into: &Path) {
