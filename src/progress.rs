@@ -55,7 +55,9 @@ impl Progress for Terminal {
             ("{pos}", "{len}")
         };
         let template = match total {
-            Some(_) => format!("{{msg:10}} [{{bar:30}}] {pos}/{len} ({{binary_bytes_per_sec}}) {{eta}}"),
+            Some(_) => {
+                format!("{{msg:10}} [{{bar:30}}] {pos}/{len} ({{binary_bytes_per_sec}}) {{eta}}")
+            }
             None => format!("{{spinner}} {{msg:10}} {pos} ({{binary_bytes_per_sec}}) {{elapsed}}"),
         };
         if let Ok(style) = ProgressStyle::with_template(&template) {

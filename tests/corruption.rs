@@ -22,11 +22,18 @@ fn name(p: &Path) -> String {
 }
 
 fn biggest_pack(ws: &Workspace) -> PathBuf {
-    ws.objects("data").into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap()
+    ws.objects("data")
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
 }
 
 fn assert_named(run: &Run, object: &str) {
-    assert_eq!(run.code, 3, "expected exit 3 (damaged):\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 3,
+        "expected exit 3 (damaged):\n{}\n{}",
+        run.stdout, run.stderr
+    );
     assert!(
         run.stdout.contains(object) || run.stderr.contains(object),
         "{object} not named:\n{}\n{}",
@@ -47,7 +54,10 @@ fn flipped_byte_in_a_pack() {
     assert_named(&ws.check(true), &name(&pack));
     let r = ws.restore(&id, &ws.path("out"), &[]);
     assert_named(&r, &name(&pack));
-    assert!(fs::read_dir(ws.path("out")).unwrap().next().is_none(), "a refused restore leaves nothing behind");
+    assert!(
+        fs::read_dir(ws.path("out")).unwrap().next().is_none(),
+        "a refused restore leaves nothing behind"
+    );
 }
 
 #[test]
@@ -102,7 +112,11 @@ fn snapshot_signed_by_another_key_is_refused() {
     let real = fs::read(ws.repo().join("snapshots").join(&id)).unwrap();
     let content = crypto::unverified_content(&real).unwrap();
     let intruder = SecretKey::generate("intruder").unwrap();
-    let forged = plant(&ws, "snapshots", &crypto::sign(&intruder, &content).unwrap());
+    let forged = plant(
+        &ws,
+        "snapshots",
+        &crypto::sign(&intruder, &content).unwrap(),
+    );
     assert_named(&ws.check(false), &forged);
     let r = ws.restore(&forged, &ws.path("out"), &[]);
     assert_named(&r, &forged);
@@ -118,7 +132,11 @@ fn index_signed_by_another_key_is_refused() {
     let plain = crypto::decrypt(&key, None, &fs::read(&real).unwrap()).unwrap();
     let intruder = SecretKey::generate("intruder").unwrap();
     let rec = PublicCert::load(&ws.path("keys/rec.cert")).unwrap();
-    let forged = plant(&ws, "index", &crypto::sign_and_encrypt(&intruder, &[rec], &plain).unwrap());
+    let forged = plant(
+        &ws,
+        "index",
+        &crypto::sign_and_encrypt(&intruder, &[rec], &plain).unwrap(),
+    );
     fs::remove_file(&real).unwrap();
     let run = ws.check(true);
     assert_named(&run, &forged);
@@ -136,5 +154,10 @@ fn config_signed_by_another_key_is_refused() {
     plant(&ws, "config", &crypto::sign(&intruder, &content).unwrap());
     let r = ws.restore(&id, &ws.path("out"), &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("not signed by the trusted service certificate"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("not signed by the trusted service certificate"),
+        "{}",
+        r.stderr
+    );
 }

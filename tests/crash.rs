@@ -29,13 +29,23 @@ fn kill_during_backup_then_check_passes_and_next_backup_reuses() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while ws.objects("data").len() < 6 {
         assert!(Instant::now() < deadline, "no pack appeared");
-        assert!(child.try_wait().unwrap().is_none(), "backup ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "backup ended before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(ws.objects("snapshots").is_empty(), "the backup finished before the kill; use more data");
-    let stored: u64 = ws.objects("data").iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    assert!(
+        ws.objects("snapshots").is_empty(),
+        "the backup finished before the kill; use more data"
+    );
+    let stored: u64 = ws
+        .objects("data")
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
 
     let check = ws.check(false).ok();
     assert!(check.stderr.contains("no problems"), "{}", check.stderr);
@@ -82,18 +92,37 @@ fn full_disk_fails_cleanly_and_the_repository_stays_healthy() {
     }
     let _guard = Mount(small.clone());
     let repo = small.join("repo");
-    ws.lifeboat(&["init", "--repo"]).arg(&repo).arg("--recipient").arg(ws.path("keys/rec.cert")).arg("--signing-key").arg(ws.path("keys/svc.key")).ok();
+    ws.lifeboat(&["init", "--repo"])
+        .arg(&repo)
+        .arg("--recipient")
+        .arg(ws.path("keys/rec.cert"))
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .ok();
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     random_file(&src.join("big"), 64 << 20, 5);
     let backup = |path: &std::path::Path| {
-        ws.lifeboat(&["backup", "--json", "--repo"]).arg(&repo).arg("--signing-key").arg(ws.path("keys/svc.key")).arg(path).run()
+        ws.lifeboat(&["backup", "--json", "--repo"])
+            .arg(&repo)
+            .arg("--signing-key")
+            .arg(ws.path("keys/svc.key"))
+            .arg(path)
+            .run()
     };
     let run = backup(&src);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("No space left") || run.stderr.contains("full"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("No space left") || run.stderr.contains("full"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(fs::read_dir(repo.join("snapshots")).unwrap().count(), 0);
-    assert_eq!(fs::read_dir(repo.join("tmp")).unwrap().count(), 0, "no temporary files left behind");
+    assert_eq!(
+        fs::read_dir(repo.join("tmp")).unwrap().count(),
+        0,
+        "no temporary files left behind"
+    );
     let check = ws.lifeboat(&["check", "--repo"]).arg(&repo).ok();
     assert!(check.stderr.contains("no problems"), "{}", check.stderr);
 
@@ -102,5 +131,10 @@ fn full_disk_fails_cleanly_and_the_repository_stays_healthy() {
     fs::create_dir_all(&small_src).unwrap();
     random_file(&small_src.join("f"), 1 << 20, 6);
     backup(&small_src).ok();
-    ws.lifeboat(&["check", "--repo"]).arg(&repo).arg("--key").arg(ws.key()).arg("--read-data").ok();
+    ws.lifeboat(&["check", "--repo"])
+        .arg(&repo)
+        .arg("--key")
+        .arg(ws.key())
+        .arg("--read-data")
+        .ok();
 }

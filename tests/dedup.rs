@@ -18,7 +18,10 @@ fn unchanged_tree_adds_no_pack_and_reads_nothing() {
     let second = ws.backup(&[&src]);
     assert_eq!(second["packs_added"], 0, "{second}");
     assert_eq!(second["bytes_added"], 0);
-    assert_eq!(second["bytes_read"], 0, "unchanged files must not be read again");
+    assert_eq!(
+        second["bytes_read"], 0,
+        "unchanged files must not be read again"
+    );
     assert_eq!(ws.objects("data"), packs);
     assert_ne!(first["id"], second["id"]);
 
@@ -44,7 +47,10 @@ fn changing_one_mib_of_a_large_file_adds_only_a_few_chunks() {
     // Overwrite 1 MiB in the middle with other random data.
     let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
     let mut patch = vec![0u8; 1 << 20];
-    rand::RngCore::fill_bytes(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(99), &mut patch);
+    rand::RngCore::fill_bytes(
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(99),
+        &mut patch,
+    );
     std::os::unix::fs::FileExt::write_all_at(&f, &patch, 100 << 20).unwrap();
     drop(f);
 

@@ -23,15 +23,32 @@ fn wrong_key_names_the_recipients() {
         .run();
     assert_eq!(run.code, 4, "{}", run.stderr);
     let cert = lifeboat::repo::crypto::PublicCert::load(&ws.path("keys/rec.cert")).unwrap();
-    assert!(run.stderr.contains(&cert.fingerprint().to_hex()), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&cert.fingerprint().to_hex()),
+        "{}",
+        run.stderr
+    );
     assert!(!ws.path("out").exists() || fs::read_dir(ws.path("out")).unwrap().next().is_none());
 
-    let run = ws.lifeboat(&["restore", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.path("keys/missing.key")).args(&["latest", "--target"]).arg(ws.path("out")).run();
+    let run = ws
+        .lifeboat(&["restore", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.path("keys/missing.key"))
+        .args(&["latest", "--target"])
+        .arg(ws.path("out"))
+        .run();
     assert_eq!(run.code, 4);
     assert!(run.stderr.contains("missing.key"), "{}", run.stderr);
 
     // A public certificate where a secret key belongs.
-    let run = ws.lifeboat(&["ls", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.path("keys/rec.cert")).arg("latest").run();
+    let run = ws
+        .lifeboat(&["ls", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.path("keys/rec.cert"))
+        .arg("latest")
+        .run();
     assert_eq!(run.code, 4);
     assert!(run.stderr.contains("not a secret key"), "{}", run.stderr);
 }
@@ -54,7 +71,14 @@ fn init_refuses_a_non_empty_folder() {
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
     // The existing repository cannot be initialised again either.
-    let run = ws.lifeboat(&["init", "--repo"]).arg(ws.repo()).arg("--recipient").arg(ws.path("keys/rec.cert")).arg("--signing-key").arg(ws.path("keys/svc.key")).run();
+    let run = ws
+        .lifeboat(&["init", "--repo"])
+        .arg(ws.repo())
+        .arg("--recipient")
+        .arg(ws.path("keys/rec.cert"))
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .run();
     assert_ne!(run.code, 0);
 }
 
@@ -82,9 +106,20 @@ fn backup_with_a_foreign_signing_key_is_refused() {
     let ws = Workspace::new();
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
-    let run = ws.lifeboat(&["backup", "--repo"]).arg(ws.repo()).arg("--signing-key").arg(ws.path("keys/rec.key")).arg(&src).run();
+    let run = ws
+        .lifeboat(&["backup", "--repo"])
+        .arg(ws.repo())
+        .arg("--signing-key")
+        .arg(ws.path("keys/rec.key"))
+        .arg(&src)
+        .run();
     assert_ne!(run.code, 0);
-    assert!(run.stderr.contains("not signed by the trusted service certificate"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("not signed by the trusted service certificate"),
+        "{}",
+        run.stderr
+    );
     assert!(ws.objects("snapshots").is_empty());
 }
 
@@ -97,7 +132,12 @@ fn catalog_rebuild_restores_deduplication() {
     ws.backup(&[&src]);
     fs::remove_dir_all(ws.path("data")).unwrap();
     // Without the pinned certificate the service's certificate must be given.
-    let run = ws.lifeboat(&["catalog", "rebuild", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.key()).run();
+    let run = ws
+        .lifeboat(&["catalog", "rebuild", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .run();
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains("--signer"), "{}", run.stderr);
     ws.lifeboat(&["catalog", "rebuild", "--repo"])
@@ -108,8 +148,15 @@ fn catalog_rebuild_restores_deduplication() {
         .arg(ws.path("keys/svc.cert"))
         .ok();
     let again = ws.backup(&[&src]);
-    assert_eq!(again["bytes_read"], 2 << 20, "the file cache is gone, so the file is read");
+    assert_eq!(
+        again["bytes_read"],
+        2 << 20,
+        "the file cache is gone, so the file is read"
+    );
     // Only the tree is new (the workspace folder above the source changed); the 2 MiB of data
     // are known again and not stored twice.
-    assert!(again["bytes_added"].as_u64().unwrap() < 4096, "its chunks are known again: {again}");
+    assert!(
+        again["bytes_added"].as_u64().unwrap() < 4096,
+        "its chunks are known again: {again}"
+    );
 }

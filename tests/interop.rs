@@ -8,14 +8,25 @@ use std::process::Command;
 
 fn gpg(home: &Path) -> Command {
     let mut c = Command::new("gpg");
-    c.env("GNUPGHOME", home).args(["--batch", "--quiet", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
+    c.env("GNUPGHOME", home).args([
+        "--batch",
+        "--quiet",
+        "--yes",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]);
     c
 }
 
 fn gnupg_home(ws: &Workspace) -> std::path::PathBuf {
     let home = ws.path("gnupg");
     fs::create_dir_all(&home).unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut fs::metadata(&home).unwrap().permissions(), 0o700);
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&home).unwrap().permissions(),
+        0o700,
+    );
     fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     tool(gpg(&home).arg("--import").arg(ws.key()));
     tool(gpg(&home).arg("--import").arg(ws.path("keys/svc.cert")));
@@ -51,7 +62,13 @@ fn gpg_and_sq_decrypt_a_pack() {
     for pack in &packs {
         let plain = tool(gpg(&home).arg("--decrypt").arg(pack));
         found_gpg |= zstd_decompress(&plain) == content;
-        let plain = tool(Command::new("sq").arg("decrypt").arg("--recipient-key").arg(ws.key()).arg(pack));
+        let plain = tool(
+            Command::new("sq")
+                .arg("decrypt")
+                .arg("--recipient-key")
+                .arg(ws.key())
+                .arg(pack),
+        );
         found_sq |= zstd_decompress(&plain) == content;
     }
     assert!(found_gpg, "gpg + zstd did not give the file back");
@@ -60,13 +77,32 @@ fn gpg_and_sq_decrypt_a_pack() {
     let snap = ws.objects("snapshots").remove(0);
     let out = gpg(&home).arg("--decrypt").arg(&snap).output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Good signature"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Good signature"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["format"], "lifeboat-snapshot");
-    let verified = tool(Command::new("sq").arg("verify").arg("--signer-cert").arg(ws.path("keys/svc.cert")).arg(&snap));
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&verified).unwrap(), manifest);
+    let verified = tool(
+        Command::new("sq")
+            .arg("verify")
+            .arg("--signer-cert")
+            .arg(ws.path("keys/svc.cert"))
+            .arg(&snap),
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&verified).unwrap(),
+        manifest
+    );
     // A certificate that did not sign it fails.
-    let other = Command::new("sq").arg("verify").arg("--signer-cert").arg(ws.path("keys/rec.cert")).arg(&snap).output().unwrap();
+    let other = Command::new("sq")
+        .arg("verify")
+        .arg("--signer-cert")
+        .arg(ws.path("keys/rec.cert"))
+        .arg(&snap)
+        .output()
+        .unwrap();
     assert!(!other.status.success());
 }
 
@@ -74,7 +110,11 @@ fn tar_x(stream: Vec<u8>, into: &Path) {
     fs::create_dir_all(into).unwrap();
     let archive = into.with_extension("tar.zst");
     fs::write(&archive, stream).unwrap();
-    tool(Command::new("sh").arg("-c").arg(format!("zstd -dqc '{}' | tar -x -C '{}'", archive.display(), into.display())));
+    tool(Command::new("sh").arg("-c").arg(format!(
+        "zstd -dqc '{}' | tar -x -C '{}'",
+        archive.display(),
+        into.display()
+    )));
 }
 
 #[test]
@@ -88,22 +128,45 @@ fn export_restores_with_gpg_or_sq_zstd_and_tar() {
     fs::hard_link(src.join("a.txt"), src.join("hard")).unwrap();
     let id = ws.backup(&[&src])["id"].as_str().unwrap().to_string();
     let archive = ws.path("export.pgp");
-    ws.lifeboat(&["export", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.key()).arg(&id).arg("--out").arg(&archive).ok();
+    ws.lifeboat(&["export", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .arg(&id)
+        .arg("--out")
+        .arg(&archive)
+        .ok();
 
     let home = gnupg_home(&ws);
     let rel = src.strip_prefix("/").unwrap();
     for (name, plain) in [
         ("gpg", tool(gpg(&home).arg("--decrypt").arg(&archive))),
-        ("sq", tool(Command::new("sq").arg("decrypt").arg("--recipient-key").arg(ws.key()).arg(&archive))),
+        (
+            "sq",
+            tool(
+                Command::new("sq")
+                    .arg("decrypt")
+                    .arg("--recipient-key")
+                    .arg(ws.key())
+                    .arg(&archive),
+            ),
+        ),
     ] {
         let out = ws.path(&format!("via-{name}"));
         tar_x(plain, &out);
         let got = out.join(rel);
-        assert_eq!(fs::read(got.join("sub/data.bin")).unwrap(), fs::read(src.join("sub/data.bin")).unwrap(), "{name}");
+        assert_eq!(
+            fs::read(got.join("sub/data.bin")).unwrap(),
+            fs::read(src.join("sub/data.bin")).unwrap(),
+            "{name}"
+        );
         assert_eq!(fs::read_to_string(got.join("a.txt")).unwrap(), "alpha");
         assert_eq!(fs::read_link(got.join("link")).unwrap(), Path::new("a.txt"));
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(fs::metadata(got.join("hard")).unwrap().ino(), fs::metadata(got.join("a.txt")).unwrap().ino());
+        assert_eq!(
+            fs::metadata(got.join("hard")).unwrap().ino(),
+            fs::metadata(got.join("a.txt")).unwrap().ino()
+        );
     }
 }
 
@@ -125,7 +188,14 @@ fn restore_without_lifeboat_following_format_md() {
     let home = gnupg_home(&ws);
     let out = ws.path("stock");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/restore-with-stock-tools.sh");
-    tool(Command::new("sh").arg(&script).arg(ws.repo()).arg(&id).arg(&out).env("GNUPGHOME", &home));
+    tool(
+        Command::new("sh")
+            .arg(&script)
+            .arg(ws.repo())
+            .arg(&id)
+            .arg(&out)
+            .env("GNUPGHOME", &home),
+    );
     let restored = out.join(src.strip_prefix("/").unwrap());
     let diffs: Vec<String> = diff_trees(&src, &restored);
     assert!(diffs.is_empty(), "{diffs:#?}");
@@ -137,7 +207,13 @@ fn keys_made_by_gpg_work() {
     let home = dir.path().join("gnupg");
     fs::create_dir_all(&home).unwrap();
     fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    tool(gpg(&home).args(["--quick-gen-key", "MSP recovery <recovery@msp.example>", "default", "default", "never"]));
+    tool(gpg(&home).args([
+        "--quick-gen-key",
+        "MSP recovery <recovery@msp.example>",
+        "default",
+        "default",
+        "never",
+    ]));
     let secret = tool(gpg(&home).args(["--armor", "--export-secret-keys", "recovery@msp.example"]));
     let public = tool(gpg(&home).args(["--armor", "--export", "recovery@msp.example"]));
     let keys = dir.path().join("keys");
@@ -151,13 +227,41 @@ fn keys_made_by_gpg_work() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     fs::create_dir_all(dir.path().join("src")).unwrap();
     fs::write(dir.path().join("src/f"), "made with gpg keys").unwrap();
-    run(&["init", "--repo", "repo", "--recipient", "keys/gpg.cert", "--signing-key", "keys/gpg.key"]);
-    run(&["backup", "--repo", "repo", "--signing-key", "keys/gpg.key", "src"]);
-    run(&["restore", "--repo", "repo", "--key", "keys/gpg.key", "latest", "--target", "out"]);
+    run(&[
+        "init",
+        "--repo",
+        "repo",
+        "--recipient",
+        "keys/gpg.cert",
+        "--signing-key",
+        "keys/gpg.key",
+    ]);
+    run(&[
+        "backup",
+        "--repo",
+        "repo",
+        "--signing-key",
+        "keys/gpg.key",
+        "src",
+    ]);
+    run(&[
+        "restore",
+        "--repo",
+        "repo",
+        "--key",
+        "keys/gpg.key",
+        "latest",
+        "--target",
+        "out",
+    ]);
     let rel = dir.path().join("src/f");
     let got = dir.path().join("out").join(rel.strip_prefix("/").unwrap());
     assert_eq!(fs::read_to_string(got).unwrap(), "made with gpg keys");

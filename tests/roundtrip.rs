@@ -7,7 +7,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// A tree with files, empty files and folders, symlinks (also dangling), hard links, odd
@@ -23,17 +25,26 @@ fn make_tree(root: &Path) {
     std::os::unix::fs::symlink("docs/readme.txt", root.join("link")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
     fs::hard_link(root.join("docs/readme.txt"), root.join("hardlink")).unwrap();
-    fs::hard_link(root.join("docs/readme.txt"), root.join("docs/deep/hardlink2")).unwrap();
+    fs::hard_link(
+        root.join("docs/readme.txt"),
+        root.join("docs/deep/hardlink2"),
+    )
+    .unwrap();
     // Sparse: 64 MiB with 3 bytes of data in the middle and at the end.
     let sparse = fs::File::create(root.join("sparse.img")).unwrap();
     sparse.set_len(64 << 20).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&sparse, b"mid", 30 << 20).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&sparse, b"z", (64 << 20) - 1).unwrap();
-    fs::set_permissions(root.join("docs/readme.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(
+        root.join("docs/readme.txt"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     fs::set_permissions(root.join("docs/deep"), fs::Permissions::from_mode(0o750)).unwrap();
     fs::set_permissions(root.join("empty"), fs::Permissions::from_mode(0o4755)).unwrap();
     if is_root() {
-        std::os::unix::fs::chown(root.join("docs/deep/er/notes.md"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::chown(root.join("docs/deep/er/notes.md"), Some(1234), Some(5678))
+            .unwrap();
         std::os::unix::fs::lchown(root.join("link"), Some(42), Some(43)).unwrap();
     }
     let _ = std::os::unix::net::UnixListener::bind(root.join("socket"));
@@ -41,11 +52,23 @@ fn make_tree(root: &Path) {
     // SAFETY: mkfifo with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     // Mtimes last (creating children changes a folder's mtime), with nanoseconds.
-    for (i, p) in ["docs/readme.txt", "docs/blob.bin", "empty", "sparse.img", "docs/deep/er", "docs/deep", "docs", "empty dir"]
-        .iter()
-        .enumerate()
+    for (i, p) in [
+        "docs/readme.txt",
+        "docs/blob.bin",
+        "empty",
+        "sparse.img",
+        "docs/deep/er",
+        "docs/deep",
+        "docs",
+        "empty dir",
+    ]
+    .iter()
+    .enumerate()
     {
-        let t = filetime::FileTime::from_unix_time(1_600_000_000 + i as i64 * 1000, 123_456_789 + i as u32);
+        let t = filetime::FileTime::from_unix_time(
+            1_600_000_000 + i as i64 * 1000,
+            123_456_789 + i as u32,
+        );
         filetime::set_file_times(root.join(p), t, t).unwrap();
     }
     let t = filetime::FileTime::from_unix_time(1_500_000_000, 5);
@@ -59,7 +82,10 @@ fn round_trip_keeps_every_kind_of_entry() {
     make_tree(&src);
     let result = ws.backup(&[&src]);
     let warnings = result["warnings"].to_string();
-    assert!(warnings.contains("socket") && warnings.contains("named pipe"), "{warnings}");
+    assert!(
+        warnings.contains("socket") && warnings.contains("named pipe"),
+        "{warnings}"
+    );
     assert_eq!(result["files"], 8, "{result}");
 
     let out = ws.path("out");
@@ -77,7 +103,11 @@ fn round_trip_keeps_every_kind_of_entry() {
     // Holes stay holes: 64 MiB apparent, a few blocks allocated.
     let m = fs::metadata(restored.join("sparse.img")).unwrap();
     assert_eq!(m.len(), 64 << 20);
-    assert!(m.blocks() * 512 < 1 << 20, "sparse file takes {} bytes", m.blocks() * 512);
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "sparse file takes {} bytes",
+        m.blocks() * 512
+    );
 }
 
 #[test]
@@ -94,23 +124,43 @@ fn restore_of_a_single_file_and_of_a_subtree() {
     let out = ws.path("one");
     let file = format!("/{}", rel.join("a/b/one.txt").display());
     ws.restore(&id[..12], &out, &["--include", &file]).ok();
-    assert_eq!(fs::read_to_string(out.join(rel).join("a/b/one.txt")).unwrap(), "one");
+    assert_eq!(
+        fs::read_to_string(out.join(rel).join("a/b/one.txt")).unwrap(),
+        "one"
+    );
     assert!(!out.join(rel).join("a/two.txt").exists());
     assert!(!out.join(rel).join("three.txt").exists());
 
     let out = ws.path("sub");
     let dir = format!("{}/", rel.join("a").display());
     ws.restore(&id, &out, &["--include", &dir]).ok();
-    assert_eq!(fs::read_to_string(out.join(rel).join("a/two.txt")).unwrap(), "two");
-    assert_eq!(fs::read_to_string(out.join(rel).join("a/b/one.txt")).unwrap(), "one");
+    assert_eq!(
+        fs::read_to_string(out.join(rel).join("a/two.txt")).unwrap(),
+        "two"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join(rel).join("a/b/one.txt")).unwrap(),
+        "one"
+    );
     assert!(!out.join(rel).join("three.txt").exists());
 
     let missing = ws.restore(&id, &ws.path("none"), &["--include", "/no/such/path"]);
     assert_ne!(missing.code, 0);
-    assert!(missing.stderr.contains("nothing in the snapshot matches"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("nothing in the snapshot matches"),
+        "{}",
+        missing.stderr
+    );
 
     // `ls` shows the tree; a path narrows it.
-    let ls = ws.lifeboat(&["ls", "--repo"]).arg(ws.repo()).arg("--key").arg(ws.key()).arg(&id).arg(&file).ok();
+    let ls = ws
+        .lifeboat(&["ls", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .arg(&id)
+        .arg(&file)
+        .ok();
     assert_eq!(ls.stdout.lines().count(), 1, "{}", ls.stdout);
     assert!(ls.stdout.contains("one.txt"));
 }
@@ -128,7 +178,11 @@ fn snapshots_lists_tags_and_json() {
         .args(&["--tag", "tier=90/48", "--tag", "source=erp"])
         .arg(&src)
         .ok();
-    let list = ws.lifeboat(&["snapshots", "--json", "--repo"]).arg(ws.repo()).ok().json();
+    let list = ws
+        .lifeboat(&["snapshots", "--json", "--repo"])
+        .arg(ws.repo())
+        .ok()
+        .json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["tags"]["tier"], "90/48");
     assert_eq!(list[0]["stats"]["files"], 1);

@@ -98,9 +98,16 @@ pub struct RepoCatalog<'a> {
 impl Catalog {
     pub fn open(data_dir: &Path) -> Result<Catalog> {
         let path = data_dir.join("catalog.sqlite");
-        let other = |reason: String| Error::Other { path: path.display().to_string(), reason };
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| other(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let other = |reason: String| Error::Other {
+            path: path.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            other(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         let conn = Connection::open(&path).map_err(|source| Error::Sql {
             path: path.display().to_string(),
             source,
@@ -111,7 +118,10 @@ impl Catalog {
     }
 
     fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
-        r.map_err(|source| Error::Sql { path: self.path.display().to_string(), source })
+        r.map_err(|source| Error::Sql {
+            path: self.path.display().to_string(),
+            source,
+        })
     }
 
     fn setup(&mut self) -> Result<()> {
@@ -121,7 +131,9 @@ impl Catalog {
         self.sql(r)?;
         let r = self.conn.busy_timeout(std::time::Duration::from_secs(30));
         self.sql(r)?;
-        let r = self.conn.query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0));
+        let r = self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0));
         let version = self.sql(r)?;
         if version > MIGRATIONS.len() {
             return Err(Error::Other {
@@ -133,11 +145,15 @@ impl Catalog {
             });
         }
         let path = self.path.display().to_string();
-        let wrap = |source| Error::Sql { path: path.clone(), source };
+        let wrap = |source| Error::Sql {
+            path: path.clone(),
+            source,
+        };
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction().map_err(wrap)?;
             tx.execute_batch(migration).map_err(wrap)?;
-            tx.pragma_update(None, "user_version", i + 1).map_err(wrap)?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(wrap)?;
             tx.commit().map_err(wrap)?;
         }
         Ok(())
@@ -153,7 +169,10 @@ impl Catalog {
             params![id, location, now],
         );
         self.sql(r)?;
-        Ok(RepoCatalog { catalog: self, repo: id })
+        Ok(RepoCatalog {
+            catalog: self,
+            repo: id,
+        })
     }
 }
 
@@ -162,9 +181,9 @@ fn blob(h: &Hash) -> &[u8] {
 }
 
 fn hash_from(v: Vec<u8>) -> rusqlite::Result<Hash> {
-    <[u8; 32]>::try_from(v.as_slice())
-        .map(Hash)
-        .map_err(|_| rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob))
+    <[u8; 32]>::try_from(v.as_slice()).map(Hash).map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
+    })
 }
 
 /// A row of the run history.
@@ -288,14 +307,22 @@ impl RepoCatalog<'_> {
         Ok(self.sql(r)? as u64)
     }
 
-    pub fn save_file_cache(&mut self, paths_key: &str, snapshot: &SnapshotId, files: &FileCache) -> Result<()> {
+    pub fn save_file_cache(
+        &mut self,
+        paths_key: &str,
+        snapshot: &SnapshotId,
+        files: &FileCache,
+    ) -> Result<()> {
         let mut text = String::new();
         let mut keys: Vec<&Vec<u8>> = files.keys().collect();
         keys.sort();
         for k in keys {
             let f = &files[k];
             tree::escape(k, &mut text);
-            text.push_str(&format!(" {} {} {} {} ", f.size, f.mtime_ns, f.ctime_ns, f.ino));
+            text.push_str(&format!(
+                " {} {} {} {} ",
+                f.size, f.mtime_ns, f.ctime_ns, f.ino
+            ));
             tree::format_chunks(&f.chunks, &mut text);
             text.push('\n');
         }
@@ -313,9 +340,10 @@ impl RepoCatalog<'_> {
     /// Forgets everything known about the repository (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         for table in ["packs", "chunks", "snapshots", "file_cache"] {
-            let r = self
-                .conn()
-                .execute(&format!("DELETE FROM {table} WHERE repo = ?1"), [&self.repo]);
+            let r = self.conn().execute(
+                &format!("DELETE FROM {table} WHERE repo = ?1"),
+                [&self.repo],
+            );
             self.sql(r)?;
         }
         Ok(())
@@ -349,7 +377,11 @@ pub struct RebuildSummary {
 impl RepoCatalog<'_> {
     /// Recreates this repository's part of the catalog from the repository alone. Run history
     /// is kept; the file cache is not recoverable (the next backup reads every file once).
-    pub fn rebuild(&mut self, repo: &Repository, key: &crate::repo::crypto::SecretKey) -> repo::Result<RebuildSummary> {
+    pub fn rebuild(
+        &mut self,
+        repo: &Repository,
+        key: &crate::repo::crypto::SecretKey,
+    ) -> repo::Result<RebuildSummary> {
         repo.check_key(key)?;
         let mut summary = RebuildSummary::default();
         // Read everything first: a failure leaves the old catalog untouched.
@@ -396,22 +428,37 @@ fn to_repo(e: Error) -> repo::Error {
 impl BackupCache for RepoCatalog<'_> {
     fn chunk_pack(&mut self, chunk: &ChunkId) -> repo::Result<Option<PackId>> {
         let mut stmt = self
-            .sql(self.conn().prepare_cached("SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2"))
+            .sql(
+                self.conn()
+                    .prepare_cached("SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2"),
+            )
             .map_err(to_repo)?;
         let r = stmt
-            .query_row(params![self.repo, blob(&chunk.0)], |r| r.get::<_, Vec<u8>>(0))
+            .query_row(params![self.repo, blob(&chunk.0)], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
             .optional();
         let found = self.sql(r).map_err(to_repo)?;
         found
             .map(|v| hash_from(v).map(PackId))
             .transpose()
-            .map_err(|e| to_repo(Error::Sql { path: self.catalog.path.display().to_string(), source: e }))
+            .map_err(|e| {
+                to_repo(Error::Sql {
+                    path: self.catalog.path.display().to_string(),
+                    source: e,
+                })
+            })
     }
 
     fn record_pack(&mut self, pack: &PackInfo) -> repo::Result<()> {
         let repo_id = self.repo.clone();
         let path = self.catalog.path.display().to_string();
-        let wrap = |source| to_repo(Error::Sql { path: path.clone(), source });
+        let wrap = |source| {
+            to_repo(Error::Sql {
+                path: path.clone(),
+                source,
+            })
+        };
         let tx = self.catalog.conn.transaction().map_err(wrap)?;
         tx.execute(
             "INSERT OR IGNORE INTO packs (repo, id, size) VALUES (?1, ?2, ?3)",
@@ -442,18 +489,29 @@ impl BackupCache for RepoCatalog<'_> {
 
     fn unindexed_packs(&mut self) -> repo::Result<Vec<PackInfo>> {
         let path = self.catalog.path.display().to_string();
-        let wrap = |source| to_repo(Error::Sql { path: path.clone(), source });
+        let wrap = |source| {
+            to_repo(Error::Sql {
+                path: path.clone(),
+                source,
+            })
+        };
         let mut packs = Vec::new();
         let mut stmt = self
             .conn()
             .prepare("SELECT id, size FROM packs WHERE repo = ?1 AND index_id IS NULL ORDER BY id")
             .map_err(wrap)?;
         let rows = stmt
-            .query_map([&self.repo], |r| Ok((hash_from(r.get(0)?)?, r.get::<_, i64>(1)?)))
+            .query_map([&self.repo], |r| {
+                Ok((hash_from(r.get(0)?)?, r.get::<_, i64>(1)?))
+            })
             .map_err(wrap)?;
         for row in rows {
             let (id, size) = row.map_err(wrap)?;
-            packs.push(PackInfo { id: PackId(id), size: size as u64, entries: Vec::new() });
+            packs.push(PackInfo {
+                id: PackId(id),
+                size: size as u64,
+                entries: Vec::new(),
+            });
         }
         let mut stmt = self
             .conn()
@@ -482,7 +540,12 @@ impl BackupCache for RepoCatalog<'_> {
     fn record_index(&mut self, index: &IndexId, packs: &[PackId]) -> repo::Result<()> {
         let repo_id = self.repo.clone();
         let path = self.catalog.path.display().to_string();
-        let wrap = |source| to_repo(Error::Sql { path: path.clone(), source });
+        let wrap = |source| {
+            to_repo(Error::Sql {
+                path: path.clone(),
+                source,
+            })
+        };
         let tx = self.catalog.conn.transaction().map_err(wrap)?;
         for p in packs {
             tx.execute(
@@ -507,7 +570,12 @@ impl BackupCache for RepoCatalog<'_> {
         let Some((snapshot, data)) = self.sql(r).map_err(to_repo)? else {
             return Ok((None, FileCache::new()));
         };
-        let bad = |reason: String| to_repo(Error::Other { path: path.clone(), reason });
+        let bad = |reason: String| {
+            to_repo(Error::Other {
+                path: path.clone(),
+                reason,
+            })
+        };
         let text = zstd::stream::decode_all(data.as_slice())
             .map_err(|e| bad(format!("file cache does not decompress: {e}")))?;
         let text = String::from_utf8(text).map_err(|_| bad("file cache is not text".into()))?;
@@ -517,7 +585,10 @@ impl BackupCache for RepoCatalog<'_> {
             if f.len() != 6 {
                 return Err(bad(format!("bad file cache line '{line}'")));
             }
-            let num = |s: &str| s.parse::<i128>().map_err(|_| bad(format!("bad number in '{line}'")));
+            let num = |s: &str| {
+                s.parse::<i128>()
+                    .map_err(|_| bad(format!("bad number in '{line}'")))
+            };
             files.insert(
                 tree::unescape(f[0]).map_err(bad)?,
                 CachedFile {

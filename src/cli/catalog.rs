@@ -28,7 +28,11 @@ pub fn run(ctx: &Context, command: CatalogCommand) -> anyhow::Result<i32> {
             ctx.pin_signer(&repository.config.id, repository.signer())?;
             eprintln!(
                 "catalog rebuilt for repository {}: {} snapshots, {} indexes, {} packs, {} chunks",
-                repository.config.id, summary.snapshots, summary.indexes, summary.packs, summary.chunks
+                repository.config.id,
+                summary.snapshots,
+                summary.indexes,
+                summary.packs,
+                summary.chunks
             );
             Ok(exit::OK)
         }

@@ -23,14 +23,25 @@ pub fn run(_ctx: &Context, command: KeysCommand) -> anyhow::Result<i32> {
     match command {
         KeysCommand::Generate { name, out } => {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
-                return Err(CliError::new(exit::USAGE, format!("'{name}' is not usable as a key name (no '/', not starting with '.')")).into());
+                return Err(CliError::new(
+                    exit::USAGE,
+                    format!("'{name}' is not usable as a key name (no '/', not starting with '.')"),
+                )
+                .into());
             }
             std::fs::create_dir_all(&out)?;
             let key_path = out.join(format!("{name}.key"));
             let cert_path = out.join(format!("{name}.cert"));
             for p in [&key_path, &cert_path] {
                 if p.exists() {
-                    return Err(CliError::new(exit::FAILED, format!("{} exists already; refusing to overwrite a key", p.display())).into());
+                    return Err(CliError::new(
+                        exit::FAILED,
+                        format!(
+                            "{} exists already; refusing to overwrite a key",
+                            p.display()
+                        ),
+                    )
+                    .into());
                 }
             }
             let key = SecretKey::generate(&name)?;
@@ -41,7 +52,11 @@ pub fn run(_ctx: &Context, command: KeysCommand) -> anyhow::Result<i32> {
                 .open(&key_path)?;
             f.write_all(key.armored()?.as_bytes())?;
             f.sync_all()?;
-            let mut c = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&cert_path)?;
+            let mut c = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&cert_path)?;
             c.write_all(key.public().armored()?.as_bytes())?;
             c.sync_all()?;
             println!("{}", key.fingerprint().to_hex());

@@ -26,7 +26,11 @@ pub mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "lifeboat", version, about = "Backups you can prove: encrypted, deduplicated, verified")]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Backups you can prove: encrypted, deduplicated, verified"
+)]
 pub struct Cli {
     /// Where the local catalog and pinned certificates live.
     #[arg(long, env = "LIFEBOAT_DATA_DIR", global = true)]
@@ -90,7 +94,10 @@ impl Context {
     }
 
     fn pin_path(&self, repo_id: &str) -> PathBuf {
-        self.data_dir.join("repos").join(repo_id).join("signer.cert")
+        self.data_dir
+            .join("repos")
+            .join(repo_id)
+            .join("signer.cert")
     }
 
     /// Pins the service certificate of a repository (first use), or checks it against the pin.
@@ -122,7 +129,11 @@ impl Context {
     }
 
     /// The trusted service certificate: `--signer`, or the pinned one.
-    fn trusted_signer(&self, backend: &dyn crate::backend::Backend, signer: &SignerArg) -> anyhow::Result<PublicCert> {
+    fn trusted_signer(
+        &self,
+        backend: &dyn crate::backend::Backend,
+        signer: &SignerArg,
+    ) -> anyhow::Result<PublicCert> {
         if let Some(path) = &signer.signer {
             return Ok(PublicCert::load(path)?);
         }
@@ -151,7 +162,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: i32, message: impl Into<String>) -> CliError {
-        CliError { code, message: message.into() }
+        CliError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -169,7 +183,8 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     }
     if let Some(r) = e.downcast_ref::<RepoError>() {
         return match r {
-            RepoError::WrongKey { .. } | RepoError::Crypto(CryptoError::Key(_) | CryptoError::Load { .. }) => exit::KEY,
+            RepoError::WrongKey { .. }
+            | RepoError::Crypto(CryptoError::Key(_) | CryptoError::Load { .. }) => exit::KEY,
             e if e.is_integrity() => exit::DAMAGED,
             _ => exit::FAILED,
         };
@@ -191,12 +206,19 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
     };
-    let ctx = Context { data_dir: cli.data_dir.unwrap_or_else(default_data_dir), quiet: cli.quiet };
+    let ctx = Context {
+        data_dir: cli.data_dir.unwrap_or_else(default_data_dir),
+        quiet: cli.quiet,
+    };
     let result = match cli.command {
         Command::Keys(c) => keys::run(&ctx, c),
         Command::Init(a) => repo::init(&ctx, a),
@@ -223,7 +245,11 @@ pub fn main() -> i32 {
 }
 
 /// Opens a repository for reading, authenticated against the trusted service certificate.
-fn repo_open_trusted(ctx: &Context, repo: &RepoArg, signer: &SignerArg) -> anyhow::Result<crate::repo::Repository> {
+fn repo_open_trusted(
+    ctx: &Context,
+    repo: &RepoArg,
+    signer: &SignerArg,
+) -> anyhow::Result<crate::repo::Repository> {
     repo::open_trusted(ctx, repo, signer)
 }
 

@@ -134,7 +134,10 @@ fn open_backend(repo: &RepoArg) -> anyhow::Result<Arc<dyn Backend>> {
         CliError::new(
             exit::FAILED,
             if e.is_not_found() {
-                format!("{} is not a Lifeboat repository (no config); create one with 'lifeboat init'", repo.repo.display())
+                format!(
+                    "{} is not a Lifeboat repository (no config); create one with 'lifeboat init'",
+                    repo.repo.display()
+                )
             } else {
                 e.to_string()
             },
@@ -143,7 +146,11 @@ fn open_backend(repo: &RepoArg) -> anyhow::Result<Arc<dyn Backend>> {
 }
 
 /// Opens a repository for reading, authenticated against the trusted service certificate.
-pub(super) fn open_trusted(ctx: &Context, repo: &RepoArg, signer: &SignerArg) -> anyhow::Result<Repository> {
+pub(super) fn open_trusted(
+    ctx: &Context,
+    repo: &RepoArg,
+    signer: &SignerArg,
+) -> anyhow::Result<Repository> {
     let backend = open_backend(repo)?;
     let cert = ctx.trusted_signer(backend.as_ref(), signer)?;
     Ok(Repository::open(backend, cert)?)
@@ -156,7 +163,10 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|p| PublicCert::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let backend = Arc::new(LocalBackend::create(&args.repo.repo).map_err(|e| CliError::new(exit::FAILED, e.to_string()))?);
+    let backend = Arc::new(
+        LocalBackend::create(&args.repo.repo)
+            .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?,
+    );
     let repo = Repository::init(backend, &recipients, &signing)?;
     ctx.pin_signer(&repo.config.id, &signing.public())?;
     println!("{}", repo.config.id);
@@ -165,7 +175,11 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
         repo.config.id,
         args.repo.repo.display(),
         signing.public().describe(),
-        recipients.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", ")
+        recipients
+            .iter()
+            .map(|r| r.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(exit::OK)
 }
@@ -174,12 +188,19 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
 fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> {
     let dir = ctx.data_dir.join("repos").join(&repo.config.id);
     std::fs::create_dir_all(&dir)?;
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(CliError::new(
             exit::FAILED,
-            format!("another backup to repository {} is running; try again when it has finished", repo.config.id),
+            format!(
+                "another backup to repository {} is running; try again when it has finished",
+                repo.config.id
+            ),
         )
         .into()),
         Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
@@ -244,7 +265,11 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
             s.duration_ms as f64 / 1000.0
         );
     }
-    Ok(if outcome.incomplete() { exit::INCOMPLETE } else { exit::OK })
+    Ok(if outcome.incomplete() {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }
 
 fn hostname() -> String {
@@ -289,7 +314,10 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        println!("{:<10} {:<25} {:<16} {:>10}  paths", "id", "time", "host", "size");
+        println!(
+            "{:<10} {:<25} {:<16} {:>10}  paths",
+            "id", "time", "host", "size"
+        );
         for s in &snapshots {
             let m = &s.manifest;
             let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -300,14 +328,22 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
                 m.hostname,
                 human_bytes(m.stats.bytes),
                 m.paths.join(" "),
-                if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(" ")) }
+                if tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", tags.join(" "))
+                }
             );
         }
     }
     for e in &bad {
         eprintln!("error: {e}");
     }
-    Ok(if bad.is_empty() { exit::OK } else { exit::DAMAGED })
+    Ok(if bad.is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
 }
 
 pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
@@ -318,7 +354,11 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
     let map = repo.chunk_map(&key)?;
     let mut reader = ChunkReader::new(&repo, &key, &map);
     let entries = repo.read_tree(&mut reader, &snapshot)?;
-    let prefix = args.path.as_deref().map(restore::normalize_include).unwrap_or_default();
+    let prefix = args
+        .path
+        .as_deref()
+        .map(restore::normalize_include)
+        .unwrap_or_default();
     let selected = entries.iter().filter(|e| {
         prefix.is_empty()
             || e.path == prefix
@@ -329,7 +369,9 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
         any = true;
         let path = format!("/{}", e.path_lossy());
         let target = match &e.kind {
-            EntryKind::Symlink { target } | EntryKind::Hardlink { target } => Some(String::from_utf8_lossy(target).into_owned()),
+            EntryKind::Symlink { target } | EntryKind::Hardlink { target } => {
+                Some(String::from_utf8_lossy(target).into_owned())
+            }
             _ => None,
         };
         if args.json {
@@ -349,11 +391,29 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
                 (EntryKind::Hardlink { .. }, Some(t)) => format!(" => /{t}"),
                 _ => String::new(),
             };
-            println!("{} {:04o} {:>5} {:>5} {:>12} {} {}{}", e.type_char(), e.mode, e.uid, e.gid, e.size, time, path, arrow);
+            println!(
+                "{} {:04o} {:>5} {:>5} {:>12} {} {}{}",
+                e.type_char(),
+                e.mode,
+                e.uid,
+                e.gid,
+                e.size,
+                time,
+                path,
+                arrow
+            );
         }
     }
     if !any && !prefix.is_empty() {
-        return Err(CliError::new(exit::FAILED, format!("nothing at /{} in snapshot {}", String::from_utf8_lossy(&prefix), snapshot.id.short())).into());
+        return Err(CliError::new(
+            exit::FAILED,
+            format!(
+                "nothing at /{} in snapshot {}",
+                String::from_utf8_lossy(&prefix),
+                snapshot.id.short()
+            ),
+        )
+        .into());
     }
     Ok(exit::OK)
 }
@@ -364,9 +424,14 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
     repo.check_key(&key)?;
     let snapshot = repo.find_snapshot(&args.snapshot)?;
     let progress = ctx.progress();
-    let options = RestoreOptions { target: args.target.clone(), includes: args.includes, threads: 0 };
+    let options = RestoreOptions {
+        target: args.target.clone(),
+        includes: args.includes,
+        threads: 0,
+    };
     let started = std::time::Instant::now();
-    let outcome = restore::restore(&repo, &key, &snapshot, &options, &progress).inspect_err(|_| progress.finish_quietly())?;
+    let outcome = restore::restore(&repo, &key, &snapshot, &options, &progress)
+        .inspect_err(|_| progress.finish_quietly())?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
@@ -404,7 +469,15 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
     };
     let key = args.key.as_deref().map(load_secret).transpose()?;
     let progress = ctx.progress();
-    let report = check::check(backend, &CheckOptions { signer, key: key.as_ref(), read_data: args.read_data }, &progress)?;
+    let report = check::check(
+        backend,
+        &CheckOptions {
+            signer,
+            key: key.as_ref(),
+            read_data: args.read_data,
+        },
+        &progress,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -417,16 +490,31 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
             human_bytes(report.bytes),
             report.snapshots,
             report.packs,
-            if report.chunks_read > 0 { format!(", {} chunks read", report.chunks_read) } else { String::new() },
-            if report.unreferenced_packs > 0 {
-                format!(", {} unreferenced packs (left by an interrupted backup; harmless)", report.unreferenced_packs)
+            if report.chunks_read > 0 {
+                format!(", {} chunks read", report.chunks_read)
             } else {
                 String::new()
             },
-            if report.healthy() { "no problems found".to_string() } else { format!("{} problems", report.problems.len()) }
+            if report.unreferenced_packs > 0 {
+                format!(
+                    ", {} unreferenced packs (left by an interrupted backup; harmless)",
+                    report.unreferenced_packs
+                )
+            } else {
+                String::new()
+            },
+            if report.healthy() {
+                "no problems found".to_string()
+            } else {
+                format!("{} problems", report.problems.len())
+            }
         );
     }
-    Ok(if report.healthy() { exit::OK } else { exit::DAMAGED })
+    Ok(if report.healthy() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
@@ -435,7 +523,8 @@ pub fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
     repo.check_key(&key)?;
     let snapshot = repo.find_snapshot(&args.snapshot)?;
     let progress = ctx.progress();
-    let outcome = export_mod::export(&repo, &key, &snapshot, &args.out, &progress).inspect_err(|_| progress.finish_quietly())?;
+    let outcome = export_mod::export(&repo, &key, &snapshot, &args.out, &progress)
+        .inspect_err(|_| progress.finish_quietly())?;
     eprintln!(
         "exported snapshot {} ({} entries, {}) to {} ({})",
         snapshot.id.short(),

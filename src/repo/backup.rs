@@ -69,13 +69,19 @@ pub struct BackupOutcome {
 impl BackupOutcome {
     /// Whether some source entries could not be read (the snapshot lacks them).
     pub fn incomplete(&self) -> bool {
-        self.warnings.iter().any(|w| matches!(w, Warning::Unreadable(_)))
+        self.warnings
+            .iter()
+            .any(|w| matches!(w, Warning::Unreadable(_)))
     }
 }
 
 /// The key under which the file cache of a set of source paths is kept.
 pub fn paths_key(roots: &[PathBuf]) -> String {
-    roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")
+    roots
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn ns(sec: i64, nsec: i64) -> i128 {
@@ -143,7 +149,11 @@ impl Packers {
                 })
             })
             .collect();
-        Packers { jobs: Some(jobs_tx), done: done_rx, threads: handles }
+        Packers {
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            threads: handles,
+        }
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -286,7 +296,9 @@ impl Run<'_> {
                 Error::Source(format!("cannot read symlink {}: {err}", e.abs.display()))
             })?;
             use std::os::unix::ffi::OsStrExt;
-            entry.kind = EntryKind::Symlink { target: target.as_os_str().as_bytes().to_vec() };
+            entry.kind = EntryKind::Symlink {
+                target: target.as_os_str().as_bytes().to_vec(),
+            };
             self.stats.symlinks += 1;
         } else if m.nlink() > 1 && self.hardlinks.contains_key(&(m.dev(), m.ino())) {
             let first = self.hardlinks[&(m.dev(), m.ino())].clone();
@@ -335,19 +347,26 @@ impl Run<'_> {
         let mut refs = Vec::new();
         let mut size = 0u64;
         let chunker = self.repo.config.chunker.clone();
-        chunker.chunk_stream(file, |data| {
-            size += data.len() as u64;
-            self.stats.bytes_read += data.len() as u64;
-            self.progress.advance(data.len() as u64);
-            self.add_chunk(data, &mut refs)
-        })
-        .map_err(|err| match err {
-            Error::Source(s) => Error::Source(format!("reading {}: {s}", e.abs.display())),
-            other => other,
-        })?;
+        chunker
+            .chunk_stream(file, |data| {
+                size += data.len() as u64;
+                self.stats.bytes_read += data.len() as u64;
+                self.progress.advance(data.len() as u64);
+                self.add_chunk(data, &mut refs)
+            })
+            .map_err(|err| match err {
+                Error::Source(s) => Error::Source(format!("reading {}: {s}", e.abs.display())),
+                other => other,
+            })?;
         self.new_files.insert(
             e.rel.to_vec(),
-            CachedFile { size, mtime_ns, ctime_ns, ino: m.ino(), chunks: refs.clone() },
+            CachedFile {
+                size,
+                mtime_ns,
+                ctime_ns,
+                ino: m.ino(),
+                chunks: refs.clone(),
+            },
         );
         Ok((refs, size))
     }
@@ -373,7 +392,8 @@ impl Run<'_> {
             queued.insert(id);
             builder.add(id, piece)?;
             if builder.plain_len() >= pack_size {
-                let full = std::mem::replace(&mut builder, PackBuilder::new(repo.config.zstd_level, 0));
+                let full =
+                    std::mem::replace(&mut builder, PackBuilder::new(repo.config.zstd_level, 0));
                 self.store_pack(full)?;
             }
         }
@@ -385,7 +405,9 @@ impl Run<'_> {
 
     fn store_pack(&mut self, builder: PackBuilder) -> Result<()> {
         let (info, bytes) = builder.seal(&self.repo.recipients)?;
-        self.repo.backend.put(ObjectKind::Data, &info.id.to_hex(), &bytes)?;
+        self.repo
+            .backend
+            .put(ObjectKind::Data, &info.id.to_hex(), &bytes)?;
         self.cache.record_pack(&info)?;
         self.stats.bytes_added += info.size;
         self.stats.packs_added += 1;
@@ -405,11 +427,14 @@ pub fn backup(
     repo.check_signing_key(signing)?;
     let started = Instant::now();
     let time = chrono::Utc::now();
-    let roots = fs_source::normalize_roots(&options.paths).map_err(|e| Error::Source(e.to_string()))?;
+    let roots =
+        fs_source::normalize_roots(&options.paths).map_err(|e| Error::Source(e.to_string()))?;
     let key = paths_key(&roots);
     let (parent, old_files) = cache.file_cache(&key)?;
     let threads = if options.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         options.threads
     };
@@ -485,7 +510,8 @@ pub fn backup(
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     let signed = super::crypto::sign(signing, &json)?;
     let id = SnapshotId::of(&signed);
-    repo.backend.put(ObjectKind::Snapshot, &id.to_hex(), &signed)?;
+    repo.backend
+        .put(ObjectKind::Snapshot, &id.to_hex(), &signed)?;
     progress.finish();
     Ok(BackupOutcome {
         snapshot: Snapshot { id, manifest },

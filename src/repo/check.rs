@@ -45,7 +45,10 @@ pub struct CheckOptions<'a> {
 
 impl CheckReport {
     fn problem(&mut self, object: impl Into<String>, reason: impl Into<String>) {
-        self.problems.push(Problem { object: object.into(), reason: reason.into() });
+        self.problems.push(Problem {
+            object: object.into(),
+            reason: reason.into(),
+        });
     }
 
     pub fn healthy(&self) -> bool {
@@ -55,16 +58,30 @@ impl CheckReport {
 
 fn problem_of(e: &Error) -> Problem {
     match e {
-        Error::Corrupt { object, reason } => Problem { object: object.clone(), reason: reason.clone() },
-        Error::Backend(crate::backend::Error::NotFound { kind, name, .. }) => {
-            Problem { object: kind.path(name), reason: "missing".into() }
-        }
-        other => Problem { object: String::new(), reason: other.to_string() },
+        Error::Corrupt { object, reason } => Problem {
+            object: object.clone(),
+            reason: reason.clone(),
+        },
+        Error::Backend(crate::backend::Error::NotFound { kind, name, .. }) => Problem {
+            object: kind.path(name),
+            reason: "missing".into(),
+        },
+        other => Problem {
+            object: String::new(),
+            reason: other.to_string(),
+        },
     }
 }
 
-pub fn check(backend: Arc<dyn Backend>, options: &CheckOptions<'_>, progress: &dyn Progress) -> Result<CheckReport> {
-    let mut report = CheckReport { signatures_checked: options.signer.is_some(), ..Default::default() };
+pub fn check(
+    backend: Arc<dyn Backend>,
+    options: &CheckOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
+    let mut report = CheckReport {
+        signatures_checked: options.signer.is_some(),
+        ..Default::default()
+    };
 
     // 1. Every object's bytes against its name.
     let mut listing: BTreeMap<ObjectKind, Vec<(String, u64)>> = BTreeMap::new();
@@ -101,7 +118,10 @@ pub fn check(backend: Arc<dyn Backend>, options: &CheckOptions<'_>, progress: &d
             progress.advance(*size);
         }
     }
-    report.packs = present.get(&ObjectKind::Data).map(|s| s.len() as u64).unwrap_or(0);
+    report.packs = present
+        .get(&ObjectKind::Data)
+        .map(|s| s.len() as u64)
+        .unwrap_or(0);
 
     // 2. Config and manifests: signatures and references.
     let repo = match &options.signer {
@@ -109,7 +129,14 @@ pub fn check(backend: Arc<dyn Backend>, options: &CheckOptions<'_>, progress: &d
             Ok(r) => Some(r),
             Err(e) => {
                 let p = problem_of(&e);
-                report.problem(if p.object.is_empty() { "config/".into() } else { p.object }, p.reason);
+                report.problem(
+                    if p.object.is_empty() {
+                        "config/".into()
+                    } else {
+                        p.object
+                    },
+                    p.reason,
+                );
                 None
             }
         },
@@ -149,11 +176,18 @@ pub fn check(backend: Arc<dyn Backend>, options: &CheckOptions<'_>, progress: &d
                 );
             }
         }
-        snapshots.push(Snapshot { id: name.parse().map_err(Error::Invalid)?, manifest });
+        snapshots.push(Snapshot {
+            id: name.parse().map_err(Error::Invalid)?,
+            manifest,
+        });
     }
     report.unreferenced_packs = data_present
         .iter()
-        .filter(|p| p.parse::<PackId>().map(|id| !referenced.contains(&id)).unwrap_or(false))
+        .filter(|p| {
+            p.parse::<PackId>()
+                .map(|id| !referenced.contains(&id))
+                .unwrap_or(false)
+        })
         .count() as u64;
 
     // 3. With a key: indexes, trees, and optionally every chunk.
@@ -179,7 +213,10 @@ pub fn check(backend: Arc<dyn Backend>, options: &CheckOptions<'_>, progress: &d
         }
         check_trees(repo, key, &map, &snapshots, &mut report);
         if options.read_data {
-            let total: u64 = indexed.keys().filter_map(|p| listing_size(&listing, p)).sum();
+            let total: u64 = indexed
+                .keys()
+                .filter_map(|p| listing_size(&listing, p))
+                .sum();
             progress.phase("reading", Some(total), true);
             for (pack, entries) in &indexed {
                 if !data_present.contains(&pack.to_hex()) {
@@ -206,7 +243,11 @@ pub fn check(backend: Arc<dyn Backend>, options: &CheckOptions<'_>, progress: &d
 
 fn listing_size(listing: &BTreeMap<ObjectKind, Vec<(String, u64)>>, pack: &PackId) -> Option<u64> {
     let name = pack.to_hex();
-    listing.get(&ObjectKind::Data)?.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    listing
+        .get(&ObjectKind::Data)?
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
 }
 
 fn check_trees(
@@ -222,10 +263,14 @@ fn check_trees(
         let listed: HashSet<PackId> = s.manifest.packs.iter().copied().collect();
         // A missing pack was reported from the manifest's list already.
         let need = |chunk: &ChunkId, report: &mut CheckReport| match map.chunks.get(chunk) {
-            None => report.problem(object.clone(), format!("needs chunk {chunk}, which no index lists")),
-            Some((pack, _)) if !listed.contains(pack) => {
-                report.problem(object.clone(), format!("needs pack {pack} but does not list it"))
-            }
+            None => report.problem(
+                object.clone(),
+                format!("needs chunk {chunk}, which no index lists"),
+            ),
+            Some((pack, _)) if !listed.contains(pack) => report.problem(
+                object.clone(),
+                format!("needs pack {pack} but does not list it"),
+            ),
             Some(_) => {}
         };
         for c in &s.manifest.tree {
@@ -235,7 +280,14 @@ fn check_trees(
             Ok(t) => t,
             Err(e) => {
                 let p = problem_of(&e);
-                report.problem(if p.object.is_empty() { object.clone() } else { p.object }, p.reason);
+                report.problem(
+                    if p.object.is_empty() {
+                        object.clone()
+                    } else {
+                        p.object
+                    },
+                    p.reason,
+                );
                 continue;
             }
         };

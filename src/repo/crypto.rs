@@ -193,7 +193,12 @@ impl SecretKey {
         String::from_utf8(bytes).map_err(other)
     }
 
-    fn unlock(key: openpgp::packet::Key<openpgp::packet::key::SecretParts, openpgp::packet::key::UnspecifiedRole>) -> Result<KeyPair> {
+    fn unlock(
+        key: openpgp::packet::Key<
+            openpgp::packet::key::SecretParts,
+            openpgp::packet::key::UnspecifiedRole,
+        >,
+    ) -> Result<KeyPair> {
         let fingerprint = key.fingerprint();
         let key = if key.has_unencrypted_secret() {
             key
@@ -214,10 +219,9 @@ impl SecretKey {
     }
 
     fn signing_keypair(&self) -> Result<KeyPair> {
-        let valid = self
-            .0
-            .with_policy(&POLICY, None)
-            .map_err(|e| CryptoError::Key(format!("key {} is not valid: {e}", self.fingerprint())))?;
+        let valid = self.0.with_policy(&POLICY, None).map_err(|e| {
+            CryptoError::Key(format!("key {} is not valid: {e}", self.fingerprint()))
+        })?;
         let key = valid
             .keys()
             .secret()
@@ -242,7 +246,9 @@ impl SecretKey {
             .secret()
             .map(|k| k.key().fingerprint())
             .collect();
-        cert.encryption_key_handles().iter().any(|f| ours.contains(f))
+        cert.encryption_key_handles()
+            .iter()
+            .any(|f| ours.contains(f))
     }
 }
 
@@ -292,7 +298,10 @@ pub fn sign(signer: &SecretKey, plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(plaintext.len() + 512);
     {
         let message = Message::new(&mut out);
-        let message = Signer::new(message, keypair).map_err(other)?.build().map_err(other)?;
+        let message = Signer::new(message, keypair)
+            .map_err(other)?
+            .build()
+            .map_err(other)?;
         let mut literal = LiteralWriter::new(message).build().map_err(other)?;
         literal.write_all(plaintext).map_err(other)?;
         literal.finalize().map_err(other)?;
@@ -311,7 +320,10 @@ pub fn sign_and_encrypt(
     {
         let message = Message::new(&mut out);
         let message = encryptor(recipients, message)?;
-        let message = Signer::new(message, keypair).map_err(other)?.build().map_err(other)?;
+        let message = Signer::new(message, keypair)
+            .map_err(other)?
+            .build()
+            .map_err(other)?;
         let mut literal = LiteralWriter::new(message).build().map_err(other)?;
         literal.write_all(plaintext).map_err(other)?;
         literal.finalize().map_err(other)?;

@@ -86,13 +86,21 @@ pub fn export(
     let map = repo.chunk_map(key)?;
     let mut reader = ChunkReader::new(repo, key, &map);
     let tree = repo.read_tree(&mut reader, snapshot)?;
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let target_err = |what: &str, e: &dyn std::fmt::Display| Error::Target(format!("{what} {}: {e}", out.display()));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let target_err = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Target(format!("{what} {}: {e}", out.display()))
+    };
     let tmp = tempfile::Builder::new()
         .prefix(".lifeboat-export-")
         .tempfile_in(dir)
         .map_err(|e| target_err("cannot create a temporary file for", &e))?;
-    let file = tmp.as_file().try_clone().map_err(|e| target_err("cannot write", &e))?;
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| target_err("cannot write", &e))?;
     let mut outcome = ExportOutcome::default();
     progress.phase("export", Some(snapshot.manifest.stats.bytes), true);
     {
@@ -138,17 +146,27 @@ pub fn export(
                     r
                 }
             };
-            written.map_err(|err| target_err(&format!("cannot add {} to", e.path_lossy()), &err))?;
+            written
+                .map_err(|err| target_err(&format!("cannot add {} to", e.path_lossy()), &err))?;
             outcome.entries += 1;
         }
-        let zstd = tar.into_inner().map_err(|e| target_err("cannot finish the archive", &e))?;
-        let mut encrypted = zstd.finish().map_err(|e| target_err("cannot finish compressing", &e))?;
-        encrypted.flush().map_err(|e| target_err("cannot write", &e))?;
+        let zstd = tar
+            .into_inner()
+            .map_err(|e| target_err("cannot finish the archive", &e))?;
+        let mut encrypted = zstd
+            .finish()
+            .map_err(|e| target_err("cannot finish compressing", &e))?;
+        encrypted
+            .flush()
+            .map_err(|e| target_err("cannot write", &e))?;
         crypto::finalize(encrypted)?;
     }
-    tmp.as_file().sync_all().map_err(|e| target_err("cannot flush", &e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| target_err("cannot flush", &e))?;
     outcome.archive_bytes = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    tmp.persist(out).map_err(|e| target_err("cannot move into place", &e.error))?;
+    tmp.persist(out)
+        .map_err(|e| target_err("cannot move into place", &e.error))?;
     progress.finish();
     Ok(outcome)
 }

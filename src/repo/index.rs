@@ -37,7 +37,11 @@ pub fn serialize(packs: &[PackInfo]) -> Vec<u8> {
     for p in packs {
         let _ = writeln!(out, "pack {} {}", p.id, p.size);
         for e in &p.entries {
-            let _ = writeln!(out, "{} {} {} {}", e.chunk, e.offset, e.length, e.raw_length);
+            let _ = writeln!(
+                out,
+                "{} {} {} {}",
+                e.chunk, e.offset, e.length, e.raw_length
+            );
         }
     }
     out.into_bytes()
@@ -63,7 +67,9 @@ pub fn parse(data: &[u8]) -> Result<Vec<PackInfo>, String> {
                 entries: Vec::new(),
             });
         } else {
-            let pack = packs.last_mut().ok_or_else(|| bad("chunk before any pack"))?;
+            let pack = packs
+                .last_mut()
+                .ok_or_else(|| bad("chunk before any pack"))?;
             if fields.len() != 4 {
                 return Err(bad("expected 'CHUNK OFFSET LENGTH RAW_LENGTH'"));
             }
@@ -89,8 +95,18 @@ mod tests {
             id: PackId::of(b"p"),
             size: 99,
             entries: vec![
-                PackEntry { chunk: ChunkId::of(b"a"), offset: 0, length: 10, raw_length: 20 },
-                PackEntry { chunk: ChunkId::of(b"b"), offset: 10, length: 5, raw_length: 5 },
+                PackEntry {
+                    chunk: ChunkId::of(b"a"),
+                    offset: 0,
+                    length: 10,
+                    raw_length: 20,
+                },
+                PackEntry {
+                    chunk: ChunkId::of(b"b"),
+                    offset: 10,
+                    length: 5,
+                    raw_length: 5,
+                },
             ],
         }];
         assert_eq!(parse(&serialize(&packs)).unwrap(), packs);

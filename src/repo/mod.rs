@@ -129,7 +129,9 @@ impl Repository {
         signing: &SecretKey,
     ) -> Result<Repository> {
         if recipients.is_empty() {
-            return Err(Error::Invalid("a repository needs at least one recipient certificate".into()));
+            return Err(Error::Invalid(
+                "a repository needs at least one recipient certificate".into(),
+            ));
         }
         for r in recipients {
             r.check_encryption_capable()?;
@@ -140,16 +142,27 @@ impl Repository {
             version: FORMAT_VERSION,
             id: hex::encode(rand::random::<[u8; 16]>()),
             created: Utc::now(),
-            chunker: ChunkerParams { algorithm: chunker::FASTCDC_2020.into(), min, avg, max },
+            chunker: ChunkerParams {
+                algorithm: chunker::FASTCDC_2020.into(),
+                min,
+                avg,
+                max,
+            },
             pack_size: DEFAULT_PACK_SIZE,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             recipients: recipients
                 .iter()
-                .map(|c| Ok(Recipient { fingerprint: c.fingerprint().to_hex(), cert: c.armored()? }))
+                .map(|c| {
+                    Ok(Recipient {
+                        fingerprint: c.fingerprint().to_hex(),
+                        cert: c.armored()?,
+                    })
+                })
                 .collect::<Result<_>>()?,
             signer: signing.fingerprint().to_hex(),
         };
-        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         let signed = crypto::sign(signing, &json)?;
         let id = ConfigId::of(&signed);
         backend.put(ObjectKind::Config, &id.to_hex(), &signed)?;
@@ -206,15 +219,20 @@ impl Repository {
                 signer.describe()
             ))
         })?;
-        let config: RepoConfig = serde_json::from_slice(&content)
-            .map_err(|e| Error::Corrupt { object: object.clone(), reason: e.to_string() })?;
+        let config: RepoConfig = serde_json::from_slice(&content).map_err(|e| Error::Corrupt {
+            object: object.clone(),
+            reason: e.to_string(),
+        })?;
         if config.format != CONFIG_FORMAT || config.version != FORMAT_VERSION {
             return Err(Error::Invalid(format!(
                 "{object}: format '{}' version {} is not supported by this Lifeboat (format '{CONFIG_FORMAT}' version {FORMAT_VERSION})",
                 config.format, config.version
             )));
         }
-        config.chunker.validate().map_err(|reason| Error::Corrupt { object: object.clone(), reason })?;
+        config.chunker.validate().map_err(|reason| Error::Corrupt {
+            object: object.clone(),
+            reason,
+        })?;
         if config.signer != signer.fingerprint().to_hex() {
             return Err(Error::Untrusted(format!(
                 "{object} names signer {}, but the trusted service certificate is {}",
@@ -227,9 +245,20 @@ impl Repository {
             .iter()
             .map(|r| PublicCert::from_bytes(r.cert.as_bytes()))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Corrupt { object: object.clone(), reason: e.to_string() })?;
-        let config_id = name.parse().map_err(|e: String| Error::Corrupt { object, reason: e })?;
-        Ok(Repository { backend, config, config_id, recipients, signer })
+            .map_err(|e| Error::Corrupt {
+                object: object.clone(),
+                reason: e.to_string(),
+            })?;
+        let config_id = name
+            .parse()
+            .map_err(|e: String| Error::Corrupt { object, reason: e })?;
+        Ok(Repository {
+            backend,
+            config,
+            config_id,
+            recipients,
+            signer,
+        })
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -280,17 +309,25 @@ impl Repository {
         let object = ObjectKind::Snapshot.path(name);
         let hash = check_name(ObjectKind::Snapshot, name, data)?;
         let content = crypto::verify(&self.signer, data).map_err(|e| {
-            Error::Untrusted(format!("{object} is not signed by {}: {e}", self.signer.describe()))
+            Error::Untrusted(format!(
+                "{object} is not signed by {}: {e}",
+                self.signer.describe()
+            ))
         })?;
-        let manifest: Manifest = serde_json::from_slice(&content)
-            .map_err(|e| Error::Corrupt { object: object.clone(), reason: e.to_string() })?;
+        let manifest: Manifest = serde_json::from_slice(&content).map_err(|e| Error::Corrupt {
+            object: object.clone(),
+            reason: e.to_string(),
+        })?;
         if manifest.format != SNAPSHOT_FORMAT || manifest.repository != self.config.id {
             return Err(Error::Untrusted(format!(
                 "{object} belongs to repository {}, not {}",
                 manifest.repository, self.config.id
             )));
         }
-        Ok(Snapshot { id: SnapshotId(hash), manifest })
+        Ok(Snapshot {
+            id: SnapshotId(hash),
+            manifest,
+        })
     }
 
     /// All snapshots, oldest first, and the objects that failed to load with why.
@@ -341,7 +378,9 @@ impl Repository {
         match matches.as_slice() {
             [one] => self.load_snapshot(&one.parse().map_err(Error::Invalid)?),
             [] => Err(Error::NotFound(format!("no snapshot with id {spec}"))),
-            _ => Err(Error::Invalid(format!("snapshot id {spec} is ambiguous; give more digits"))),
+            _ => Err(Error::Invalid(format!(
+                "snapshot id {spec} is ambiguous; give more digits"
+            ))),
         }
     }
 
@@ -352,12 +391,20 @@ impl Repository {
         self.parse_index(key, &name, &data)
     }
 
-    fn parse_index(&self, key: &SecretKey, name: &str, data: &[u8]) -> Result<Vec<index::PackInfo>> {
+    fn parse_index(
+        &self,
+        key: &SecretKey,
+        name: &str,
+        data: &[u8],
+    ) -> Result<Vec<index::PackInfo>> {
         let object = ObjectKind::Index.path(name);
         check_name(ObjectKind::Index, name, data)?;
         let plain = crypto::decrypt(key, Some(&self.signer), data).map_err(|e| match e {
             CryptoError::Signature(s) => Error::Untrusted(format!("{object}: {s}")),
-            other => Error::Corrupt { object: object.clone(), reason: other.to_string() },
+            other => Error::Corrupt {
+                object: object.clone(),
+                reason: other.to_string(),
+            },
         })?;
         index::parse(&plain).map_err(|reason| Error::Corrupt { object, reason })
     }
@@ -410,7 +457,11 @@ impl Repository {
     }
 
     /// Reads and parses a snapshot's tree.
-    pub fn read_tree(&self, reader: &mut ChunkReader<'_>, snapshot: &Snapshot) -> Result<Vec<tree::Entry>> {
+    pub fn read_tree(
+        &self,
+        reader: &mut ChunkReader<'_>,
+        snapshot: &Snapshot,
+    ) -> Result<Vec<tree::Entry>> {
         let mut data = Vec::new();
         for id in &snapshot.manifest.tree {
             data.extend_from_slice(&reader.read(id)?);
@@ -439,12 +490,21 @@ pub struct ChunkReader<'a> {
 
 impl<'a> ChunkReader<'a> {
     pub fn new(repo: &'a Repository, key: &'a SecretKey, map: &'a ChunkMap) -> Self {
-        ChunkReader { repo, key, map, cache: VecDeque::new(), capacity: 4 }
+        ChunkReader {
+            repo,
+            key,
+            map,
+            cache: VecDeque::new(),
+            capacity: 4,
+        }
     }
 
     pub fn pack(&mut self, id: &PackId) -> Result<Arc<Vec<u8>>> {
         if let Some(pos) = self.cache.iter().position(|(p, _)| p == id) {
-            let hit = self.cache.remove(pos).ok_or_else(|| Error::Internal("cache".into()))?;
+            let hit = self
+                .cache
+                .remove(pos)
+                .ok_or_else(|| Error::Internal("cache".into()))?;
             let data = hit.1.clone();
             self.cache.push_front(hit);
             return Ok(data);
@@ -456,8 +516,9 @@ impl<'a> ChunkReader<'a> {
     }
 
     pub fn read(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
-        let (pack, entry) = *self.map.chunks.get(id).ok_or_else(|| {
-            Error::Corrupt { object: format!("chunk {id}"), reason: "not in any index".into() }
+        let (pack, entry) = *self.map.chunks.get(id).ok_or_else(|| Error::Corrupt {
+            object: format!("chunk {id}"),
+            reason: "not in any index".into(),
         })?;
         let plain = self.pack(&pack)?;
         pack::extract(pack, &plain, &entry)

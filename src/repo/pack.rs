@@ -71,7 +71,8 @@ pub fn extract(pack: PackId, plain: &[u8], entry: &PackEntry) -> Result<Vec<u8>,
         .checked_add(usize::try_from(entry.length).map_err(|_| bad("length out of range".into()))?)
         .filter(|&e| e <= plain.len())
         .ok_or_else(|| bad(format!("lies beyond the pack's {} bytes", plain.len())))?;
-    let capacity = usize::try_from(entry.raw_length).map_err(|_| bad("size out of range".into()))?;
+    let capacity =
+        usize::try_from(entry.raw_length).map_err(|_| bad("size out of range".into()))?;
     let raw = zstd::bulk::decompress(&plain[start..end], capacity.max(1))
         .map_err(|e| bad(format!("does not decompress: {e}")))?;
     if raw.len() as u64 != entry.raw_length || ChunkId::of(&raw) != entry.chunk {

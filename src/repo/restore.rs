@@ -61,8 +61,11 @@ pub fn select(entries: Vec<Entry>, includes: &[Vec<u8>]) -> Result<Vec<Entry>> {
         .map(|e| (e.path.clone(), e.clone()))
         .collect();
     let chosen = |p: &[u8]| includes.iter().any(|i| is_within(p, i));
-    let parent_of_chosen =
-        |p: &[u8]| includes.iter().any(|i| i.len() > p.len() && is_within(i, p));
+    let parent_of_chosen = |p: &[u8]| {
+        includes
+            .iter()
+            .any(|i| i.len() > p.len() && is_within(i, p))
+    };
     let mut out = Vec::new();
     for mut e in entries {
         if chosen(&e.path) {
@@ -70,7 +73,11 @@ pub fn select(entries: Vec<Entry>, includes: &[Vec<u8>]) -> Result<Vec<Entry>> {
                 if !chosen(target) {
                     let original = files.get(target).ok_or_else(|| Error::Corrupt {
                         object: "tree".into(),
-                        reason: format!("hard link {} points at missing {}", e.path_lossy(), String::from_utf8_lossy(target)),
+                        reason: format!(
+                            "hard link {} points at missing {}",
+                            e.path_lossy(),
+                            String::from_utf8_lossy(target)
+                        ),
                     })?;
                     e.kind = original.kind.clone();
                 }
@@ -83,7 +90,11 @@ pub fn select(entries: Vec<Entry>, includes: &[Vec<u8>]) -> Result<Vec<Entry>> {
     if out.is_empty() {
         return Err(Error::NotFound(format!(
             "nothing in the snapshot matches {}",
-            includes.iter().map(|i| format!("'/{}'", String::from_utf8_lossy(i))).collect::<Vec<_>>().join(", ")
+            includes
+                .iter()
+                .map(|i| format!("'/{}'", String::from_utf8_lossy(i)))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(out)
@@ -103,16 +114,29 @@ pub fn restore(
     let map = repo.chunk_map(key)?;
     let mut reader = super::ChunkReader::new(repo, key, &map);
     let tree = repo.read_tree(&mut reader, snapshot)?;
-    let includes: Vec<Vec<u8>> = options.includes.iter().map(|i| normalize_include(i)).collect();
+    let includes: Vec<Vec<u8>> = options
+        .includes
+        .iter()
+        .map(|i| normalize_include(i))
+        .collect();
     let entries = select(tree, &includes)?;
 
     let target = &options.target;
     fs::create_dir_all(target).map_err(|e| {
-        Error::Target(format!("cannot create restore target {}: {e}", target.display()))
+        Error::Target(format!(
+            "cannot create restore target {}: {e}",
+            target.display()
+        ))
     })?;
     let tops: BTreeSet<Vec<u8>> = entries
         .iter()
-        .map(|e| e.path.split(|&b| b == b'/').next().unwrap_or_default().to_vec())
+        .map(|e| {
+            e.path
+                .split(|&b| b == b'/')
+                .next()
+                .unwrap_or_default()
+                .to_vec()
+        })
         .collect();
     for top in &tops {
         let dest = target.join(OsStr::from_bytes(top));
@@ -126,8 +150,21 @@ pub fn restore(
     let staging = tempfile::Builder::new()
         .prefix(&format!(".lifeboat-restore-{}-", snapshot.id.short()))
         .tempdir_in(target)
-        .map_err(|e| Error::Target(format!("cannot create a staging folder in {}: {e}", target.display())))?;
-    let outcome = write_all(repo, key, &map, &entries, staging.path(), options.threads, progress)?;
+        .map_err(|e| {
+            Error::Target(format!(
+                "cannot create a staging folder in {}: {e}",
+                target.display()
+            ))
+        })?;
+    let outcome = write_all(
+        repo,
+        key,
+        &map,
+        &entries,
+        staging.path(),
+        options.threads,
+        progress,
+    )?;
     for top in &tops {
         let from = staging.path().join(OsStr::from_bytes(top));
         let to = target.join(OsStr::from_bytes(top));
@@ -166,14 +203,17 @@ fn write_all(
         let path = path_of(e);
         match &e.kind {
             EntryKind::Dir => {
-                fs::create_dir_all(&path).map_err(|err| io_err("cannot create folder", &path, err))?;
+                fs::create_dir_all(&path)
+                    .map_err(|err| io_err("cannot create folder", &path, err))?;
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
                     .map_err(|err| io_err("cannot set permissions of", &path, err))?;
                 outcome.dirs += 1;
             }
             EntryKind::File { chunks } => {
-                let file = fs::File::create(&path).map_err(|err| io_err("cannot create", &path, err))?;
-                file.set_len(e.size).map_err(|err| io_err("cannot size", &path, err))?;
+                let file =
+                    fs::File::create(&path).map_err(|err| io_err("cannot create", &path, err))?;
+                file.set_len(e.size)
+                    .map_err(|err| io_err("cannot size", &path, err))?;
                 let index = files.len();
                 files.push((path, e));
                 let mut offset = 0u64;
@@ -206,7 +246,9 @@ fn write_all(
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let threads = if threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         threads
     };
@@ -217,7 +259,9 @@ fn write_all(
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((pack, chunks)) = packs.get(i) else { return };
+                let Some((pack, chunks)) = packs.get(i) else {
+                    return;
+                };
                 let result = (|| -> Result<()> {
                     let plain = repo.read_pack(key, pack)?;
                     for (entry, dests) in chunks.values() {
@@ -228,7 +272,8 @@ fn write_all(
                                 .write(true)
                                 .open(path)
                                 .map_err(|e| io_err("cannot open", path, e))?;
-                            write_sparse(&f, &data, *offset).map_err(|e| io_err("cannot write", path, e))?;
+                            write_sparse(&f, &data, *offset)
+                                .map_err(|e| io_err("cannot write", path, e))?;
                             progress.advance(data.len() as u64);
                         }
                     }
@@ -243,7 +288,10 @@ fn write_all(
             });
         }
     });
-    if let Some(e) = failure.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))? {
+    if let Some(e) = failure
+        .into_inner()
+        .map_err(|_| Error::Internal("restore worker panicked".into()))?
+    {
         return Err(e);
     }
 
@@ -259,17 +307,24 @@ fn write_all(
             }
             EntryKind::Hardlink { target } => {
                 let original = root.join(OsStr::from_bytes(target));
-                fs::hard_link(&original, &path).map_err(|err| io_err("cannot create hard link", &path, err))?;
+                fs::hard_link(&original, &path)
+                    .map_err(|err| io_err("cannot create hard link", &path, err))?;
                 outcome.files += 1;
             }
             _ => {}
         }
     }
     let is_root = running_as_root();
-    for e in entries.iter().filter(|e| !matches!(e.kind, EntryKind::Dir | EntryKind::Hardlink { .. })) {
+    for e in entries
+        .iter()
+        .filter(|e| !matches!(e.kind, EntryKind::Dir | EntryKind::Hardlink { .. }))
+    {
         set_metadata(&path_of(e), e, is_root, &mut outcome.warnings)?;
     }
-    let mut dirs: Vec<&Entry> = entries.iter().filter(|e| matches!(e.kind, EntryKind::Dir)).collect();
+    let mut dirs: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Dir))
+        .collect();
     dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
     for e in dirs {
         set_metadata(&path_of(e), e, is_root, &mut outcome.warnings)?;
@@ -298,7 +353,9 @@ fn write_sparse(file: &fs::File, data: &[u8], offset: u64) -> std::io::Result<()
 
 fn running_as_root() -> bool {
     // Ownership can only be given away by root; everyone else keeps their own.
-    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 fn set_metadata(path: &Path, e: &Entry, is_root: bool, warnings: &mut Vec<String>) -> Result<()> {

@@ -32,10 +32,16 @@ impl ChunkRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { chunks: Vec<ChunkRef> },
-    Symlink { target: Vec<u8> },
+    File {
+        chunks: Vec<ChunkRef>,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
     /// A further name of a file stored earlier in the same tree, under `target`.
-    Hardlink { target: Vec<u8> },
+    Hardlink {
+        target: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,14 +146,19 @@ impl Entry {
                 .parse::<u64>()
                 .map_err(|_| format!("bad {what} '{}'", fields[i]))
         };
-        let mode = u32::from_str_radix(fields[1], 8).map_err(|_| format!("bad mode '{}'", fields[1]))?;
+        let mode =
+            u32::from_str_radix(fields[1], 8).map_err(|_| format!("bad mode '{}'", fields[1]))?;
         let uid = u32::try_from(num(2, "uid")?).map_err(|_| "uid out of range".to_string())?;
         let gid = u32::try_from(num(3, "gid")?).map_err(|_| "gid out of range".to_string())?;
         let (sec, nsec) = fields[4]
             .split_once('.')
             .ok_or_else(|| format!("bad mtime '{}'", fields[4]))?;
-        let mtime_sec = sec.parse::<i64>().map_err(|_| format!("bad mtime '{}'", fields[4]))?;
-        let mtime_nsec = nsec.parse::<u32>().map_err(|_| format!("bad mtime '{}'", fields[4]))?;
+        let mtime_sec = sec
+            .parse::<i64>()
+            .map_err(|_| format!("bad mtime '{}'", fields[4]))?;
+        let mtime_nsec = nsec
+            .parse::<u32>()
+            .map_err(|_| format!("bad mtime '{}'", fields[4]))?;
         let size = num(5, "size")?;
         let path = unescape(fields[6])?;
         let extra = fields[7];
@@ -161,11 +172,24 @@ impl Entry {
                 }
                 EntryKind::File { chunks }
             }
-            "l" => EntryKind::Symlink { target: unescape(extra)? },
-            "h" => EntryKind::Hardlink { target: unescape(extra)? },
+            "l" => EntryKind::Symlink {
+                target: unescape(extra)?,
+            },
+            "h" => EntryKind::Hardlink {
+                target: unescape(extra)?,
+            },
             other => return Err(format!("unknown entry type '{other}'")),
         };
-        Ok(Entry { path, kind, mode, uid, gid, mtime_sec, mtime_nsec, size })
+        Ok(Entry {
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime_sec,
+            mtime_nsec,
+            size,
+        })
     }
 }
 
@@ -198,11 +222,16 @@ pub fn parse_chunks(text: &str) -> Result<Vec<ChunkRef>, String> {
             let (id, len) = part
                 .split_once(':')
                 .ok_or_else(|| format!("bad chunk reference '{part}'"))?;
-            let len = len.parse::<u64>().map_err(|_| format!("bad chunk length '{part}'"))?;
+            let len = len
+                .parse::<u64>()
+                .map_err(|_| format!("bad chunk length '{part}'"))?;
             Ok(if id == "0" {
                 ChunkRef::Zero { len }
             } else {
-                ChunkRef::Data { id: id.parse()?, len }
+                ChunkRef::Data {
+                    id: id.parse()?,
+                    len,
+                }
             })
         })
         .collect()
@@ -248,14 +277,56 @@ mod tests {
     #[test]
     fn lines_round_trip() {
         let entries = vec![
-            Entry { path: b"a dir".to_vec(), kind: EntryKind::Dir, mode: 0o755, uid: 0, gid: 0, mtime_sec: 1, mtime_nsec: 5, size: 0 },
+            Entry {
+                path: b"a dir".to_vec(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime_sec: 1,
+                mtime_nsec: 5,
+                size: 0,
+            },
             Entry {
                 path: b"a dir/f\n\xff".to_vec(),
-                kind: EntryKind::File { chunks: vec![ChunkRef::Data { id: ChunkId::of(b"x"), len: 7 }, ChunkRef::Zero { len: 3 }] },
-                mode: 0o4644, uid: 1000, gid: 1000, mtime_sec: -5, mtime_nsec: 999_999_999, size: 10,
+                kind: EntryKind::File {
+                    chunks: vec![
+                        ChunkRef::Data {
+                            id: ChunkId::of(b"x"),
+                            len: 7,
+                        },
+                        ChunkRef::Zero { len: 3 },
+                    ],
+                },
+                mode: 0o4644,
+                uid: 1000,
+                gid: 1000,
+                mtime_sec: -5,
+                mtime_nsec: 999_999_999,
+                size: 10,
             },
-            Entry { path: b"l".to_vec(), kind: EntryKind::Symlink { target: b"../x y".to_vec() }, mode: 0o777, uid: 1, gid: 2, mtime_sec: 3, mtime_nsec: 0, size: 0 },
-            Entry { path: b"e".to_vec(), kind: EntryKind::File { chunks: vec![] }, mode: 0o600, uid: 1, gid: 2, mtime_sec: 3, mtime_nsec: 0, size: 0 },
+            Entry {
+                path: b"l".to_vec(),
+                kind: EntryKind::Symlink {
+                    target: b"../x y".to_vec(),
+                },
+                mode: 0o777,
+                uid: 1,
+                gid: 2,
+                mtime_sec: 3,
+                mtime_nsec: 0,
+                size: 0,
+            },
+            Entry {
+                path: b"e".to_vec(),
+                kind: EntryKind::File { chunks: vec![] },
+                mode: 0o600,
+                uid: 1,
+                gid: 2,
+                mtime_sec: 3,
+                mtime_nsec: 0,
+                size: 0,
+            },
         ];
         assert_eq!(parse(&serialize(&entries)).unwrap(), entries);
     }

@@ -76,7 +76,11 @@ pub fn normalize_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>, WalkError> {
 
 /// Walks normalised roots. Ancestors of each root are visited first (once), so a restore
 /// recreates them with their metadata.
-pub fn walk<F>(roots: &[PathBuf], warn: &mut dyn FnMut(Warning), visit: &mut F) -> Result<(), WalkError>
+pub fn walk<F>(
+    roots: &[PathBuf],
+    warn: &mut dyn FnMut(Warning),
+    visit: &mut F,
+) -> Result<(), WalkError>
 where
     F: FnMut(FsEntry<'_>, &mut dyn FnMut(Warning)) -> Result<(), String>,
 {
@@ -93,7 +97,15 @@ where
                 path: a.display().to_string(),
                 reason: e.to_string(),
             })?;
-            visit(FsEntry { rel: &rel, abs: a, meta: &meta }, warn).map_err(WalkError::Callback)?;
+            visit(
+                FsEntry {
+                    rel: &rel,
+                    abs: a,
+                    meta: &meta,
+                },
+                warn,
+            )
+            .map_err(WalkError::Callback)?;
         }
         let meta = fs::symlink_metadata(root).map_err(|e| WalkError::Root {
             path: root.display().to_string(),
@@ -128,7 +140,10 @@ where
         } else {
             "device"
         };
-        warn(Warning::Skipped(format!("skipped {kind} {}", abs.display())));
+        warn(Warning::Skipped(format!(
+            "skipped {kind} {}",
+            abs.display()
+        )));
         return Ok(());
     }
     visit(FsEntry { rel, abs, meta }, warn).map_err(WalkError::Callback)?;
@@ -140,13 +155,19 @@ where
             .filter_map(|e| match e {
                 Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
                 Err(err) => {
-                    warn(Warning::Unreadable(format!("cannot list {}: {err}", abs.display())));
+                    warn(Warning::Unreadable(format!(
+                        "cannot list {}: {err}",
+                        abs.display()
+                    )));
                     None
                 }
             })
             .collect(),
         Err(e) => {
-            warn(Warning::Unreadable(format!("cannot list {}: {e}", abs.display())));
+            warn(Warning::Unreadable(format!(
+                "cannot list {}: {e}",
+                abs.display()
+            )));
             return Ok(());
         }
     };
@@ -155,7 +176,10 @@ where
         let child_meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
-                warn(Warning::Unreadable(format!("cannot read {}: {e}", path.display())));
+                warn(Warning::Unreadable(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
                 continue;
             }
         };

@@ -27,21 +27,32 @@ impl Run {
     }
 
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
 impl Workspace {
     /// Keys `svc` (service) and `rec` (recipient), and a repository at `repo`.
     pub fn new() -> Workspace {
-        let ws = Workspace { dir: tempfile::tempdir().expect("tempdir") };
-        ws.lifeboat(&["keys", "generate", "--name", "svc", "--out"]).arg(ws.path("keys")).ok();
-        ws.lifeboat(&["keys", "generate", "--name", "rec", "--out"]).arg(ws.path("keys")).ok();
+        let ws = Workspace {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        ws.lifeboat(&["keys", "generate", "--name", "svc", "--out"])
+            .arg(ws.path("keys"))
+            .ok();
+        ws.lifeboat(&["keys", "generate", "--name", "rec", "--out"])
+            .arg(ws.path("keys"))
+            .ok();
         ws.init();
         ws
     }
@@ -82,7 +93,9 @@ impl Workspace {
     /// `lifeboat backup --json PATHS`; returns the parsed result.
     pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
         let mut c = self.lifeboat(&["backup", "--json", "--repo"]);
-        c.arg(self.repo()).arg("--signing-key").arg(self.path("keys/svc.key"));
+        c.arg(self.repo())
+            .arg("--signing-key")
+            .arg(self.path("keys/svc.key"));
         for p in paths {
             c.arg(p);
         }
@@ -91,7 +104,12 @@ impl Workspace {
 
     pub fn restore(&self, snapshot: &str, target: &Path, extra: &[&str]) -> Run {
         let mut c = self.lifeboat(&["restore", "--repo"]);
-        c.arg(self.repo()).arg("--key").arg(self.key()).arg(snapshot).arg("--target").arg(target);
+        c.arg(self.repo())
+            .arg("--key")
+            .arg(self.key())
+            .arg(snapshot)
+            .arg("--target")
+            .arg(target);
         c.args(extra);
         c.run()
     }
@@ -164,8 +182,14 @@ pub fn random_file(path: &Path, len: usize, seed: u64) {
 
 /// Runs a stock tool; panics with its output when it fails.
 pub fn tool(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -197,32 +221,57 @@ pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
     let mut links_b = std::collections::HashMap::new();
     for rel in la {
         let (pa, pb) = (a.join(&rel), b.join(&rel));
-        let (ma, mb) = (fs::symlink_metadata(&pa).expect("meta"), fs::symlink_metadata(&pb).expect("meta"));
+        let (ma, mb) = (
+            fs::symlink_metadata(&pa).expect("meta"),
+            fs::symlink_metadata(&pb).expect("meta"),
+        );
         let r = rel.display();
         if ma.file_type() != mb.file_type() {
             diffs.push(format!("{r}: type"));
             continue;
         }
         if ma.uid() != mb.uid() || ma.gid() != mb.gid() {
-            diffs.push(format!("{r}: owner {}:{} vs {}:{}", ma.uid(), ma.gid(), mb.uid(), mb.gid()));
+            diffs.push(format!(
+                "{r}: owner {}:{} vs {}:{}",
+                ma.uid(),
+                ma.gid(),
+                mb.uid(),
+                mb.gid()
+            ));
         }
         if ma.file_type().is_symlink() {
             if fs::read_link(&pa).ok() != fs::read_link(&pb).ok() {
                 diffs.push(format!("{r}: symlink target"));
             }
         } else if ma.permissions().mode() != mb.permissions().mode() {
-            diffs.push(format!("{r}: mode {:o} vs {:o}", ma.permissions().mode(), mb.permissions().mode()));
+            diffs.push(format!(
+                "{r}: mode {:o} vs {:o}",
+                ma.permissions().mode(),
+                mb.permissions().mode()
+            ));
         }
         if (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
-            diffs.push(format!("{r}: mtime {}.{} vs {}.{}", ma.mtime(), ma.mtime_nsec(), mb.mtime(), mb.mtime_nsec()));
+            diffs.push(format!(
+                "{r}: mtime {}.{} vs {}.{}",
+                ma.mtime(),
+                ma.mtime_nsec(),
+                mb.mtime(),
+                mb.mtime_nsec()
+            ));
         }
         if ma.is_file() {
             if fs::read(&pa).ok() != fs::read(&pb).ok() {
                 diffs.push(format!("{r}: content"));
             }
             if ma.nlink() > 1 {
-                links_a.entry(ma.ino()).or_insert_with(Vec::new).push(rel.clone());
-                links_b.entry(mb.ino()).or_insert_with(Vec::new).push(rel.clone());
+                links_a
+                    .entry(ma.ino())
+                    .or_insert_with(Vec::new)
+                    .push(rel.clone());
+                links_b
+                    .entry(mb.ino())
+                    .or_insert_with(Vec::new)
+                    .push(rel.clone());
             }
         }
     }
