@@ -102,6 +102,8 @@ pub fn select(entries: Vec<Entry>, includes: &[Vec<u8>]) -> Result<Vec<Entry>> {
 
 /// Where one chunk goes: files and offsets.
 type Destinations = Vec<(usize, u64)>;
+/// The chunks to take from one pack, by offset, with where each goes.
+type PackPlan = BTreeMap<u64, (PackEntry, Destinations)>;
 
 pub fn restore(
     repo: &Repository,
@@ -197,7 +199,7 @@ fn write_all(
     let path_of = |e: &Entry| root.join(OsStr::from_bytes(&e.path));
     // Folders and empty files first, so data has somewhere to go.
     let mut files: Vec<(PathBuf, &Entry)> = Vec::new();
-    let mut plan: BTreeMap<PackId, BTreeMap<u64, (PackEntry, Destinations)>> = BTreeMap::new();
+    let mut plan: BTreeMap<PackId, PackPlan> = BTreeMap::new();
     let mut total = 0u64;
     for e in entries {
         let path = path_of(e);
@@ -242,7 +244,7 @@ fn write_all(
     progress.phase("restore", Some(total), true);
 
     // Data: packs in parallel, each read and decrypted once.
-    let packs: Vec<(&PackId, &BTreeMap<u64, (PackEntry, Destinations)>)> = plan.iter().collect();
+    let packs: Vec<(&PackId, &PackPlan)> = plan.iter().collect();
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let threads = if threads == 0 {
@@ -325,7 +327,7 @@ fn write_all(
         .iter()
         .filter(|e| matches!(e.kind, EntryKind::Dir))
         .collect();
-    dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+    dirs.sort_by_key(|e| std::cmp::Reverse(e.path.len()));
     for e in dirs {
         set_metadata(&path_of(e), e, is_root, &mut outcome.warnings)?;
     }
