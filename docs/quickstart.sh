@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
-lifeboat() { target/release/lifeboat "$@"; }
+bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release/lifeboat"
+lifeboat() { "$bin" "$@"; }
 
 demo=${DEMO_DIR:-lifeboat-demo}
 rm -rf "$demo"
