@@ -156,6 +156,25 @@ pub(super) fn open_trusted(
     Ok(Repository::open(backend, cert)?)
 }
 
+/// Opens a repository for reading with a recipient's key and finds a snapshot in it.
+fn open_snapshot(
+    ctx: &Context,
+    repo: &RepoArg,
+    signer: &SignerArg,
+    key: &std::path::Path,
+    snapshot: &str,
+) -> anyhow::Result<(
+    Repository,
+    crate::repo::crypto::SecretKey,
+    crate::repo::snapshot::Snapshot,
+)> {
+    let repo = open_trusted(ctx, repo, signer)?;
+    let key = load_secret(key)?;
+    repo.check_key(&key)?;
+    let snapshot = repo.find_snapshot(snapshot)?;
+    Ok((repo, key, snapshot))
+}
+
 pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
     let signing = load_secret(&args.signing_key)?;
     let recipients = args
@@ -347,10 +366,8 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
 }
 
 pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
-    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
-    let key = load_secret(&args.key)?;
-    repo.check_key(&key)?;
-    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let (repo, key, snapshot) =
+        open_snapshot(ctx, &args.repo, &args.signer, &args.key, &args.snapshot)?;
     let map = repo.chunk_map(&key)?;
     let mut reader = ChunkReader::new(&repo, &key, &map);
     let entries = repo.read_tree(&mut reader, &snapshot)?;
@@ -419,10 +436,8 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
 }
 
 pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
-    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
-    let key = load_secret(&args.key)?;
-    repo.check_key(&key)?;
-    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let (repo, key, snapshot) =
+        open_snapshot(ctx, &args.repo, &args.signer, &args.key, &args.snapshot)?;
     let progress = ctx.progress();
     let options = RestoreOptions {
         target: args.target.clone(),
@@ -518,10 +533,8 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
-    let repo = open_trusted(ctx, &args.repo, &args.signer)?;
-    let key = load_secret(&args.key)?;
-    repo.check_key(&key)?;
-    let snapshot = repo.find_snapshot(&args.snapshot)?;
+    let (repo, key, snapshot) =
+        open_snapshot(ctx, &args.repo, &args.signer, &args.key, &args.snapshot)?;
     let progress = ctx.progress();
     let outcome = export_mod::export(&repo, &key, &snapshot, &args.out, &progress)
         .inspect_err(|_| progress.finish_quietly())?;

@@ -294,19 +294,7 @@ fn encryptor<'a>(recipients: &'a [PublicCert], message: Message<'a>) -> Result<M
 
 /// Signs `plaintext` into a signed (not encrypted) OpenPGP message.
 pub fn sign(signer: &SecretKey, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let keypair = signer.signing_keypair()?;
-    let mut out = Vec::with_capacity(plaintext.len() + 512);
-    {
-        let message = Message::new(&mut out);
-        let message = Signer::new(message, keypair)
-            .map_err(other)?
-            .build()
-            .map_err(other)?;
-        let mut literal = LiteralWriter::new(message).build().map_err(other)?;
-        literal.write_all(plaintext).map_err(other)?;
-        literal.finalize().map_err(other)?;
-    }
-    Ok(out)
+    signed_message(signer, None, plaintext)
 }
 
 /// Signs, then encrypts `plaintext` to the recipients.
@@ -315,11 +303,21 @@ pub fn sign_and_encrypt(
     recipients: &[PublicCert],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
+    signed_message(signer, Some(recipients), plaintext)
+}
+
+fn signed_message(
+    signer: &SecretKey,
+    recipients: Option<&[PublicCert]>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let keypair = signer.signing_keypair()?;
     let mut out = Vec::with_capacity(plaintext.len() + 1024);
     {
-        let message = Message::new(&mut out);
-        let message = encryptor(recipients, message)?;
+        let mut message = Message::new(&mut out);
+        if let Some(recipients) = recipients {
+            message = encryptor(recipients, message)?;
+        }
         let message = Signer::new(message, keypair)
             .map_err(other)?
             .build()
