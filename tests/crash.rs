@@ -92,13 +92,7 @@ fn full_disk_fails_cleanly_and_the_repository_stays_healthy() {
     }
     let _guard = Mount(small.clone());
     let repo = small.join("repo");
-    ws.lifeboat(&["init", "--repo"])
-        .arg(&repo)
-        .arg("--recipient")
-        .arg(ws.path("keys/rec.cert"))
-        .arg("--signing-key")
-        .arg(ws.path("keys/svc.key"))
-        .ok();
+    ws.init_at(&repo).ok();
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     random_file(&src.join("big"), 64 << 20, 5);

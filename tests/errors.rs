@@ -59,26 +59,12 @@ fn init_refuses_a_non_empty_folder() {
     let dir = ws.path("full");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("precious"), "do not touch").unwrap();
-    let run = ws
-        .lifeboat(&["init", "--repo"])
-        .arg(&dir)
-        .arg("--recipient")
-        .arg(ws.path("keys/rec.cert"))
-        .arg("--signing-key")
-        .arg(ws.path("keys/svc.key"))
-        .run();
+    let run = ws.init_at(&dir).run();
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
     // The existing repository cannot be initialised again either.
-    let run = ws
-        .lifeboat(&["init", "--repo"])
-        .arg(ws.repo())
-        .arg("--recipient")
-        .arg(ws.path("keys/rec.cert"))
-        .arg("--signing-key")
-        .arg(ws.path("keys/svc.key"))
-        .run();
+    let run = ws.init_at(&ws.repo()).run();
     assert_ne!(run.code, 0);
 }
 

@@ -213,10 +213,12 @@ pub fn check(
         }
         check_trees(repo, key, &map, &snapshots, &mut report);
         if options.read_data {
-            let total: u64 = indexed
-                .keys()
-                .filter_map(|p| listing_size(&listing, p))
-                .sum();
+            let sizes: HashMap<&str, u64> = listing
+                .get(&ObjectKind::Data)
+                .map(|l| l.iter().map(|(n, s)| (n.as_str(), *s)).collect())
+                .unwrap_or_default();
+            let pack_size = |p: &PackId| sizes.get(p.to_hex().as_str()).copied().unwrap_or(0);
+            let total: u64 = indexed.keys().map(pack_size).sum();
             progress.phase("reading", Some(total), true);
             for (pack, entries) in &indexed {
                 if !data_present.contains(&pack.to_hex()) {
@@ -233,21 +235,12 @@ pub fn check(
                     }
                     Err(e) => report.problems.push(problem_of(&e)),
                 }
-                progress.advance(listing_size(&listing, pack).unwrap_or(0));
+                progress.advance(pack_size(pack));
             }
         }
     }
     progress.finish();
     Ok(report)
-}
-
-fn listing_size(listing: &BTreeMap<ObjectKind, Vec<(String, u64)>>, pack: &PackId) -> Option<u64> {
-    let name = pack.to_hex();
-    listing
-        .get(&ObjectKind::Data)?
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
 }
 
 fn check_trees(

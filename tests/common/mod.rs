@@ -58,13 +58,18 @@ impl Workspace {
     }
 
     pub fn init(&self) {
-        self.lifeboat(&["init", "--repo"])
-            .arg(self.repo())
+        self.init_at(&self.repo()).ok();
+    }
+
+    /// `lifeboat init` of a repository at `repo` with the workspace's keys.
+    pub fn init_at(&self, repo: &Path) -> Cmd {
+        let mut c = self.lifeboat(&["init", "--repo"]);
+        c.arg(repo)
             .arg("--recipient")
             .arg(self.path("keys/rec.cert"))
             .arg("--signing-key")
-            .arg(self.path("keys/svc.key"))
-            .ok();
+            .arg(self.path("keys/svc.key"));
+        c
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
