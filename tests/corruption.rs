@@ -6,8 +6,8 @@ use lifeboat::repo::crypto::{self, PublicCert, SecretKey};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn setup() -> (Workspace, String) {
-    let ws = Workspace::new();
+fn setup(store: Store) -> (Workspace, String) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     random_file(&src.join("a"), 3 << 20, 1);
@@ -42,9 +42,8 @@ fn assert_named(run: &Run, object: &str) {
     );
 }
 
-#[test]
-fn flipped_byte_in_a_pack() {
-    let (ws, id) = setup();
+fn flipped_byte_in_a_pack(store: Store) {
+    let (ws, id) = setup(store);
     let pack = biggest_pack(&ws);
     let mut data = fs::read(&pack).unwrap();
     let mid = data.len() / 2;
@@ -60,9 +59,8 @@ fn flipped_byte_in_a_pack() {
     );
 }
 
-#[test]
-fn truncated_pack() {
-    let (ws, id) = setup();
+fn truncated_pack(store: Store) {
+    let (ws, id) = setup(store);
     let pack = biggest_pack(&ws);
     let data = fs::read(&pack).unwrap();
     fs::write(&pack, &data[..data.len() - 100]).unwrap();
@@ -70,9 +68,8 @@ fn truncated_pack() {
     assert_named(&ws.restore(&id, &ws.path("out"), &[]), &name(&pack));
 }
 
-#[test]
-fn missing_pack() {
-    let (ws, id) = setup();
+fn missing_pack(store: Store) {
+    let (ws, id) = setup(store);
     let pack = biggest_pack(&ws);
     fs::remove_file(&pack).unwrap();
     let run = ws.check(false);
@@ -83,9 +80,8 @@ fn missing_pack() {
     assert!(r.stderr.contains(&name(&pack)), "{}", r.stderr);
 }
 
-#[test]
-fn damaged_index_and_snapshot() {
-    let (ws, id) = setup();
+fn damaged_index_and_snapshot(store: Store) {
+    let (ws, id) = setup(store);
     let index = ws.objects("index").remove(0);
     let mut data = fs::read(&index).unwrap();
     data[40] ^= 0xff;
@@ -101,15 +97,14 @@ fn damaged_index_and_snapshot() {
 /// Writes `data` as an object of the repository under its SHA-256 name.
 fn plant(ws: &Workspace, kind: &str, data: &[u8]) -> String {
     let name = lifeboat::repo::ids::Hash::of(data).to_hex();
-    fs::write(ws.repo().join(kind).join(&name), data).unwrap();
+    fs::write(ws.objects_root().join(kind).join(&name), data).unwrap();
     name
 }
 
-#[test]
-fn snapshot_signed_by_another_key_is_refused() {
-    let (ws, id) = setup();
+fn snapshot_signed_by_another_key_is_refused(store: Store) {
+    let (ws, id) = setup(store);
     // A perfect copy of the real manifest, re-signed by an intruder's key.
-    let real = fs::read(ws.repo().join("snapshots").join(&id)).unwrap();
+    let real = fs::read(ws.objects_root().join("snapshots").join(&id)).unwrap();
     let content = crypto::unverified_content(&real).unwrap();
     let intruder = SecretKey::generate("intruder").unwrap();
     let forged = plant(
@@ -124,9 +119,8 @@ fn snapshot_signed_by_another_key_is_refused() {
     ws.restore(&id, &ws.path("out2"), &[]).ok();
 }
 
-#[test]
-fn index_signed_by_another_key_is_refused() {
-    let (ws, id) = setup();
+fn index_signed_by_another_key_is_refused(store: Store) {
+    let (ws, id) = setup(store);
     let real = ws.objects("index").remove(0);
     let key = SecretKey::load(&ws.key()).unwrap();
     let plain = crypto::decrypt(&key, None, &fs::read(&real).unwrap()).unwrap();
@@ -144,9 +138,8 @@ fn index_signed_by_another_key_is_refused() {
     assert_named(&r, &forged);
 }
 
-#[test]
-fn config_signed_by_another_key_is_refused() {
-    let (ws, id) = setup();
+fn config_signed_by_another_key_is_refused(store: Store) {
+    let (ws, id) = setup(store);
     let real = ws.objects("config").remove(0);
     let content = crypto::unverified_content(&fs::read(&real).unwrap()).unwrap();
     let intruder = SecretKey::generate("intruder").unwrap();
@@ -161,3 +154,13 @@ fn config_signed_by_another_key_is_refused() {
         r.stderr
     );
 }
+
+on_every_backend!(
+    flipped_byte_in_a_pack,
+    truncated_pack,
+    missing_pack,
+    damaged_index_and_snapshot,
+    snapshot_signed_by_another_key_is_refused,
+    index_signed_by_another_key_is_refused,
+    config_signed_by_another_key_is_refused,
+);

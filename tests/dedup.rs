@@ -4,9 +4,8 @@ mod common;
 use common::*;
 use std::fs;
 
-#[test]
-fn unchanged_tree_adds_no_pack_and_reads_nothing() {
-    let ws = Workspace::new();
+fn unchanged_tree_adds_no_pack_and_reads_nothing(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(src.join("d")).unwrap();
     for i in 0..20 {
@@ -34,9 +33,8 @@ fn unchanged_tree_adds_no_pack_and_reads_nothing() {
     ws.check(true).ok();
 }
 
-#[test]
-fn changing_one_mib_of_a_large_file_adds_only_a_few_chunks() {
-    let ws = Workspace::new();
+fn changing_one_mib_of_a_large_file_adds_only_a_few_chunks(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     let big = src.join("disk.img");
@@ -65,3 +63,8 @@ fn changing_one_mib_of_a_large_file_adds_only_a_few_chunks() {
     let restored = out.join(big.strip_prefix("/").unwrap());
     assert!(fs::read(&restored).unwrap() == fs::read(&big).unwrap());
 }
+
+on_every_backend!(
+    unchanged_tree_adds_no_pack_and_reads_nothing,
+    changing_one_mib_of_a_large_file_adds_only_a_few_chunks,
+);

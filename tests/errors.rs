@@ -4,9 +4,8 @@ mod common;
 use common::*;
 use std::fs;
 
-#[test]
-fn wrong_key_names_the_recipients() {
-    let ws = Workspace::new();
+fn wrong_key_names_the_recipients(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), "x").unwrap();
@@ -53,24 +52,22 @@ fn wrong_key_names_the_recipients() {
     assert!(run.stderr.contains("not a secret key"), "{}", run.stderr);
 }
 
-#[test]
-fn init_refuses_a_non_empty_folder() {
-    let ws = Workspace::new();
-    let dir = ws.path("full");
+fn init_refuses_a_non_empty_place(store: Store) {
+    let ws = Workspace::with(store);
+    let (address, dir) = ws.sibling("full");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("precious"), "do not touch").unwrap();
-    let run = ws.init_at(&dir).run();
+    let run = ws.init_at(&address).run();
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
     // The existing repository cannot be initialised again either.
-    let run = ws.init_at(&ws.repo()).run();
+    let run = ws.init_at(ws.repo()).run();
     assert_ne!(run.code, 0);
 }
 
-#[test]
-fn missing_source_path_writes_no_snapshot() {
-    let ws = Workspace::new();
+fn missing_source_path_writes_no_snapshot(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     let run = ws
@@ -87,9 +84,8 @@ fn missing_source_path_writes_no_snapshot() {
     assert!(ws.objects("data").is_empty());
 }
 
-#[test]
-fn backup_with_a_foreign_signing_key_is_refused() {
-    let ws = Workspace::new();
+fn backup_with_a_foreign_signing_key_is_refused(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     let run = ws
@@ -109,9 +105,8 @@ fn backup_with_a_foreign_signing_key_is_refused() {
     assert!(ws.objects("snapshots").is_empty());
 }
 
-#[test]
-fn catalog_rebuild_restores_deduplication() {
-    let ws = Workspace::new();
+fn catalog_rebuild_restores_deduplication(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     random_file(&src.join("f"), 2 << 20, 3);
@@ -146,3 +141,11 @@ fn catalog_rebuild_restores_deduplication() {
         "its chunks are known again: {again}"
     );
 }
+
+on_every_backend!(
+    wrong_key_names_the_recipients,
+    init_refuses_a_non_empty_place,
+    missing_source_path_writes_no_snapshot,
+    backup_with_a_foreign_signing_key_is_refused,
+    catalog_rebuild_restores_deduplication,
+);

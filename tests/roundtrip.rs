@@ -75,9 +75,8 @@ fn make_tree(root: &Path) {
     filetime::set_symlink_file_times(root.join("link"), t, t).unwrap();
 }
 
-#[test]
-fn round_trip_keeps_every_kind_of_entry() {
-    let ws = Workspace::new();
+fn round_trip_keeps_every_kind_of_entry(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     make_tree(&src);
     let result = ws.backup(&[&src]);
@@ -110,9 +109,8 @@ fn round_trip_keeps_every_kind_of_entry() {
     );
 }
 
-#[test]
-fn restore_of_a_single_file_and_of_a_subtree() {
-    let ws = Workspace::new();
+fn restore_of_a_single_file_and_of_a_subtree(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(src.join("a/b")).unwrap();
     fs::write(src.join("a/b/one.txt"), "one").unwrap();
@@ -165,9 +163,8 @@ fn restore_of_a_single_file_and_of_a_subtree() {
     assert!(ls.stdout.contains("one.txt"));
 }
 
-#[test]
-fn snapshots_lists_tags_and_json() {
-    let ws = Workspace::new();
+fn snapshots_lists_tags_and_json(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), "data").unwrap();
@@ -189,3 +186,9 @@ fn snapshots_lists_tags_and_json() {
     let text = ws.lifeboat(&["snapshots", "--repo"]).arg(ws.repo()).ok();
     assert!(text.stdout.contains("source=erp"), "{}", text.stdout);
 }
+
+on_every_backend!(
+    round_trip_keeps_every_kind_of_entry,
+    restore_of_a_single_file_and_of_a_subtree,
+    snapshots_lists_tags_and_json,
+);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs the stock tools the tests compare
-# against (gpg, sq, zstd) when missing, then runs every test.
+# The whole test suite, from a fresh machine: installs what the tests need when missing (the
+# stock tools they compare against: gpg, sq, zstd; the S3 servers they run: s3s-fs from
+# crates.io, moto from PyPI in a venv under target/), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,21 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# s3s-fs 0.14.1: the newest that builds with this machine's rustc (0.15 needs 1.96).
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if ! command -v s3s-fs >/dev/null && [ ! -x "$cargo_bin/s3s-fs" ]; then
+  echo "installing s3s-fs (S3 server for the storage tests; a few minutes)"
+  cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+fi
+
+# moto: the S3 server with Object Lock, in a venv of its own.
+venv="${CARGO_TARGET_DIR:-target}/test-tools/venv"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "installing moto (S3 server with Object Lock, for the lock tests) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+fi
+export LIFEBOAT_TEST_MOTO="$(cd "$venv" && pwd)/bin/moto_server"
 
 cargo test --locked --all-targets

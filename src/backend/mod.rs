@@ -4,8 +4,10 @@
 //! OpenPGP, packs or snapshots; the `repo` layer gives objects their meaning.
 
 mod local;
+pub mod s3;
 
 pub use local::LocalBackend;
+pub use s3::{S3Backend, S3Options, S3Url};
 
 use std::fmt;
 
@@ -72,6 +74,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A remote store refused or failed a request; `message` says what to check.
+    #[error("{action} {what} in {location}: {message}")]
+    Remote {
+        action: &'static str,
+        what: String,
+        location: String,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl Error {
@@ -80,6 +91,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::NotFound { .. } => false,
+            Error::Remote { transient, .. } => *transient,
             Error::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::Interrupted
@@ -109,4 +121,8 @@ pub trait Backend: Send + Sync {
     /// Names and sizes of every object of a kind, in no particular order.
     fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>>;
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()>;
+    /// How many uploads a backup should keep in flight at once.
+    fn uploads(&self) -> usize {
+        2
+    }
 }

@@ -4,6 +4,7 @@
 mod catalog;
 mod keys;
 mod repo;
+mod target;
 
 use crate::repo::crypto::{CryptoError, PublicCert, SecretKey};
 use crate::repo::Error as RepoError;
@@ -61,6 +62,8 @@ enum Command {
     Check(repo::CheckArgs),
     /// Write a snapshot as one encrypted tar.zst archive readable with stock tools.
     Export(repo::ExportArgs),
+    /// Copy snapshots to another repository (a second site), sending only what it lacks.
+    Copy(repo::CopyArgs),
     /// The local catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -69,9 +72,11 @@ enum Command {
 /// Options every repository command shares.
 #[derive(clap::Args, Clone)]
 struct RepoArg {
-    /// The repository: a local folder.
-    #[arg(long, env = "LIFEBOAT_REPO")]
-    repo: PathBuf,
+    /// The repository: a local folder, or s3://BUCKET/PREFIX.
+    #[arg(long, env = "LIFEBOAT_REPO", value_name = "FOLDER|s3://BUCKET/PREFIX")]
+    repo: String,
+    #[command(flatten)]
+    s3: target::S3Args,
 }
 
 /// The service certificate to trust instead of the one pinned at init.
@@ -228,6 +233,7 @@ pub fn main() -> i32 {
         Command::Restore(a) => repo::restore(&ctx, a),
         Command::Check(a) => repo::check(&ctx, a),
         Command::Export(a) => repo::export(&ctx, a),
+        Command::Copy(a) => repo::copy(&ctx, a),
         Command::Catalog(c) => catalog::run(&ctx, c),
     };
     match result {

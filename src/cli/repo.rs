@@ -1,7 +1,7 @@
 //! Repository commands: init, backup, snapshots, ls, restore, check, export.
 
-use super::{exit, load_secret, CliError, Context, RepoArg, SignerArg};
-use crate::backend::{Backend, LocalBackend};
+use super::{exit, load_secret, target, CliError, Context, RepoArg, SignerArg};
+use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::repo::backup::{self, BackupOptions};
 use crate::repo::check::{self, CheckOptions};
@@ -122,6 +122,25 @@ pub struct ExportArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+pub struct CopyArgs {
+    /// The repository to copy from: a local folder, or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "FOLDER|s3://BUCKET/PREFIX")]
+    from: String,
+    /// The repository to copy to: an empty place (it becomes a copy of --from) or an earlier
+    /// copy of --from.
+    #[arg(long, value_name = "FOLDER|s3://BUCKET/PREFIX")]
+    to: String,
+    #[command(flatten)]
+    s3: target::S3Args,
+    #[command(flatten)]
+    signer: SignerArg,
+    #[arg(long)]
+    json: bool,
+    /// Snapshots to copy (ids, unique prefixes, or `latest`); all when none is given.
+    snapshots: Vec<String>,
+}
+
 fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -130,19 +149,7 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 }
 
 fn open_backend(repo: &RepoArg) -> anyhow::Result<Arc<dyn Backend>> {
-    Ok(Arc::new(LocalBackend::open(&repo.repo).map_err(|e| {
-        CliError::new(
-            exit::FAILED,
-            if e.is_not_found() {
-                format!(
-                    "{} is not a Lifeboat repository (no config); create one with 'lifeboat init'",
-                    repo.repo.display()
-                )
-            } else {
-                e.to_string()
-            },
-        )
-    })?))
+    target::open(&repo.repo, &repo.s3)
 }
 
 /// Opens a repository for reading, authenticated against the trusted service certificate.
@@ -182,17 +189,15 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|p| PublicCert::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let backend = Arc::new(
-        LocalBackend::create(&args.repo.repo)
-            .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?,
-    );
+    let backend = target::create(&args.repo.repo, &args.repo.s3)?;
+    let location = backend.location();
     let repo = Repository::init(backend, &recipients, &signing)?;
     ctx.pin_signer(&repo.config.id, &signing.public())?;
     println!("{}", repo.config.id);
     eprintln!(
         "created repository {} at {}\n  signed by   {}\n  encrypted to {}",
         repo.config.id,
-        args.repo.repo.display(),
+        location,
         signing.public().describe(),
         recipients
             .iter()
@@ -546,5 +551,47 @@ pub fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
         args.out.display(),
         human_bytes(outcome.archive_bytes)
     );
+    Ok(exit::OK)
+}
+
+pub fn copy(ctx: &Context, args: CopyArgs) -> anyhow::Result<i32> {
+    let from = RepoArg {
+        repo: args.from.clone(),
+        s3: args.s3.clone(),
+    };
+    let source = open_trusted(ctx, &from, &args.signer)?;
+    let snapshots = if args.snapshots.is_empty() {
+        let (good, bad) = source.snapshots()?;
+        if let Some(e) = bad.into_iter().next() {
+            return Err(e.into());
+        }
+        good
+    } else {
+        args.snapshots
+            .iter()
+            .map(|s| source.find_snapshot(s))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let dest = target::open_or_create(&args.to, &args.s3)?;
+    let progress = ctx.progress();
+    let report = crate::repo::copy::copy(&source, &dest, &snapshots, &progress)
+        .inspect_err(|_| progress.finish_quietly())?;
+    // The copy must open as the same repository, authenticated by the same signer.
+    let copied = Repository::open(dest.clone(), source.signer().clone())?;
+    ctx.pin_signer(&copied.config.id, source.signer())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "copied {} snapshot(s) from {} to {}: {} pack(s) sent ({:.1} MiB), {} already there; {} snapshot(s) were there already",
+            report.snapshots_copied.len(),
+            source.backend().location(),
+            dest.location(),
+            report.packs_copied,
+            report.bytes_copied as f64 / (1024.0 * 1024.0),
+            report.packs_present,
+            report.snapshots_present.len()
+        );
+    }
     Ok(exit::OK)
 }

@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What the backup needs from the local catalog: which chunks the repository already has, and
@@ -95,64 +97,93 @@ struct Packers {
     jobs: Option<Sender<Job>>,
     done: Receiver<Result<PackInfo>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set when the run has failed: queued packs are dropped instead of stored.
+    abandon: Arc<AtomicBool>,
 }
 
 impl Packers {
-    fn start(repo: &Repository, threads: usize) -> Packers {
+    /// `threads` packers compress and encrypt; `uploads` uploaders store the sealed packs, so
+    /// a slow store never idles the CPUs and a fast CPU never floods the store. At most
+    /// `threads + 1 + uploads` sealed packs are in memory at once.
+    fn start(repo: &Repository, threads: usize, uploads: usize) -> Packers {
         let (jobs_tx, jobs_rx) = bounded::<Job>(threads * 2);
+        let (sealed_tx, sealed_rx) = bounded::<(PackInfo, Vec<u8>)>(1);
         let (done_tx, done_rx) = unbounded();
-        let handles = (0..threads)
+        let abandon = Arc::new(AtomicBool::new(false));
+        let mut handles: Vec<_> = (0..uploads.max(1))
             .map(|_| {
-                let jobs = jobs_rx.clone();
+                let sealed = sealed_rx.clone();
                 let done = done_tx.clone();
                 let backend = repo.backend.clone();
-                let recipients = repo.recipients.clone();
-                let level = repo.config.zstd_level;
-                let pack_size = repo.config.pack_size as usize;
+                let abandon = abandon.clone();
                 std::thread::spawn(move || {
-                    let store = |builder: PackBuilder| -> Result<PackInfo> {
-                        let (info, bytes) = builder.seal(&recipients)?;
-                        backend.put(ObjectKind::Data, &info.id.to_hex(), &bytes)?;
-                        Ok(info)
-                    };
-                    let mut builder = PackBuilder::new(level, pack_size + pack_size / 8);
-                    let mut failed = false;
-                    for (id, data) in jobs.iter() {
-                        if failed {
-                            continue; // keep draining so the walker never blocks
+                    for (info, bytes) in sealed.iter() {
+                        if abandon.load(Ordering::Relaxed) {
+                            continue;
                         }
-                        let result = builder.add(id, &data).and_then(|_| {
-                            if builder.plain_len() >= pack_size {
-                                let full = std::mem::replace(
-                                    &mut builder,
-                                    PackBuilder::new(level, pack_size + pack_size / 8),
-                                );
-                                store(full).map(Some)
-                            } else {
-                                Ok(None)
-                            }
-                        });
-                        match result {
-                            Ok(Some(info)) => {
-                                let _ = done.send(Ok(info));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                failed = true;
-                                let _ = done.send(Err(e));
-                            }
+                        let stored = backend
+                            .put(ObjectKind::Data, &info.id.to_hex(), &bytes)
+                            .map(|_| info)
+                            .map_err(Error::from);
+                        if stored.is_err() {
+                            abandon.store(true, Ordering::Relaxed);
                         }
-                    }
-                    if !failed && !builder.is_empty() {
-                        let _ = done.send(store(builder));
+                        let _ = done.send(stored);
                     }
                 })
             })
             .collect();
+        handles.extend((0..threads).map(|_| {
+            let jobs = jobs_rx.clone();
+            let done = done_tx.clone();
+            let sealed = sealed_tx.clone();
+            let recipients = repo.recipients.clone();
+            let level = repo.config.zstd_level;
+            let pack_size = repo.config.pack_size as usize;
+            let abandon = abandon.clone();
+            std::thread::spawn(move || {
+                // Sealing errors go to `done`; a closed upload queue means the run is over.
+                let seal = |builder: PackBuilder| -> Result<()> {
+                    let pack = builder.seal(&recipients)?;
+                    sealed
+                        .send(pack)
+                        .map_err(|_| Error::Internal("all uploader threads stopped".into()))
+                };
+                let mut builder = PackBuilder::new(level, pack_size + pack_size / 8);
+                let mut failed = false;
+                for (id, data) in jobs.iter() {
+                    if failed || abandon.load(Ordering::Relaxed) {
+                        failed = true;
+                        continue; // keep draining so the walker never blocks
+                    }
+                    let result = builder.add(id, &data).and_then(|_| {
+                        if builder.plain_len() >= pack_size {
+                            let full = std::mem::replace(
+                                &mut builder,
+                                PackBuilder::new(level, pack_size + pack_size / 8),
+                            );
+                            seal(full)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    if let Err(e) = result {
+                        failed = true;
+                        let _ = done.send(Err(e));
+                    }
+                }
+                if !failed && !builder.is_empty() {
+                    if let Err(e) = seal(builder) {
+                        let _ = done.send(Err(e));
+                    }
+                }
+            })
+        }));
         Packers {
             jobs: Some(jobs_tx),
             done: done_rx,
             threads: handles,
+            abandon,
         }
     }
 
@@ -175,6 +206,10 @@ impl Packers {
 
 impl Drop for Packers {
     fn drop(&mut self) {
+        // Reached with threads still running only when the run failed: stop storing.
+        if !self.threads.is_empty() {
+            self.abandon.store(true, Ordering::Relaxed);
+        }
         self.finish();
     }
 }
@@ -221,6 +256,7 @@ impl Run<'_> {
                     self.written.push(info);
                 }
                 Err(e) => {
+                    self.packers.abandon.store(true, Ordering::Relaxed);
                     if self.first_error.is_none() {
                         self.first_error = Some(e);
                     }
@@ -451,7 +487,7 @@ pub fn backup(
         reused_packs: BTreeSet::new(),
         written: Vec::new(),
         stats: SnapshotStats::default(),
-        packers: Packers::start(repo, threads),
+        packers: Packers::start(repo, threads, repo.backend.uploads()),
         first_error: None,
     };
     let mut warnings = Vec::new();

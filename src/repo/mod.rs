@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod check;
 pub mod chunker;
+pub mod copy;
 pub mod crypto;
 pub mod export;
 pub mod ids;

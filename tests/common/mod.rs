@@ -2,13 +2,39 @@
 //! a data directory, and helpers to run the real `lifeboat` binary.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Which storage a workspace's repository lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Local,
+    S3,
+}
+
+pub const BUCKET: &str = "lifeboat-test";
+
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub server: Option<s3::S3Server>,
+}
+
+/// Runs each named test, a `fn(Store)`, once per backend: `local::NAME` and `s3::NAME`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod local {
+            $( #[test] fn $name() { super::$name($crate::common::Store::Local) } )+
+        }
+        mod s3 {
+            $( #[test] fn $name() { super::$name($crate::common::Store::S3) } )+
+        }
+    };
 }
 
 pub struct Run {
@@ -44,8 +70,31 @@ impl Run {
 impl Workspace {
     /// Keys `svc` (service) and `rec` (recipient), and a repository at `repo`.
     pub fn new() -> Workspace {
+        Self::with(Store::Local)
+    }
+
+    /// A workspace whose repository is on `store`; for S3, an s3s-fs server of its own with the
+    /// repository at `s3://lifeboat-test/repo`.
+    pub fn with(store: Store) -> Workspace {
+        let ws = Self::empty(store);
+        ws.init();
+        ws
+    }
+
+    /// Keys, and for S3 a server with an empty bucket, but no repository yet.
+    pub fn empty(store: Store) -> Workspace {
+        let server = match store {
+            Store::Local => None,
+            Store::S3 => {
+                let server = s3::S3Server::s3s_fs();
+                server.create_bucket(BUCKET);
+                Some(server)
+            }
+        };
         let ws = Workspace {
             dir: tempfile::tempdir().expect("tempdir"),
+            store,
+            server,
         };
         ws.lifeboat(&["keys", "generate", "--name", "svc", "--out"])
             .arg(ws.path("keys"))
@@ -53,16 +102,15 @@ impl Workspace {
         ws.lifeboat(&["keys", "generate", "--name", "rec", "--out"])
             .arg(ws.path("keys"))
             .ok();
-        ws.init();
         ws
     }
 
     pub fn init(&self) {
-        self.init_at(&self.repo()).ok();
+        self.init_at(self.repo()).ok();
     }
 
     /// `lifeboat init` of a repository at `repo` with the workspace's keys.
-    pub fn init_at(&self, repo: &Path) -> Cmd {
+    pub fn init_at(&self, repo: impl AsRef<std::ffi::OsStr>) -> Cmd {
         let mut c = self.lifeboat(&["init", "--repo"]);
         c.arg(repo)
             .arg("--recipient")
@@ -76,8 +124,37 @@ impl Workspace {
         self.dir.path().join(rel)
     }
 
-    pub fn repo(&self) -> PathBuf {
-        self.path("repo")
+    /// The repository's address: a folder, or an s3:// URL.
+    pub fn repo(&self) -> String {
+        match &self.server {
+            None => self.path("repo").display().to_string(),
+            Some(_) => format!("s3://{BUCKET}/repo"),
+        }
+    }
+
+    /// The folder where the repository's objects are files: the repository folder, or the
+    /// S3 server's folder for the bucket and prefix.
+    pub fn objects_root(&self) -> PathBuf {
+        match &self.server {
+            None => self.path("repo"),
+            Some(server) => server.bucket_dir(BUCKET).join("repo"),
+        }
+    }
+
+    /// Another repository place beside the workspace's own: its address and the folder where
+    /// its objects are files.
+    pub fn sibling(&self, name: &str) -> (String, PathBuf) {
+        match &self.server {
+            None => (self.path(name).display().to_string(), self.path(name)),
+            Some(server) => (
+                format!("s3://{BUCKET}/{name}"),
+                server.bucket_dir(BUCKET).join(name),
+            ),
+        }
+    }
+
+    pub fn server(&mut self) -> &mut s3::S3Server {
+        self.server.as_mut().expect("an S3 workspace")
     }
 
     pub fn key(&self) -> PathBuf {
@@ -92,6 +169,11 @@ impl Workspace {
             .env_remove("LIFEBOAT_KEY")
             .env_remove("LIFEBOAT_SIGNING_KEY")
             .env_remove("LIFEBOAT_SIGNER");
+        if let Some(server) = &self.server {
+            for (k, v) in server.client_env() {
+                c.env(k, v);
+            }
+        }
         Cmd(c)
     }
 
@@ -131,8 +213,9 @@ impl Workspace {
     /// Names of the objects of one kind (`data`, `index`, `snapshots`, `config`).
     pub fn objects(&self, kind: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        let base = self.repo().join(kind);
-        let mut dirs = vec![base];
+        let base = self.objects_root().join(kind);
+        // An S3 server has no folder for a prefix without objects.
+        let mut dirs: Vec<PathBuf> = base.is_dir().then_some(base).into_iter().collect();
         while let Some(d) = dirs.pop() {
             for e in fs::read_dir(&d).expect("read_dir").flatten() {
                 if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
