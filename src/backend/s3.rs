@@ -219,15 +219,23 @@ impl S3Backend {
             options,
             object_lock: false,
         };
+        // A listing, not HeadBucket: its error body says which of credentials, permission
+        // or bucket name is wrong.
         let this = &backend;
-        this.call("reaching", "the bucket", |client| async move {
-            client
-                .head_bucket()
-                .bucket(&this.url.bucket)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| this.classify(e))
+        let prefix = this.key("");
+        this.call("reaching", "the bucket", |client| {
+            let prefix = prefix.clone();
+            async move {
+                client
+                    .list_objects_v2()
+                    .bucket(&this.url.bucket)
+                    .prefix(prefix)
+                    .max_keys(1)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| this.classify(e))
+            }
         })?;
         backend.object_lock = backend.probe_object_lock();
         Ok(backend)
@@ -392,7 +400,14 @@ impl S3Backend {
                     (_, "NoSuchKey") | (404, "") | (404, "NotFound") => {
                         (false, true, "no such object".into())
                     }
-                    (_, "InvalidAccessKeyId") | (_, "SignatureDoesNotMatch") => (
+                    (
+                        _,
+                        "InvalidAccessKeyId"
+                        | "SignatureDoesNotMatch"
+                        | "NotSignedUp"
+                        | "InvalidToken"
+                        | "ExpiredToken",
+                    ) => (
                         false,
                         false,
                         format!(

@@ -1,0 +1,226 @@
+//! S3 only: multipart uploads, faults on the way (a proxy injecting 503s, resets, cut-off
+//! responses and delays; the server stopped in the middle of a backup), and clear errors for
+//! wrong credentials and a missing bucket. Each test runs its own s3s-fs on 127.0.0.1.
+
+mod common;
+use common::proxy::Proxy;
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+fn source(ws: &Workspace, files: u64, mib: usize) -> std::path::PathBuf {
+    let src = ws.path("src");
+    fs::create_dir_all(src.join("small")).unwrap();
+    for i in 0..files {
+        random_file(&src.join(format!("big{i:02}")), mib << 20, 100 + i);
+    }
+    for i in 0..50 {
+        fs::write(
+            src.join("small").join(format!("f{i}")),
+            format!("file {i}\n"),
+        )
+        .unwrap();
+    }
+    src
+}
+
+fn spawn_backup(ws: &Workspace, src: &Path, env: &[(&str, String)]) -> Child {
+    let mut c = ws.lifeboat(&["backup", "--quiet", "--json", "--repo"]);
+    c.arg(ws.repo())
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .arg(src);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.0.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (polling the server's folder) until at least `n` packs are stored.
+fn wait_for_packs(ws: &Workspace, child: &mut Child, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ws.objects("data").len() < n {
+        assert!(Instant::now() < deadline, "no packs appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before the server could be stopped; use more data"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn finish(child: Child) -> Run {
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn restore_and_compare(ws: &Workspace, src: &Path, env: &[(&str, String)]) {
+    let out = ws.path("out");
+    let mut c = ws.lifeboat(&["restore", "--repo"]);
+    c.arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .args(&["latest", "--target"])
+        .arg(&out);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.ok();
+    let diffs = diff_trees(src, &out.join(src.strip_prefix("/").unwrap()));
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+#[test]
+fn faults_on_the_way_are_retried_and_nothing_is_damaged() {
+    let ws = Workspace::with(Store::S3);
+    let src = source(&ws, 3, 12);
+    let proxy = Proxy::start(ws.server.as_ref().unwrap().port, 3, 0);
+    let env = [
+        ("LIFEBOAT_S3_ENDPOINT", proxy.endpoint()),
+        ("LIFEBOAT_S3_PART_SIZE", "5".to_string()),
+        ("LIFEBOAT_S3_RETRY_FOR", "60".to_string()),
+    ];
+    let run = finish(spawn_backup(&ws, &src, &env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    restore_and_compare(&ws, &src, &env);
+    let mut check = ws.lifeboat(&["check", "--read-data", "--repo"]);
+    check.arg(ws.repo()).arg("--key").arg(ws.key());
+    for (k, v) in &env {
+        check.env(k, v);
+    }
+    check.ok();
+
+    // The faults really happened, and packs went up in parts.
+    assert!(proxy.count(|c| &c.slow_downs) > 0, "no 503 was injected");
+    assert!(proxy.count(|c| &c.resets) > 0, "no reset was injected");
+    assert!(proxy.count(|c| &c.cut_responses) > 0, "no response was cut");
+    assert!(proxy.count(|c| &c.delays) > 0, "no delay was injected");
+    assert!(
+        proxy.requests_matching("partNumber=") >= 6,
+        "packs were not uploaded in parts"
+    );
+    // Without the proxy, the repository is whole too.
+    ws.check(true).ok();
+}
+
+#[test]
+fn server_stopped_mid_backup_fails_clearly_and_the_next_backup_reuses() {
+    let mut ws = Workspace::with(Store::S3);
+    let src = source(&ws, 12, 16);
+    let mut child = spawn_backup(&ws, &src, &[("LIFEBOAT_S3_RETRY_FOR", "3".into())]);
+    wait_for_packs(&ws, &mut child, 2);
+    ws.server().stop();
+    let run = finish(child);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("gave up after") && run.stderr.contains("cannot reach the S3 endpoint"),
+        "{}",
+        run.stderr
+    );
+    assert!(ws.objects("snapshots").is_empty());
+    let stored = ws.objects("data").len();
+
+    ws.server().restart();
+    let check = ws.check(false).ok();
+    assert!(check.stderr.contains("no problems"), "{}", check.stderr);
+    let result = ws.backup(&[&src]);
+    let total = 12u64 * (16 << 20);
+    let added = result["bytes_added"].as_u64().unwrap();
+    assert!(
+        added < total - (stored as u64 - 1) * (15 << 20),
+        "the second backup re-sent packs that were stored: added {added} of {total}"
+    );
+    ws.check(true).ok();
+    restore_and_compare(&ws, &src, &[]);
+}
+
+#[test]
+fn server_back_in_time_lets_the_backup_finish() {
+    let mut ws = Workspace::with(Store::S3);
+    let src = source(&ws, 8, 16);
+    let proxy = Proxy::start(ws.server.as_ref().unwrap().port, 0, 0);
+    let env = [("LIFEBOAT_S3_ENDPOINT", proxy.endpoint())];
+    let mut child = spawn_backup(&ws, &src, &env);
+    wait_for_packs(&ws, &mut child, 2);
+    ws.server().stop();
+    // The outage is over once requests have failed against it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.count(|c| &c.upstream_failures) < 3 {
+        assert!(Instant::now() < deadline, "no request met the outage");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ws.server().restart();
+    let run = finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    ws.check(true).ok();
+    restore_and_compare(&ws, &src, &[]);
+}
+
+#[test]
+fn wrong_credentials_and_missing_bucket_are_named() {
+    let ws = Workspace::with(Store::S3);
+    let run = ws
+        .lifeboat(&["snapshots", "--repo"])
+        .arg(ws.repo())
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("'lifeboat-test'") && run.stderr.contains("AWS_SECRET_ACCESS_KEY"),
+        "{}",
+        run.stderr
+    );
+    let run = ws
+        .lifeboat(&["snapshots", "--repo"])
+        .arg(ws.repo())
+        .env("AWS_ACCESS_KEY_ID", "nobody")
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("AWS_ACCESS_KEY_ID"), "{}", run.stderr);
+
+    for cmd in ["snapshots", "init"] {
+        let mut c = if cmd == "init" {
+            ws.init_at("s3://no-such-bucket/repo")
+        } else {
+            let mut c = ws.lifeboat(&["snapshots", "--repo"]);
+            c.arg("s3://no-such-bucket/repo");
+            c
+        };
+        let run = c.run();
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("bucket 'no-such-bucket' does not exist"),
+            "{}",
+            run.stderr
+        );
+    }
+    // A prefix without a repository.
+    let run = ws
+        .lifeboat(&["snapshots", "--repo"])
+        .arg("s3://lifeboat-test/elsewhere")
+        .run();
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("is not a Lifeboat repository"),
+        "{}",
+        run.stderr
+    );
+    // Not an address at all.
+    let run = ws.lifeboat(&["snapshots", "--repo"]).arg("s3://x").run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a valid bucket name"),
+        "{}",
+        run.stderr
+    );
+}
