@@ -9,6 +9,7 @@ pub mod s3;
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Options, S3Url};
 
+use chrono::{DateTime, Utc};
 use std::fmt;
 
 /// What an object is; decides the folder it lives in.
@@ -74,6 +75,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The object is under Object Lock: it cannot be deleted before `until`.
+    #[error("{kind}/{name} in {location} is locked until {until} (Object Lock); it can be deleted only after that")]
+    Locked {
+        kind: ObjectKind,
+        name: String,
+        location: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
     /// A remote store refused or failed a request; `message` says what to check.
     #[error("{action} {what} in {location}: {message}")]
     Remote {
@@ -90,7 +99,7 @@ impl Error {
     /// a missing object will not appear).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::NotFound { .. } => false,
+            Error::NotFound { .. } | Error::Locked { .. } => false,
             Error::Remote { transient, .. } => *transient,
             Error::Io { source, .. } => matches!(
                 source.kind(),
@@ -124,5 +133,24 @@ pub trait Backend: Send + Sync {
     /// How many uploads a backup should keep in flight at once.
     fn uploads(&self) -> usize {
         2
+    }
+
+    /// Whether the store can lock objects against deletion until a date (S3 Object Lock).
+    fn object_lock(&self) -> bool {
+        false
+    }
+
+    /// Objects stored from now on are locked until `until` (on stores with Object Lock).
+    fn lock_new_objects_until(&self, _until: Option<DateTime<Utc>>) {}
+
+    /// The date an object is locked until, if it is locked.
+    fn locked_until(&self, _kind: ObjectKind, _name: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+
+    /// Locks an object until `until`. Callers lengthen locks only (see `locked_until`):
+    /// a compliance lock cannot be shortened.
+    fn lock_until(&self, _kind: ObjectKind, _name: &str, _until: DateTime<Utc>) -> Result<()> {
+        Ok(())
     }
 }

@@ -121,6 +121,8 @@ pub struct S3Backend {
     endpoint: String,
     options: S3Options,
     object_lock: bool,
+    /// The retain-until date objects get when stored (Object Lock buckets only).
+    new_objects_until: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 /// One failed attempt, classified.
@@ -218,6 +220,7 @@ impl S3Backend {
             endpoint,
             options,
             object_lock: false,
+            new_objects_until: std::sync::Mutex::new(None),
         };
         // A listing, not HeadBucket: its error body says which of credentials, permission
         // or bucket name is wrong.
@@ -598,38 +601,10 @@ impl S3Backend {
 
     /// The retain-until date new objects get, when the bucket has Object Lock.
     fn lock_until(&self) -> Option<DateTime<Utc>> {
-        None
-    }
-
-    /// Sets an object's Object Lock retention to `until` (compliance mode). Retention can only
-    /// be lengthened; a shorter date is left as it is.
-    pub fn extend_retention(
-        &self,
-        kind: ObjectKind,
-        name: &str,
-        until: DateTime<Utc>,
-    ) -> Result<()> {
-        let key = self.key(&kind.path(name));
-        let what = kind.path(name);
-        self.call("locking", &what, |client| {
-            let key = key.clone();
-            async move {
-                client
-                    .put_object_retention()
-                    .bucket(&self.url.bucket)
-                    .key(key)
-                    .retention(
-                        ObjectLockRetention::builder()
-                            .mode(ObjectLockRetentionMode::Compliance)
-                            .retain_until_date(to_smithy(until))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.classify(e))
-            }
-        })
+        if !self.object_lock {
+            return None;
+        }
+        self.new_objects_until.lock().map(|u| *u).unwrap_or(None)
     }
 }
 
@@ -801,7 +776,17 @@ impl Backend for S3Backend {
         Ok(out)
     }
 
+    /// Never asks the store to delete a locked object (on a versioned bucket that would hide
+    /// it behind a delete marker): says until when it is locked instead.
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()> {
+        if let Some(until) = self.locked_until(kind, name)? {
+            return Err(Error::Locked {
+                kind,
+                name: name.to_string(),
+                location: self.location(),
+                until,
+            });
+        }
         let key = self.key(&kind.path(name));
         self.call("deleting", &kind.path(name), |client| {
             let key = key.clone();
@@ -820,6 +805,69 @@ impl Backend for S3Backend {
 
     fn uploads(&self) -> usize {
         self.options.uploads.max(1)
+    }
+
+    fn object_lock(&self) -> bool {
+        self.object_lock
+    }
+
+    fn lock_new_objects_until(&self, until: Option<DateTime<Utc>>) {
+        if let Ok(mut slot) = self.new_objects_until.lock() {
+            *slot = until;
+        }
+    }
+
+    fn locked_until(&self, kind: ObjectKind, name: &str) -> Result<Option<DateTime<Utc>>> {
+        if !self.object_lock {
+            return Ok(None);
+        }
+        let key = self.key(&kind.path(name));
+        // HeadObject carries the lock date for callers allowed to read it, and says plainly
+        // when the object has none (GetObjectRetention answers that with store-specific errors).
+        let until = self.call("reading the lock of", &kind.path(name), |client| {
+            let key = key.clone();
+            async move {
+                match client
+                    .head_object()
+                    .bucket(&self.url.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    Ok(out) => Ok(out
+                        .object_lock_retain_until_date()
+                        .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), 0))),
+                    Err(e) => self.classify(e).absent_as_none(),
+                }
+            }
+        })?;
+        Ok(until.filter(|u| *u > Utc::now()))
+    }
+
+    fn lock_until(&self, kind: ObjectKind, name: &str, until: DateTime<Utc>) -> Result<()> {
+        if !self.object_lock {
+            return Ok(());
+        }
+        let key = self.key(&kind.path(name));
+        self.call("locking", &kind.path(name), |client| {
+            let key = key.clone();
+            async move {
+                client
+                    .put_object_retention()
+                    .bucket(&self.url.bucket)
+                    .key(key)
+                    .retention(
+                        ObjectLockRetention::builder()
+                            .mode(ObjectLockRetentionMode::Compliance)
+                            .retain_until_date(to_smithy(until))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.classify(e))
+            }
+        })
     }
 }
 

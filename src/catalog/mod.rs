@@ -5,6 +5,8 @@
 //! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
 
 use crate::repo::backup::{BackupCache, CachedFile, FileCache};
+use crate::repo::lock::LockMemory;
+use chrono::{DateTime, Utc};
 use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::{PackEntry, PackInfo};
 use crate::repo::snapshot::Snapshot;
@@ -82,6 +84,13 @@ const MIGRATIONS: &[&str] = &[
         bytes_added INTEGER,
         error TEXT
      );",
+    // 2: Object Lock dates this service set, per object ("data/ab/ab12…").
+    "CREATE TABLE locks (
+        repo TEXT NOT NULL,
+        object TEXT NOT NULL,
+        until TEXT NOT NULL,
+        PRIMARY KEY (repo, object)
+     ) WITHOUT ROWID;",
 ];
 
 pub struct Catalog {
@@ -339,7 +348,7 @@ impl RepoCatalog<'_> {
 
     /// Forgets everything known about the repository (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
-        for table in ["packs", "chunks", "snapshots", "file_cache"] {
+        for table in ["packs", "chunks", "snapshots", "file_cache", "locks"] {
             let r = self.conn().execute(
                 &format!("DELETE FROM {table} WHERE repo = ?1"),
                 [&self.repo],
@@ -425,7 +434,64 @@ fn to_repo(e: Error) -> repo::Error {
     repo::Error::Internal(e.to_string())
 }
 
+impl LockMemory for RepoCatalog<'_> {
+    fn known_lock(&mut self, object: &str) -> repo::Result<Option<DateTime<Utc>>> {
+        let r = self
+            .conn()
+            .query_row(
+                "SELECT until FROM locks WHERE repo = ?1 AND object = ?2",
+                params![self.repo, object],
+                |r| r.get::<_, String>(0),
+            )
+            .optional();
+        let until = self.sql(r).map_err(to_repo)?;
+        // A date this program wrote; one it cannot read counts as unknown (the store is asked).
+        Ok(until
+            .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
+            .map(|u| u.with_timezone(&Utc)))
+    }
+
+    fn record_lock(&mut self, object: &str, until: DateTime<Utc>) -> repo::Result<()> {
+        let r = self.conn().execute(
+            "INSERT OR REPLACE INTO locks (repo, object, until) VALUES (?1, ?2, ?3)",
+            params![self.repo, object, until.to_rfc3339()],
+        );
+        self.sql(r).map_err(to_repo)?;
+        Ok(())
+    }
+}
+
 impl BackupCache for RepoCatalog<'_> {
+    fn indexes_of(&mut self, packs: &[PackId]) -> repo::Result<Vec<IndexId>> {
+        let mut stmt = self
+            .sql(
+                self.catalog
+                    .conn
+                    .prepare_cached("SELECT index_id FROM packs WHERE repo = ?1 AND id = ?2"),
+            )
+            .map_err(to_repo)?;
+        let mut out = std::collections::BTreeSet::new();
+        for p in packs {
+            let r = stmt
+                .query_row(params![self.repo, blob(&p.0)], |r| {
+                    r.get::<_, Option<Vec<u8>>>(0)
+                })
+                .optional();
+            let found = r.map_err(|source| {
+                to_repo(Error::Sql {
+                    path: self.catalog.path.display().to_string(),
+                    source,
+                })
+            })?;
+            if let Some(Some(bytes)) = found {
+                if let Ok(h) = <[u8; 32]>::try_from(bytes.as_slice()) {
+                    out.insert(IndexId(Hash(h)));
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     fn chunk_pack(&mut self, chunk: &ChunkId) -> repo::Result<Option<PackId>> {
         let mut stmt = self
             .sql(

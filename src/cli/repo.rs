@@ -37,6 +37,11 @@ pub struct BackupArgs {
     /// Host name recorded in the snapshot (default: this machine's).
     #[arg(long)]
     hostname: Option<String>,
+    /// Keep the snapshot at least this many days; on an S3 bucket with Object Lock, its objects
+    /// are locked (compliance mode) that long.
+    #[arg(long, env = "LIFEBOAT_RETAIN_DAYS", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    retain_days: Option<u32>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -245,6 +250,9 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
         tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),
         hostname: args.hostname.unwrap_or_else(hostname),
         threads: 0,
+        retain_until: args
+            .retain_days
+            .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
     };
     let progress = ctx.progress();
     let outcome = match backup::backup(&repo, &signing, &mut cache, &options, &progress) {
@@ -276,6 +284,9 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
                 "bytes_added": s.bytes_added,
                 "packs_added": s.packs_added,
                 "duration_ms": s.duration_ms,
+                "retain_until": snapshot.manifest.retain_until,
+                "objects_locked": outcome.locks.locked,
+                "objects_already_locked": outcome.locks.already,
                 "warnings": outcome.warnings,
             })
         );

@@ -10,6 +10,7 @@ use super::chunker::is_zero;
 use super::crypto::SecretKey;
 use super::ids::{ChunkId, IndexId, PackId, SnapshotId};
 use super::index::PackInfo;
+use super::lock::{ensure_locked, lock_target, LockMemory, LockStats};
 use super::pack::PackBuilder;
 use super::snapshot::{Manifest, Snapshot, SnapshotStats, SNAPSHOT_FORMAT};
 use super::tree::{ChunkRef, Entry, EntryKind};
@@ -28,7 +29,7 @@ use std::time::Instant;
 
 /// What the backup needs from the local catalog: which chunks the repository already has, and
 /// what the files looked like last time. Implemented by `catalog::Catalog`.
-pub trait BackupCache {
+pub trait BackupCache: LockMemory {
     /// The pack holding `chunk`, if the repository is known to have it.
     fn chunk_pack(&mut self, chunk: &ChunkId) -> Result<Option<PackId>>;
     /// A pack is stored durably (not yet in an index).
@@ -38,6 +39,8 @@ pub trait BackupCache {
     fn record_index(&mut self, index: &IndexId, packs: &[PackId]) -> Result<()>;
     /// The last snapshot of the same paths, with its files' metadata and chunks.
     fn file_cache(&mut self, paths_key: &str) -> Result<(Option<SnapshotId>, FileCache)>;
+    /// The indexes that cover these packs.
+    fn indexes_of(&mut self, packs: &[PackId]) -> Result<Vec<IndexId>>;
 }
 
 /// What a file looked like when it was last backed up.
@@ -58,6 +61,8 @@ pub struct BackupOptions {
     pub hostname: String,
     /// Packer threads; 0 means one per core.
     pub threads: usize,
+    /// Keep the snapshot until then (and lock its objects, on a store with Object Lock).
+    pub retain_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub struct BackupOutcome {
@@ -66,6 +71,7 @@ pub struct BackupOutcome {
     /// The file cache to remember for the next backup of the same paths.
     pub file_cache: FileCache,
     pub warnings: Vec<Warning>,
+    pub locks: LockStats,
 }
 
 impl BackupOutcome {
@@ -475,6 +481,13 @@ pub fn backup(
         options.threads
     };
     progress.phase("backup", None, true);
+    // New objects are locked as they are stored; reused ones are checked before the commit.
+    let lock_dates = options
+        .retain_until
+        .filter(|_| repo.backend.object_lock())
+        .map(|needed| (needed, lock_target(chrono::Utc::now(), needed)));
+    repo.backend
+        .lock_new_objects_until(lock_dates.map(|(_, target)| target));
     let mut run = Run {
         repo,
         cache,
@@ -512,10 +525,12 @@ pub fn backup(
 
     // Index every pack that no index covers yet, then commit the manifest.
     let unindexed = run.cache.unindexed_packs()?;
+    let mut new_index = None;
     if !unindexed.is_empty() {
         let index = repo.write_index(signing, &unindexed)?;
         let ids: Vec<PackId> = unindexed.iter().map(|p| p.id).collect();
         run.cache.record_index(&index, &ids)?;
+        new_index = Some(index);
     }
     let mut packs: BTreeSet<PackId> = run.reused_packs.clone();
     packs.extend(run.written.iter().map(|p| p.id));
@@ -528,6 +543,26 @@ pub fn backup(
                 reason: "the catalog lists it but the repository does not have it; run 'lifeboat catalog rebuild'".into(),
             });
         }
+    }
+    let mut locks = LockStats::default();
+    if let Some((needed, target)) = lock_dates {
+        // Objects this run stored are locked already; the rest are checked and lengthened.
+        for p in &run.written {
+            run.cache.record_lock(&ObjectKind::Data.path(&p.id.to_hex()), target)?;
+        }
+        if let Some(index) = &new_index {
+            run.cache.record_lock(&ObjectKind::Index.path(&index.to_hex()), target)?;
+        }
+        let packs: Vec<PackId> = packs.iter().copied().collect();
+        let mut objects: Vec<(ObjectKind, String)> = vec![(ObjectKind::Config, repo.config_id.to_hex())];
+        objects.extend(
+            run.cache
+                .indexes_of(&packs)?
+                .iter()
+                .map(|i| (ObjectKind::Index, i.to_hex())),
+        );
+        objects.extend(packs.iter().map(|p| (ObjectKind::Data, p.to_hex())));
+        locks = ensure_locked(repo.backend.as_ref(), run.cache, &objects, needed, target)?;
     }
     run.stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let manifest = Manifest {
@@ -542,6 +577,7 @@ pub fn backup(
         tree,
         packs: packs.into_iter().collect(),
         stats: run.stats.clone(),
+        retain_until: options.retain_until,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     let signed = super::crypto::sign(signing, &json)?;
@@ -554,5 +590,6 @@ pub fn backup(
         paths_key: key,
         file_cache: run.new_files,
         warnings,
+        locks,
     })
 }

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod export;
 pub mod ids;
 pub mod index;
+pub mod lock;
 pub mod pack;
 pub mod restore;
 pub mod snapshot;

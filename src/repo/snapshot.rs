@@ -43,6 +43,10 @@ pub struct Manifest {
     /// Every pack holding a chunk this snapshot needs (tree and data), sorted.
     pub packs: Vec<PackId>,
     pub stats: SnapshotStats,
+    /// The snapshot is kept at least until then; on a store with Object Lock, its objects are
+    /// locked until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<DateTime<Utc>>,
 }
 
 /// A manifest together with its id.

@@ -1,0 +1,189 @@
+//! Object Lock, against moto's S3 server (the one here that implements it): a snapshot's
+//! objects are locked until its retain-until date, a newer snapshot lengthens the locks of the
+//! packs it reuses, and locked objects are never deleted.
+
+mod common;
+use aws_sdk_s3::types::ObjectLockMode;
+use common::s3::S3Server;
+use common::*;
+use lifeboat::backend::{Backend, ObjectKind, S3Backend, S3Options, S3Url};
+use std::fs;
+
+const BUCKET: &str = "locked-bucket";
+
+fn client(server: &S3Server) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let creds = aws_sdk_s3::config::Credentials::new(
+        common::s3::ACCESS_KEY,
+        common::s3::SECRET_KEY,
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(server.endpoint())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    (rt, aws_sdk_s3::Client::from_conf(config))
+}
+
+/// Retain-until dates (seconds) of every object under `prefix`, by key.
+fn retention(
+    rt: &tokio::runtime::Runtime,
+    c: &aws_sdk_s3::Client,
+    prefix: &str,
+) -> Vec<(String, Option<i64>)> {
+    rt.block_on(async {
+        let list = c
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for o in list.contents() {
+            let key = o.key().unwrap().to_string();
+            // moto answers GetObjectRetention with the object itself; HeadObject carries the
+            // lock as headers, as on AWS.
+            let head = c.head_object().bucket(BUCKET).key(&key).send().await.unwrap();
+            let until = head.object_lock_retain_until_date().map(|d| d.secs());
+            if until.is_some() {
+                assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance), "{key}");
+            }
+            out.push((key, until));
+        }
+        out
+    })
+}
+
+fn backup(ws: &Workspace, repo: &str, src: &std::path::Path, days: u32) -> serde_json::Value {
+    ws.lifeboat(&["backup", "--json", "--repo", repo, "--retain-days", &days.to_string()])
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .arg(src)
+        .ok()
+        .json()
+}
+
+#[test]
+fn snapshots_lock_their_objects_and_reuse_lengthens_locks() {
+    let mut ws = Workspace::empty(Store::Local);
+    let server = S3Server::moto();
+    let (rt, c) = client(&server);
+    rt.block_on(
+        c.create_bucket()
+            .bucket(BUCKET)
+            .object_lock_enabled_for_bucket(true)
+            .send(),
+    )
+    .unwrap();
+    ws.server = Some(server);
+    let repo = format!("s3://{BUCKET}/repo");
+    ws.init_at(&repo).ok();
+
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("a"), 20 << 20, 1);
+    let day = 86_400;
+    let now = chrono::Utc::now().timestamp();
+    let first = backup(&ws, &repo, &src, 30);
+    assert!(first["objects_locked"].as_u64().unwrap() >= 1, "{first}");
+
+    // Every object, config included, is locked at least 30 days.
+    let locks = retention(&rt, &c, "repo/");
+    assert!(locks.len() >= 5, "{locks:?}");
+    for (key, until) in &locks {
+        let until = until.unwrap_or_else(|| panic!("{key} is not locked"));
+        assert!(until >= now + 30 * day, "{key} locked only until {until}");
+    }
+
+    // The same data kept for 60 days: the reused packs' locks are lengthened before the
+    // new snapshot is committed.
+    let second = backup(&ws, &repo, &src, 60);
+    assert!(second["bytes_added"].as_u64().unwrap() < 1 << 20, "{second}");
+    assert!(second["objects_locked"].as_u64().unwrap() >= 2, "{second}");
+    let manifest = rt
+        .block_on(
+            c.get_object()
+                .bucket(BUCKET)
+                .key(format!("repo/snapshots/{}", second["id"].as_str().unwrap()))
+                .send(),
+        )
+        .unwrap();
+    let signed = rt.block_on(manifest.body.collect()).unwrap().into_bytes();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &lifeboat::repo::crypto::unverified_content(&signed).unwrap(),
+    )
+    .unwrap();
+    let needed: Vec<String> = manifest["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert!(needed.len() >= 2, "{manifest}");
+    let locks = retention(&rt, &c, "repo/data/");
+    let reused: Vec<_> = locks
+        .iter()
+        .filter(|(k, _)| needed.iter().any(|p| k.ends_with(p)))
+        .collect();
+    assert_eq!(reused.len(), needed.len(), "{locks:?}");
+    for (key, until) in reused {
+        assert!(
+            until.unwrap() >= now + 60 * day,
+            "{key}, reused by the 60-day snapshot, is locked only until {until:?}"
+        );
+    }
+    // A third run with a shorter retention changes nothing.
+    let third = backup(&ws, &repo, &src, 10);
+    assert_eq!(third["objects_locked"], 0, "{third}");
+
+    // Locked objects are not deleted: the backend refuses and says until when.
+    for (k, v) in ws.server.as_ref().unwrap().client_env() {
+        // SAFETY-free in edition 2021; this test's threads read no environment meanwhile.
+        std::env::set_var(k, v);
+    }
+    let backend = S3Backend::open(
+        &S3Url::parse(&repo).unwrap(),
+        S3Options {
+            endpoint: Some(ws.server.as_ref().unwrap().endpoint()),
+            path_style: true,
+            region: Some("us-east-1".into()),
+            ..S3Options::default()
+        },
+    )
+    .unwrap();
+    assert!(backend.object_lock());
+    let (pack, _) = backend.list(ObjectKind::Data).unwrap().remove(0);
+    let err = backend.delete(ObjectKind::Data, &pack).unwrap_err();
+    assert!(err.to_string().contains("is locked until"), "{err}");
+    assert!(backend.exists(ObjectKind::Data, &pack).unwrap());
+
+    // And the repository restores.
+    let out = ws.path("out");
+    ws.lifeboat(&["restore", "--repo", &repo, "latest", "--target"])
+        .arg(&out)
+        .arg("--key")
+        .arg(ws.key())
+        .ok();
+    assert_eq!(
+        fs::read(out.join(src.strip_prefix("/").unwrap()).join("a")).unwrap(),
+        fs::read(src.join("a")).unwrap()
+    );
+}
+
+#[test]
+fn without_object_lock_retention_is_recorded_but_nothing_is_locked() {
+    let ws = Workspace::with(Store::S3);
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), "x").unwrap();
+    let out = backup(&ws, &ws.repo(), &src, 7);
+    assert_eq!(out["objects_locked"], 0);
+    assert!(out["retain_until"].is_string(), "{out}");
+}
