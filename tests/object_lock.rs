@@ -50,10 +50,20 @@ fn retention(
             let key = o.key().unwrap().to_string();
             // moto answers GetObjectRetention with the object itself; HeadObject carries the
             // lock as headers, as on AWS.
-            let head = c.head_object().bucket(BUCKET).key(&key).send().await.unwrap();
+            let head = c
+                .head_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
             let until = head.object_lock_retain_until_date().map(|d| d.secs());
             if until.is_some() {
-                assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance), "{key}");
+                assert_eq!(
+                    head.object_lock_mode(),
+                    Some(&ObjectLockMode::Compliance),
+                    "{key}"
+                );
             }
             out.push((key, until));
         }
@@ -61,13 +71,37 @@ fn retention(
     })
 }
 
+/// The packs a snapshot's manifest (stored at `key`) lists.
+fn manifest_packs(rt: &tokio::runtime::Runtime, c: &aws_sdk_s3::Client, key: &str) -> Vec<String> {
+    let object = rt
+        .block_on(c.get_object().bucket(BUCKET).key(key).send())
+        .unwrap();
+    let signed = rt.block_on(object.body.collect()).unwrap().into_bytes();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&lifeboat::repo::crypto::unverified_content(&signed).unwrap())
+            .unwrap();
+    manifest["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
 fn backup(ws: &Workspace, repo: &str, src: &std::path::Path, days: u32) -> serde_json::Value {
-    ws.lifeboat(&["backup", "--json", "--repo", repo, "--retain-days", &days.to_string()])
-        .arg("--signing-key")
-        .arg(ws.path("keys/svc.key"))
-        .arg(src)
-        .ok()
-        .json()
+    ws.lifeboat(&[
+        "backup",
+        "--json",
+        "--repo",
+        repo,
+        "--retain-days",
+        &days.to_string(),
+    ])
+    .arg("--signing-key")
+    .arg(ws.path("keys/svc.key"))
+    .arg(src)
+    .ok()
+    .json()
 }
 
 #[test]
@@ -105,28 +139,17 @@ fn snapshots_lock_their_objects_and_reuse_lengthens_locks() {
     // The same data kept for 60 days: the reused packs' locks are lengthened before the
     // new snapshot is committed.
     let second = backup(&ws, &repo, &src, 60);
-    assert!(second["bytes_added"].as_u64().unwrap() < 1 << 20, "{second}");
+    assert!(
+        second["bytes_added"].as_u64().unwrap() < 1 << 20,
+        "{second}"
+    );
     assert!(second["objects_locked"].as_u64().unwrap() >= 2, "{second}");
-    let manifest = rt
-        .block_on(
-            c.get_object()
-                .bucket(BUCKET)
-                .key(format!("repo/snapshots/{}", second["id"].as_str().unwrap()))
-                .send(),
-        )
-        .unwrap();
-    let signed = rt.block_on(manifest.body.collect()).unwrap().into_bytes();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &lifeboat::repo::crypto::unverified_content(&signed).unwrap(),
-    )
-    .unwrap();
-    let needed: Vec<String> = manifest["packs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect();
-    assert!(needed.len() >= 2, "{manifest}");
+    let needed = manifest_packs(
+        &rt,
+        &c,
+        &format!("repo/snapshots/{}", second["id"].as_str().unwrap()),
+    );
+    assert!(needed.len() >= 2, "{needed:?}");
     let locks = retention(&rt, &c, "repo/data/");
     let reused: Vec<_> = locks
         .iter()
@@ -186,4 +209,64 @@ fn without_object_lock_retention_is_recorded_but_nothing_is_locked() {
     let out = backup(&ws, &ws.repo(), &src, 7);
     assert_eq!(out["objects_locked"], 0);
     assert!(out["retain_until"].is_string(), "{out}");
+}
+
+#[test]
+fn a_copy_to_a_locked_bucket_locks_what_the_copied_snapshots_need() {
+    let mut ws = Workspace::with(Store::Local);
+    let server = S3Server::moto();
+    let (rt, c) = client(&server);
+    rt.block_on(
+        c.create_bucket()
+            .bucket(BUCKET)
+            .object_lock_enabled_for_bucket(true)
+            .send(),
+    )
+    .unwrap();
+    ws.server = Some(server);
+    let second_site = format!("s3://{BUCKET}/dr");
+    let local = ws.path("repo").display().to_string();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("a"), 6 << 20, 9);
+    let now = chrono::Utc::now().timestamp();
+    let day = 86_400;
+
+    backup(&ws, &local, &src, 14);
+    ws.lifeboat(&["copy", "--from", &local, "--to", &second_site])
+        .ok();
+    for (key, until) in retention(&rt, &c, "dr/") {
+        let until = until.unwrap_or_else(|| panic!("{key} is not locked"));
+        assert!(until >= now + 14 * day, "{key} locked only until {until}");
+    }
+
+    // A later snapshot kept longer reuses the packs already there: the copy lengthens them.
+    let later = backup(&ws, &local, &src, 45);
+    let report = ws
+        .lifeboat(&["copy", "--json", "--from", &local, "--to", &second_site])
+        .ok()
+        .json();
+    assert_eq!(
+        report["snapshots_copied"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    assert!(report["locks"]["locked"].as_u64().unwrap() >= 3, "{report}");
+    let needed = manifest_packs(
+        &rt,
+        &c,
+        &format!("dr/snapshots/{}", later["id"].as_str().unwrap()),
+    );
+    let locks = retention(&rt, &c, "dr/data/");
+    let long: Vec<_> = locks
+        .iter()
+        .filter(|(k, _)| needed.iter().any(|p| k.ends_with(p)))
+        .collect();
+    assert_eq!(long.len(), needed.len(), "{locks:?}");
+    for (key, until) in long {
+        assert!(
+            until.is_some_and(|u| u >= now + 45 * day),
+            "{key}, needed by the 45-day snapshot, is locked only until {until:?}"
+        );
+    }
 }

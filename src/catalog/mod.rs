@@ -5,13 +5,13 @@
 //! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
 
 use crate::repo::backup::{BackupCache, CachedFile, FileCache};
-use crate::repo::lock::LockMemory;
-use chrono::{DateTime, Utc};
 use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::{PackEntry, PackInfo};
+use crate::repo::lock::LockMemory;
 use crate::repo::snapshot::Snapshot;
 use crate::repo::tree;
 use crate::repo::{self, Repository};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 

@@ -548,13 +548,16 @@ pub fn backup(
     if let Some((needed, target)) = lock_dates {
         // Objects this run stored are locked already; the rest are checked and lengthened.
         for p in &run.written {
-            run.cache.record_lock(&ObjectKind::Data.path(&p.id.to_hex()), target)?;
+            run.cache
+                .record_lock(&ObjectKind::Data.path(&p.id.to_hex()), target)?;
         }
         if let Some(index) = &new_index {
-            run.cache.record_lock(&ObjectKind::Index.path(&index.to_hex()), target)?;
+            run.cache
+                .record_lock(&ObjectKind::Index.path(&index.to_hex()), target)?;
         }
         let packs: Vec<PackId> = packs.iter().copied().collect();
-        let mut objects: Vec<(ObjectKind, String)> = vec![(ObjectKind::Config, repo.config_id.to_hex())];
+        let mut objects: Vec<(ObjectKind, String)> =
+            vec![(ObjectKind::Config, repo.config_id.to_hex())];
         objects.extend(
             run.cache
                 .indexes_of(&packs)?

@@ -9,6 +9,7 @@
 //! off at any moment leaves the destination healthy, and the next copy reuses what arrived.
 
 use super::ids::{PackId, SnapshotId};
+use super::lock::{ensure_locked, lock_target, LockStats, NoMemory};
 use super::{check_name, Error, Repository, Result, Snapshot};
 use crate::backend::{Backend, ObjectKind};
 use crate::progress::Progress;
@@ -28,6 +29,8 @@ pub struct CopyReport {
     pub indexes_copied: u64,
     /// Whether the destination was empty and received the source's config.
     pub created: bool,
+    /// Objects already at the destination whose Object Lock was set or lengthened.
+    pub locks: LockStats,
 }
 
 /// Makes `dest` a replica of `source` if it is empty; refuses if it is another repository.
@@ -80,6 +83,16 @@ pub fn copy(
     if todo.is_empty() {
         return Ok(report);
     }
+    // On a destination with Object Lock, what the copied snapshots need is locked as long as
+    // the longest of their retentions: new objects as they arrive, present ones before the
+    // manifests are committed.
+    let lock_dates = todo
+        .iter()
+        .filter_map(|s| s.manifest.retain_until)
+        .max()
+        .filter(|_| dest.object_lock())
+        .map(|needed| (needed, lock_target(chrono::Utc::now(), needed)));
+    dest.lock_new_objects_until(lock_dates.map(|(_, target)| target));
 
     // 1. Packs the destination lacks.
     let have_packs: HashSet<String> = dest
@@ -87,7 +100,7 @@ pub fn copy(
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let needed: BTreeSet<PackId> = todo
+    let needed_packs: BTreeSet<PackId> = todo
         .iter()
         .flat_map(|s| s.manifest.packs.iter().copied())
         .collect();
@@ -96,12 +109,12 @@ pub fn copy(
         .list(ObjectKind::Data)?
         .into_iter()
         .collect();
-    let missing: Vec<String> = needed
+    let missing: Vec<String> = needed_packs
         .iter()
         .map(|p| p.to_hex())
         .filter(|p| !have_packs.contains(p))
         .collect();
-    report.packs_present = (needed.len() - missing.len()) as u64;
+    report.packs_present = (needed_packs.len() - missing.len()) as u64;
     for name in &missing {
         if !sizes.contains_key(name) {
             return Err(Error::Corrupt {
@@ -141,6 +154,19 @@ pub fn copy(
         progress,
     )?;
     report.indexes_copied = indexes.len() as u64;
+    if let Some((needed, target)) = lock_dates {
+        let mut present: Vec<(ObjectKind, String)> =
+            vec![(ObjectKind::Config, source.config_id.to_hex())];
+        present.extend(have_indexes.iter().map(|n| (ObjectKind::Index, n.clone())));
+        present.extend(
+            needed_packs
+                .iter()
+                .map(|p| p.to_hex())
+                .filter(|p| have_packs.contains(p))
+                .map(|p| (ObjectKind::Data, p)),
+        );
+        report.locks = ensure_locked(dest.as_ref(), &mut NoMemory, &present, needed, target)?;
+    }
 
     // 3. Manifests, last: each one commits its snapshot at the destination.
     for snapshot in &todo {
