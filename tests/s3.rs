@@ -113,6 +113,26 @@ fn faults_on_the_way_are_retried_and_nothing_is_damaged() {
 }
 
 #[test]
+fn a_lost_answer_to_a_completed_upload_is_not_a_failure() {
+    let ws = Workspace::with(Store::S3);
+    let src = source(&ws, 1, 12);
+    let proxy = Proxy::start(ws.server.as_ref().unwrap().port, 0, 0);
+    // The server completes the multipart upload; the client never hears so, and retries.
+    proxy.cut_answer_once("POST /lifeboat-test/repo/data/", "uploadId=");
+    proxy.cut_answer_once("PUT /lifeboat-test/repo/snapshots/", "");
+    let env = [
+        ("LIFEBOAT_S3_ENDPOINT", proxy.endpoint()),
+        ("LIFEBOAT_S3_PART_SIZE", "5".to_string()),
+    ];
+    let run = finish(spawn_backup(&ws, &src, &env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(proxy.count(|c| &c.cut_responses), 2);
+    assert!(proxy.requests_matching("uploadId=") >= 3);
+    ws.check(true).ok();
+    restore_and_compare(&ws, &src, &[]);
+}
+
+#[test]
 fn server_stopped_mid_backup_fails_clearly_and_the_next_backup_reuses() {
     let mut ws = Workspace::with(Store::S3);
     let src = source(&ws, 12, 16);

@@ -240,30 +240,39 @@ impl S3Backend {
                     .map_err(|e| this.classify(e))
             }
         })?;
-        backend.object_lock = backend.probe_object_lock();
+        backend.object_lock = backend.probe_object_lock()?;
         Ok(backend)
     }
 
-    /// Whether the bucket has Object Lock enabled. Stores that do not implement the call have
-    /// no Object Lock.
-    fn probe_object_lock(&self) -> bool {
-        let bucket = self.url.bucket.clone();
-        let client = self.client.clone();
-        self.runtime.block_on(async move {
-            match client
-                .get_object_lock_configuration()
-                .bucket(bucket)
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    out.object_lock_configuration()
+    /// Whether the bucket has Object Lock enabled. A store that does not implement the call,
+    /// or a bucket without a lock configuration, has none; a failure that may pass is retried
+    /// rather than taken for "no lock".
+    fn probe_object_lock(&self) -> Result<bool> {
+        self.call(
+            "reading the Object Lock setting of",
+            "the bucket",
+            |client| async move {
+                match client
+                    .get_object_lock_configuration()
+                    .bucket(&self.url.bucket)
+                    .send()
+                    .await
+                {
+                    Ok(out) => Ok(out
+                        .object_lock_configuration()
                         .and_then(|c| c.object_lock_enabled())
-                        == Some(&ObjectLockEnabled::Enabled)
+                        == Some(&ObjectLockEnabled::Enabled)),
+                    Err(e) => {
+                        let failure = self.classify(e);
+                        if failure.transient {
+                            Err(failure)
+                        } else {
+                            Ok(false)
+                        }
+                    }
                 }
-                Err(_) => false,
-            }
-        })
+            },
+        )
     }
 
     /// Whether objects here can be locked against deletion until a date.
@@ -347,6 +356,44 @@ impl S3Backend {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Runs one call on the object `kind/name`, which it gets by key, with retries.
+    fn on_object<'a, T, F, Fut>(
+        &'a self,
+        action: &'static str,
+        kind: ObjectKind,
+        name: &str,
+        f: F,
+    ) -> Result<T>
+    where
+        F: Fn(&'a Client, String) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failure>> + 'a,
+    {
+        let what = kind.path(name);
+        let key = self.key(&what);
+        self.call(action, &what, |client| f(client, key.clone()))
+    }
+
+    /// The object's metadata, or `None` when it does not exist.
+    fn head(
+        &self,
+        action: &'static str,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>> {
+        self.on_object(action, kind, name, |client, key| async move {
+            match client
+                .head_object()
+                .bucket(&self.url.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(Some(out)),
+                Err(e) => self.classify(e).absent_as_none(),
+            }
+        })
     }
 
     /// Turns an SDK error into a classified failure with a message that says what to check.
@@ -438,6 +485,11 @@ impl S3Backend {
                     (_, "BadDigest") | (_, "InvalidDigest") | (_, "XAmzContentSHA256Mismatch") => {
                         (true, false, "the upload was damaged on the way".into())
                     }
+                    (501, _) | (_, "NotImplemented") => (
+                        false,
+                        false,
+                        "the server does not implement this request".into(),
+                    ),
                     (429, _) | (500..=599, _) => {
                         (true, false, "the server is busy or failing".into())
                     }
@@ -483,7 +535,9 @@ impl S3Backend {
 
     /// Uploads `body` in parts, `uploads` at a time. A failed upload is aborted so no parts
     /// are left behind to be billed.
-    fn put_multipart(&self, what: &str, key: &str, body: Bytes) -> Result<()> {
+    fn put_multipart(&self, kind: ObjectKind, name: &str, body: Bytes) -> Result<()> {
+        let what = &kind.path(name);
+        let key = &self.key(what);
         let upload_id = self.call("starting the upload of", what, |client| async move {
             let mut req = client
                 .create_multipart_upload()
@@ -524,6 +578,16 @@ impl S3Backend {
                     }
                 })
             });
+        // A completion whose answer was lost on the way is retried, and the store then no
+        // longer knows the upload: if the object is there, whole, the upload did complete
+        // (names are content hashes, so same name and size means the same bytes were sent).
+        let result = match result {
+            Err(e) if !e.is_transient() => match self.head("looking for", kind, name) {
+                Ok(Some(head)) if head.content_length() == Some(body.len() as i64) => return Ok(()),
+                _ => Err(e),
+            },
+            other => other,
+        };
         if result.is_err() {
             let _ = self.call("aborting the upload of", what, |client| {
                 let upload_id = upload_id.clone();
@@ -678,9 +742,7 @@ impl Backend for S3Backend {
     }
 
     fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>> {
-        let key = self.key(&kind.path(name));
-        let found = self.call("reading", &kind.path(name), |client| {
-            let key = key.clone();
+        let found = self.on_object("reading", kind, name, |client, key| {
             async move {
                 let out = match client
                     .get_object()
@@ -709,37 +771,18 @@ impl Backend for S3Backend {
     }
 
     fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
-        let key = self.key(&kind.path(name));
-        let what = kind.path(name);
         let body = Bytes::copy_from_slice(data);
         if data.len() as u64 > self.options.part_size.max(MIN_PART_SIZE) {
-            return self.put_multipart(&what, &key, body);
+            return self.put_multipart(kind, name, body);
         }
-        self.call("storing", &what, |_| {
+        self.on_object("storing", kind, name, |_, key| {
             let body = body.clone();
-            let key = key.clone();
             async move { self.put_single(&key, body).await }
         })
     }
 
     fn exists(&self, kind: ObjectKind, name: &str) -> Result<bool> {
-        let key = self.key(&kind.path(name));
-        let found = self.call("looking for", &kind.path(name), |client| {
-            let key = key.clone();
-            async move {
-                match client
-                    .head_object()
-                    .bucket(&self.url.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(Some(())),
-                    Err(e) => self.classify(e).absent_as_none(),
-                }
-            }
-        })?;
-        Ok(found.is_some())
+        Ok(self.head("looking for", kind, name)?.is_some())
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>> {
@@ -787,19 +830,15 @@ impl Backend for S3Backend {
                 until,
             });
         }
-        let key = self.key(&kind.path(name));
-        self.call("deleting", &kind.path(name), |client| {
-            let key = key.clone();
-            async move {
-                client
-                    .delete_object()
-                    .bucket(&self.url.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.classify(e))
-            }
+        self.on_object("deleting", kind, name, |client, key| async move {
+            client
+                .delete_object()
+                .bucket(&self.url.bucket)
+                .key(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.classify(e))
         })
     }
 
@@ -821,26 +860,12 @@ impl Backend for S3Backend {
         if !self.object_lock {
             return Ok(None);
         }
-        let key = self.key(&kind.path(name));
         // HeadObject carries the lock date for callers allowed to read it, and says plainly
         // when the object has none (GetObjectRetention answers that with store-specific errors).
-        let until = self.call("reading the lock of", &kind.path(name), |client| {
-            let key = key.clone();
-            async move {
-                match client
-                    .head_object()
-                    .bucket(&self.url.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                {
-                    Ok(out) => Ok(out
-                        .object_lock_retain_until_date()
-                        .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), 0))),
-                    Err(e) => self.classify(e).absent_as_none(),
-                }
-            }
-        })?;
+        let until = self
+            .head("reading the lock of", kind, name)?
+            .and_then(|out| out.object_lock_retain_until_date().map(|d| d.secs()))
+            .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0));
         Ok(until.filter(|u| *u > Utc::now()))
     }
 
@@ -848,25 +873,21 @@ impl Backend for S3Backend {
         if !self.object_lock {
             return Ok(());
         }
-        let key = self.key(&kind.path(name));
-        self.call("locking", &kind.path(name), |client| {
-            let key = key.clone();
-            async move {
-                client
-                    .put_object_retention()
-                    .bucket(&self.url.bucket)
-                    .key(key)
-                    .retention(
-                        ObjectLockRetention::builder()
-                            .mode(ObjectLockRetentionMode::Compliance)
-                            .retain_until_date(to_smithy(until))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.classify(e))
-            }
+        self.on_object("locking", kind, name, |client, key| async move {
+            client
+                .put_object_retention()
+                .bucket(&self.url.bucket)
+                .key(key)
+                .retention(
+                    ObjectLockRetention::builder()
+                        .mode(ObjectLockRetentionMode::Compliance)
+                        .retain_until_date(to_smithy(until))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.classify(e))
         })
     }
 }

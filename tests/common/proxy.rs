@@ -27,6 +27,9 @@ pub struct Proxy {
     pub log: Arc<Mutex<Vec<String>>>,
     faults: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// Requests whose line starts with the first and contains the second of one of these
+    /// get their answer cut off, once each.
+    cut_once: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Proxy {
@@ -42,13 +45,15 @@ impl Proxy {
             log: Arc::new(Mutex::new(Vec::new())),
             faults: Arc::new(AtomicBool::new(every > 0)),
             stop: Arc::new(AtomicBool::new(false)),
+            cut_once: Arc::new(Mutex::new(Vec::new())),
         };
         let rng = Arc::new(Mutex::new(delay_seed | 1));
-        let (counts, log, faults, stop) = (
+        let (counts, log, faults, stop, cut_once) = (
             proxy.counts.clone(),
             proxy.log.clone(),
             proxy.faults.clone(),
             proxy.stop.clone(),
+            proxy.cut_once.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -56,10 +61,15 @@ impl Proxy {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (counts, log, faults, rng) =
-                    (counts.clone(), log.clone(), faults.clone(), rng.clone());
+                let shared = Shared {
+                    counts: counts.clone(),
+                    log: log.clone(),
+                    faults: faults.clone(),
+                    rng: rng.clone(),
+                    cut_once: cut_once.clone(),
+                };
                 std::thread::spawn(move || {
-                    let _ = serve(conn, upstream_port, every, &counts, &log, &faults, &rng);
+                    let _ = serve(conn, upstream_port, every, &shared);
                 });
             }
         });
@@ -68,6 +78,14 @@ impl Proxy {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The first request whose line starts with `prefix` and contains `part` reaches the
+    /// server, but its answer is cut off half-way (the client cannot know it took effect).
+    pub fn cut_answer_once(&self, prefix: &str, part: &str) {
+        if let Ok(mut c) = self.cut_once.lock() {
+            c.push((prefix.to_string(), part.to_string()));
+        }
     }
 
     pub fn set_faults(&self, on: bool) {
@@ -120,15 +138,22 @@ fn reset(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
+/// What the connection threads share with the proxy.
+struct Shared {
+    counts: Arc<Counts>,
+    log: Arc<Mutex<Vec<String>>>,
+    faults: Arc<AtomicBool>,
+    rng: Arc<Mutex<u64>>,
+    cut_once: Arc<Mutex<Vec<(String, String)>>>,
+}
+
 fn serve(
     client: TcpStream,
     upstream_port: u16,
     every: u64,
-    counts: &Counts,
-    log: &Mutex<Vec<String>>,
-    faults: &AtomicBool,
-    rng: &Mutex<u64>,
+    shared: &Shared,
 ) -> std::io::Result<()> {
+    let (counts, log, faults, rng) = (&shared.counts, &shared.log, &shared.faults, &shared.rng);
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client_w = client.try_clone()?;
     loop {
@@ -167,7 +192,24 @@ fn serve(
             l.push(request_line.clone());
         }
 
-        let fault = if faults.load(Ordering::Relaxed) && every > 0 && n % every == every - 1 {
+        let cut_this = shared
+            .cut_once
+            .lock()
+            .map(|mut c| {
+                match c.iter().position(|(p, q)| {
+                    request_line.starts_with(p.as_str()) && request_line.contains(q.as_str())
+                }) {
+                    Some(i) => {
+                        c.remove(i);
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .unwrap_or(false);
+        let fault = if cut_this {
+            Some(2)
+        } else if faults.load(Ordering::Relaxed) && every > 0 && n % every == every - 1 {
             Some((n / every) % 4)
         } else {
             None
