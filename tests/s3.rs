@@ -133,6 +133,37 @@ fn a_lost_answer_to_a_completed_upload_is_not_a_failure() {
 }
 
 #[test]
+fn an_upload_damaged_on_the_way_is_refused_by_the_server_and_sent_again() {
+    let ws = Workspace::with(Store::S3);
+    let src = source(&ws, 2, 12);
+    let proxy = Proxy::start(ws.server.as_ref().unwrap().port, 0, 0);
+    // One part of a multipart upload and one whole-object upload (the small tree pack) arrive
+    // with a flipped byte.
+    proxy.corrupt_body_once("PUT /lifeboat-test/repo/data/", "x-id=PutObject");
+    proxy.corrupt_body_once("PUT /lifeboat-test/repo/data/", "partNumber=");
+    let env = [
+        ("LIFEBOAT_S3_ENDPOINT", proxy.endpoint()),
+        ("LIFEBOAT_S3_PART_SIZE", "5".to_string()),
+    ];
+    let run = finish(spawn_backup(&ws, &src, &env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(proxy.count(|c| &c.corrupted), 2, "{:#?}", proxy.log);
+    // Every upload carried its SHA-256.
+    let log = proxy.log.lock().unwrap().clone();
+    let uploads: Vec<_> = log
+        .iter()
+        .filter(|l| l.starts_with("PUT /lifeboat-test/repo/"))
+        .collect();
+    assert!(uploads.len() >= 6, "{log:#?}");
+    for line in uploads {
+        assert!(line.ends_with("[x-amz-checksum-sha256]"), "{line}");
+    }
+    // The server verified the checksums: nothing damaged was stored.
+    ws.check(true).ok();
+    restore_and_compare(&ws, &src, &[]);
+}
+
+#[test]
 fn server_stopped_mid_backup_fails_clearly_and_the_next_backup_reuses() {
     let mut ws = Workspace::with(Store::S3);
     let src = source(&ws, 12, 16);

@@ -16,6 +16,8 @@ pub struct Counts {
     pub resets: AtomicU64,
     pub cut_responses: AtomicU64,
     pub delays: AtomicU64,
+    /// Requests passed on with one byte of their body flipped.
+    pub corrupted: AtomicU64,
     /// Requests the proxy could not pass on because the server was unreachable.
     pub upstream_failures: AtomicU64,
 }
@@ -30,6 +32,26 @@ pub struct Proxy {
     /// Requests whose line starts with the first and contains the second of one of these
     /// get their answer cut off, once each.
     cut_once: Arc<Mutex<Vec<(String, String)>>>,
+    corrupt_once: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+/// Takes the first rule `(prefix, part)` that `line` starts with and contains, if any.
+fn take_match(rules: &Mutex<Vec<(String, String)>>, line: &str) -> bool {
+    rules
+        .lock()
+        .map(|mut r| {
+            match r
+                .iter()
+                .position(|(p, q)| line.starts_with(p.as_str()) && line.contains(q.as_str()))
+            {
+                Some(i) => {
+                    r.remove(i);
+                    true
+                }
+                None => false,
+            }
+        })
+        .unwrap_or(false)
 }
 
 impl Proxy {
@@ -46,14 +68,16 @@ impl Proxy {
             faults: Arc::new(AtomicBool::new(every > 0)),
             stop: Arc::new(AtomicBool::new(false)),
             cut_once: Arc::new(Mutex::new(Vec::new())),
+            corrupt_once: Arc::new(Mutex::new(Vec::new())),
         };
         let rng = Arc::new(Mutex::new(delay_seed | 1));
-        let (counts, log, faults, stop, cut_once) = (
+        let (counts, log, faults, stop, cut_once, corrupt_once) = (
             proxy.counts.clone(),
             proxy.log.clone(),
             proxy.faults.clone(),
             proxy.stop.clone(),
             proxy.cut_once.clone(),
+            proxy.corrupt_once.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -67,6 +91,7 @@ impl Proxy {
                     faults: faults.clone(),
                     rng: rng.clone(),
                     cut_once: cut_once.clone(),
+                    corrupt_once: corrupt_once.clone(),
                 };
                 std::thread::spawn(move || {
                     let _ = serve(conn, upstream_port, every, &shared);
@@ -84,6 +109,14 @@ impl Proxy {
     /// server, but its answer is cut off half-way (the client cannot know it took effect).
     pub fn cut_answer_once(&self, prefix: &str, part: &str) {
         if let Ok(mut c) = self.cut_once.lock() {
+            c.push((prefix.to_string(), part.to_string()));
+        }
+    }
+
+    /// The first request whose line starts with `prefix` and contains `part` is passed on
+    /// with one byte of its body flipped, as a bad network card or cable would.
+    pub fn corrupt_body_once(&self, prefix: &str, part: &str) {
+        if let Ok(mut c) = self.corrupt_once.lock() {
             c.push((prefix.to_string(), part.to_string()));
         }
     }
@@ -145,6 +178,7 @@ struct Shared {
     faults: Arc<AtomicBool>,
     rng: Arc<Mutex<u64>>,
     cut_once: Arc<Mutex<Vec<(String, String)>>>,
+    corrupt_once: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 fn serve(
@@ -189,24 +223,21 @@ fn serve(
         reader.read_exact(&mut body)?;
         let n = counts.requests.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut l) = log.lock() {
-            l.push(request_line.clone());
+            // Which integrity checksum the request carries, for tests to see.
+            let head_text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let sums: Vec<&str> = ["x-amz-checksum-sha256", "content-md5"]
+                .into_iter()
+                .filter(|h| head_text.contains(&format!("{h}:")))
+                .collect();
+            l.push(format!("{request_line} [{}]", sums.join(" ")));
         }
 
-        let cut_this = shared
-            .cut_once
-            .lock()
-            .map(|mut c| {
-                match c.iter().position(|(p, q)| {
-                    request_line.starts_with(p.as_str()) && request_line.contains(q.as_str())
-                }) {
-                    Some(i) => {
-                        c.remove(i);
-                        true
-                    }
-                    None => false,
-                }
-            })
-            .unwrap_or(false);
+        let cut_this = take_match(&shared.cut_once, &request_line);
+        if !body.is_empty() && take_match(&shared.corrupt_once, &request_line) {
+            let mid = body.len() / 2;
+            body[mid] ^= 0x20;
+            counts.corrupted.fetch_add(1, Ordering::Relaxed);
+        }
         let fault = if cut_this {
             Some(2)
         } else if faults.load(Ordering::Relaxed) && every > 0 && n % every == every - 1 {
