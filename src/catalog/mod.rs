@@ -8,11 +8,13 @@ use crate::repo::backup::{BackupCache, CachedFile, FileCache};
 use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::{PackEntry, PackInfo};
 use crate::repo::lock::LockMemory;
+use crate::repo::prune::PruneMemory;
 use crate::repo::snapshot::Snapshot;
 use crate::repo::tree;
 use crate::repo::{self, Repository};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -346,6 +348,56 @@ impl RepoCatalog<'_> {
         self.sql(r).map(|_| ())
     }
 
+    /// Forgets packs that were deleted from the repository, and their chunks.
+    pub fn remove_packs(&mut self, packs: &[PackId]) -> Result<()> {
+        let repo = self.repo.clone();
+        let path = self.catalog.path.display().to_string();
+        let wrap = |source| Error::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.catalog.conn.transaction().map_err(wrap)?;
+        for p in packs {
+            for sql in [
+                "DELETE FROM chunks WHERE repo = ?1 AND pack = ?2",
+                "DELETE FROM packs WHERE repo = ?1 AND id = ?2",
+            ] {
+                tx.execute(sql, params![repo, blob(&p.0)]).map_err(wrap)?;
+            }
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    /// Which packs each index covers, as far as this catalog knows.
+    pub fn index_coverage(&self) -> Result<HashMap<IndexId, Vec<PackId>>> {
+        let mut stmt = self.sql(self.conn().prepare(
+            "SELECT index_id, id FROM packs WHERE repo = ?1 AND index_id IS NOT NULL",
+        ))?;
+        let rows = stmt.query_map([&self.repo], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        });
+        let mut out: HashMap<IndexId, Vec<PackId>> = HashMap::new();
+        for row in self.sql(rows)? {
+            let (index, pack) = self.sql(row)?;
+            if let (Ok(i), Ok(p)) = (
+                <[u8; 32]>::try_from(index.as_slice()),
+                <[u8; 32]>::try_from(pack.as_slice()),
+            ) {
+                out.entry(IndexId(Hash(i))).or_default().push(PackId(Hash(p)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets a snapshot whose manifest was deleted.
+    pub fn remove_snapshot(&mut self, id: &SnapshotId) -> Result<()> {
+        let r = self.conn().execute(
+            "DELETE FROM snapshots WHERE repo = ?1 AND id = ?2",
+            params![self.repo, id.to_hex()],
+        );
+        self.sql(r).map(|_| ())
+    }
+
     /// Forgets everything known about the repository (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         for table in ["packs", "chunks", "snapshots", "file_cache", "locks"] {
@@ -394,9 +446,18 @@ impl RepoCatalog<'_> {
         repo.check_key(key)?;
         let mut summary = RebuildSummary::default();
         // Read everything first: a failure leaves the old catalog untouched.
+        // Indexes may still list packs that prune removed: only packs that exist are recorded,
+        // so no backup deduplicates against data that is gone.
+        let stored: std::collections::HashSet<String> = repo
+            .backend()
+            .list(crate::backend::ObjectKind::Data)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         let mut indexes = Vec::new();
         for id in repo.index_ids()? {
-            let packs = repo.load_index(key, &id)?;
+            let mut packs = repo.load_index(key, &id)?;
+            packs.retain(|p| stored.contains(&p.id.to_hex()));
             indexes.push((id, packs));
         }
         let (snapshots, bad) = repo.snapshots()?;
@@ -432,6 +493,18 @@ mod erased {
 
 fn to_repo(e: Error) -> repo::Error {
     repo::Error::Internal(e.to_string())
+}
+
+impl PruneMemory for RepoCatalog<'_> {
+    fn index_coverage(&mut self) -> repo::Result<HashMap<IndexId, Vec<PackId>>> {
+        RepoCatalog::index_coverage(self).map_err(to_repo)
+    }
+    fn forget_packs(&mut self, packs: &[PackId]) -> repo::Result<()> {
+        self.remove_packs(packs).map_err(to_repo)
+    }
+    fn forget_snapshot(&mut self, id: &SnapshotId) -> repo::Result<()> {
+        self.remove_snapshot(id).map_err(to_repo)
+    }
 }
 
 impl LockMemory for RepoCatalog<'_> {

@@ -62,6 +62,10 @@ enum Command {
     Check(repo::CheckArgs),
     /// Write a snapshot as one encrypted tar.zst archive readable with stock tools.
     Export(repo::ExportArgs),
+    /// Delete snapshots (their manifests); 'prune' then frees the data only they used.
+    Forget(repo::ForgetArgs),
+    /// Delete the data no snapshot needs. Objects under Object Lock are kept and listed.
+    Prune(repo::PruneArgs),
     /// Copy snapshots to another repository (a second site), sending only what it lacks.
     Copy(repo::CopyArgs),
     /// The local catalog.
@@ -234,6 +238,8 @@ pub fn main() -> i32 {
         Command::Check(a) => repo::check(&ctx, a),
         Command::Export(a) => repo::export(&ctx, a),
         Command::Copy(a) => repo::copy(&ctx, a),
+        Command::Forget(a) => repo::forget(&ctx, a),
+        Command::Prune(a) => repo::prune(&ctx, a),
         Command::Catalog(c) => catalog::run(&ctx, c),
     };
     match result {

@@ -5,7 +5,7 @@ use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::repo::backup::{self, BackupOptions};
 use crate::repo::check::{self, CheckOptions};
-use crate::repo::crypto::PublicCert;
+use crate::repo::crypto::{PublicCert, SecretKey};
 use crate::repo::restore::{self, RestoreOptions};
 use crate::repo::tree::EntryKind;
 use crate::repo::{export as export_mod, ChunkReader, Repository};
@@ -146,6 +146,35 @@ pub struct CopyArgs {
     snapshots: Vec<String>,
 }
 
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "LIFEBOAT_SIGNING_KEY")]
+    signing_key: PathBuf,
+    /// Show what would be forgotten; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+    /// Snapshots to forget (ids or unique prefixes).
+    #[arg(required = true)]
+    snapshots: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long, env = "LIFEBOAT_SIGNING_KEY")]
+    signing_key: PathBuf,
+    /// Show what would be deleted; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -237,12 +266,8 @@ fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> 
 }
 
 pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
-    let signing = load_secret(&args.signing_key)?;
-    let backend = open_backend(&args.repo)?;
-    let repo = Repository::open(backend, signing.public())?;
-    ctx.pin_signer(&repo.config.id, &signing.public())?;
-    let _lock = lock_repo(ctx, &repo)?;
-    let mut catalog = Catalog::open(&ctx.data_dir)?;
+    let (signing, repo, _lock, mut catalog) =
+        open_for_writing(ctx, &args.repo, &args.signing_key)?;
     let mut cache = catalog.for_repo(&repo)?;
     let run = cache.start_run("backup")?;
     let options = BackupOptions {
@@ -384,7 +409,7 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
 pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
     let (repo, key, snapshot) =
         open_snapshot(ctx, &args.repo, &args.signer, &args.key, &args.snapshot)?;
-    let map = repo.chunk_map(&key)?;
+    let map = repo.chunk_map(&key, &snapshot.manifest.packs.iter().copied().collect())?;
     let mut reader = ChunkReader::new(&repo, &key, &map);
     let entries = repo.read_tree(&mut reader, &snapshot)?;
     let prefix = args
@@ -603,6 +628,78 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> anyhow::Result<i32> {
             report.packs_present,
             report.snapshots_present.len()
         );
+    }
+    Ok(exit::OK)
+}
+
+/// Opens a repository to change it: as its signer, holding its lock, with its catalog.
+fn open_for_writing(
+    ctx: &Context,
+    repo: &RepoArg,
+    signing_key: &std::path::Path,
+) -> anyhow::Result<(SecretKey, Repository, std::fs::File, Catalog)> {
+    let signing = load_secret(signing_key)?;
+    let repository = Repository::open(open_backend(repo)?, signing.public())?;
+    ctx.pin_signer(&repository.config.id, &signing.public())?;
+    let lock = lock_repo(ctx, &repository)?;
+    Ok((signing, repository, lock, Catalog::open(&ctx.data_dir)?))
+}
+
+fn print_locked(locked: &[crate::repo::prune::Locked]) {
+    if locked.is_empty() {
+        return;
+    }
+    eprintln!(
+        "kept {} object(s) still under Object Lock (they can be deleted once it ends):",
+        locked.len()
+    );
+    for l in locked {
+        eprintln!("  {} locked until {}", l.object, l.until.format("%Y-%m-%d %H:%M UTC"));
+    }
+}
+
+pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
+    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
+    let snapshots = args
+        .snapshots
+        .iter()
+        .map(|s| repo.find_snapshot(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut memory = catalog.for_repo(&repo)?;
+    let report = crate::repo::prune::forget(&repo, &mut memory, &snapshots, args.dry_run)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for id in &report.forgotten {
+            println!("{}{id}", if args.dry_run { "would forget " } else { "forgot " });
+        }
+        print_locked(&report.still_locked);
+        if !report.forgotten.is_empty() && !args.dry_run {
+            eprintln!("run 'lifeboat prune' to delete the data only these snapshots used");
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
+    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
+    let mut memory = catalog.for_repo(&repo)?;
+    let progress = ctx.progress();
+    let report = crate::repo::prune::prune(&repo, &mut memory, args.dry_run, &progress)
+        .inspect_err(|_| progress.finish_quietly())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!(
+            "{} {} unused pack(s) ({}) and {} index(es); {} pack(s) in use by {} snapshot(s)",
+            if args.dry_run { "would delete" } else { "deleted" },
+            report.packs_deleted,
+            human_bytes(report.bytes_freed),
+            report.indexes_deleted,
+            report.packs_kept,
+            report.snapshots
+        );
+        print_locked(&report.still_locked);
     }
     Ok(exit::OK)
 }

@@ -194,13 +194,16 @@ pub fn check(
     if let (Some(key), Some(repo)) = (options.key, &repo) {
         repo.check_key(key)?;
         let mut map = ChunkMap::default();
+        // Indexes may still list packs that prune removed; locations in packs that exist win.
+        let present_packs: HashSet<PackId> =
+            data_present.iter().filter_map(|p| p.parse().ok()).collect();
         let mut indexed: HashMap<PackId, Vec<super::index::PackEntry>> = HashMap::new();
         for id in repo.index_ids()? {
             match repo.load_index(key, &id) {
                 Ok(packs) => {
                     for p in packs {
                         for e in &p.entries {
-                            map.chunks.insert(e.chunk, (p.id, *e));
+                            map.insert(e.chunk, p.id, *e, &present_packs);
                         }
                         indexed.entry(p.id).or_default().extend(p.entries);
                     }

@@ -83,7 +83,7 @@ pub fn export(
     progress: &dyn Progress,
 ) -> Result<ExportOutcome> {
     repo.check_key(key)?;
-    let map = repo.chunk_map(key)?;
+    let map = repo.chunk_map(key, &snapshot.manifest.packs.iter().copied().collect())?;
     let mut reader = ChunkReader::new(repo, key, &map);
     let tree = repo.read_tree(&mut reader, snapshot)?;
     let dir = out

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod index;
 pub mod lock;
 pub mod pack;
+pub mod prune;
 pub mod restore;
 pub mod snapshot;
 pub mod tree;
@@ -27,7 +28,7 @@ use ids::{ChunkId, ConfigId, Hash, IndexId, PackId, SnapshotId};
 use index::PackEntry;
 use serde::{Deserialize, Serialize};
 use snapshot::{Manifest, Snapshot, SNAPSHOT_FORMAT};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 pub const CONFIG_FORMAT: &str = "lifeboat-repository";
@@ -426,12 +427,15 @@ impl Repository {
     }
 
     /// Loads every index into one map from chunk to location.
-    pub fn chunk_map(&self, key: &SecretKey) -> Result<ChunkMap> {
+    /// Where each chunk is, from all indexes. A chunk may be listed in several packs, and an
+    /// index may still list packs that prune removed: a location in `prefer` (the packs a
+    /// snapshot's manifest names, which are known to exist) wins over any other.
+    pub fn chunk_map(&self, key: &SecretKey, prefer: &HashSet<PackId>) -> Result<ChunkMap> {
         let mut map = ChunkMap::default();
         for id in self.index_ids()? {
             for pack in self.load_index(key, &id)? {
                 for e in pack.entries {
-                    map.chunks.insert(e.chunk, (pack.id, e));
+                    map.insert(e.chunk, pack.id, e, prefer);
                 }
             }
         }
@@ -481,6 +485,24 @@ pub struct ChunkMap {
     pub chunks: HashMap<ChunkId, (PackId, PackEntry)>,
 }
 
+impl ChunkMap {
+    /// Records a location of `chunk`, keeping one in `prefer` over one outside it.
+    pub fn insert(
+        &mut self,
+        chunk: ChunkId,
+        pack: PackId,
+        entry: PackEntry,
+        prefer: &HashSet<PackId>,
+    ) {
+        match self.chunks.get(&chunk) {
+            Some((old, _)) if prefer.contains(old) || !prefer.contains(&pack) => {}
+            _ => {
+                self.chunks.insert(chunk, (pack, entry));
+            }
+        }
+    }
+}
+
 /// Reads chunks through a small cache of decrypted packs.
 pub struct ChunkReader<'a> {
     repo: &'a Repository,
@@ -524,5 +546,38 @@ impl<'a> ChunkReader<'a> {
         })?;
         let plain = self.pack(&pack)?;
         pack::extract(pack, &plain, &entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A location in a preferred pack (one a manifest names) is never replaced by another, and
+    /// replaces one outside the preferred set, whatever the order the indexes are read in.
+    #[test]
+    fn chunk_map_prefers_packs_a_manifest_names() {
+        let chunk = ChunkId::of(b"chunk");
+        let (gone, live) = (PackId::of(b"pruned pack"), PackId::of(b"live pack"));
+        let entry = |offset| PackEntry {
+            chunk,
+            offset,
+            length: 5,
+            raw_length: 5,
+        };
+        let prefer: HashSet<PackId> = [live].into();
+        for order in [[(gone, 0), (live, 7)], [(live, 7), (gone, 0)]] {
+            let mut map = ChunkMap::default();
+            for (pack, offset) in order {
+                map.insert(chunk, pack, entry(offset), &prefer);
+            }
+            assert_eq!(map.chunks[&chunk].0, live);
+            assert_eq!(map.chunks[&chunk].1.offset, 7);
+        }
+        // Without a preference the first location read stays.
+        let mut map = ChunkMap::default();
+        map.insert(chunk, gone, entry(0), &HashSet::new());
+        map.insert(chunk, live, entry(7), &HashSet::new());
+        assert_eq!(map.chunks[&chunk].0, gone);
     }
 }

@@ -113,7 +113,7 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreOutcome> {
     repo.check_key(key)?;
-    let map = repo.chunk_map(key)?;
+    let map = repo.chunk_map(key, &snapshot.manifest.packs.iter().copied().collect())?;
     let mut reader = super::ChunkReader::new(repo, key, &map);
     let tree = repo.read_tree(&mut reader, snapshot)?;
     let includes: Vec<Vec<u8>> = options

@@ -1,0 +1,94 @@
+//! `forget` and `prune`: the data only forgotten snapshots used is deleted, what others need
+//! stays, and nothing deleted is deduplicated against afterwards. On every backend.
+
+mod common;
+use common::*;
+use std::fs;
+
+fn backup_of(ws: &Workspace, dir: &std::path::Path) -> serde_json::Value {
+    ws.backup(&[dir])
+}
+
+fn run(ws: &Workspace, args: &[&str]) -> serde_json::Value {
+    ws.lifeboat(args)
+        .arg("--repo")
+        .arg(ws.repo())
+        .arg("--signing-key")
+        .arg(ws.path("keys/svc.key"))
+        .arg("--json")
+        .ok()
+        .json()
+}
+
+fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
+    let ws = Workspace::with(store);
+    let (one, two) = (ws.path("one"), ws.path("two"));
+    fs::create_dir_all(&one).unwrap();
+    fs::create_dir_all(&two).unwrap();
+    random_file(&one.join("old.db"), 6 << 20, 1);
+    random_file(&two.join("new.db"), 6 << 20, 2);
+    let first = backup_of(&ws, &one);
+    let second = backup_of(&ws, &two);
+    let before: u64 = ws
+        .objects("data")
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+
+    // Nothing is unused yet: prune deletes nothing.
+    let idle = run(&ws, &["prune"]);
+    assert_eq!(idle["packs_deleted"], 0, "{idle}");
+
+    let id = first["id"].as_str().unwrap();
+    let plan = run(&ws, &["forget", "--dry-run", &id[..12]]);
+    assert_eq!(plan["forgotten"][0], id);
+    assert_eq!(ws.objects("snapshots").len(), 2, "a dry run changes nothing");
+    run(&ws, &["forget", id]);
+    assert_eq!(ws.objects("snapshots").len(), 1);
+
+    let plan = run(&ws, &["prune", "--dry-run"]);
+    assert!(plan["packs_deleted"].as_u64().unwrap() >= 1, "{plan}");
+    let packs = ws.objects("data").len();
+    assert_eq!(packs, ws.objects("data").len(), "a dry run changes nothing");
+    let report = run(&ws, &["prune"]);
+    assert_eq!(report["packs_deleted"], plan["packs_deleted"], "{report}");
+    assert!(report["bytes_freed"].as_u64().unwrap() >= 6 << 20, "{report}");
+    let after: u64 = ws
+        .objects("data")
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(before - after, report["bytes_freed"].as_u64().unwrap());
+    assert!(report["still_locked"].as_array().unwrap().is_empty());
+    // The forgotten backup's index covered only packs that are gone now.
+    assert!(report["indexes_deleted"].as_u64().unwrap() >= 1, "{report}");
+
+    // What is left is whole, and the remaining snapshot restores.
+    let check = ws.check(true).ok();
+    assert!(check.stderr.contains("no problems"), "{}", check.stderr);
+    let out = ws.path("out");
+    ws.restore(second["id"].as_str().unwrap(), &out, &[]).ok();
+    assert!(diff_trees(&two, &out.join(two.strip_prefix("/").unwrap())).is_empty());
+    assert_ne!(ws.restore(id, &ws.path("gone"), &[]).code, 0);
+
+    // Backing up the old data again stores it again: nothing deduplicates against deleted
+    // packs, not even through the file cache.
+    let again = backup_of(&ws, &one);
+    assert!(again["bytes_added"].as_u64().unwrap() >= 6 << 20, "{again}");
+    ws.check(true).ok();
+    let out = ws.path("out-again");
+    ws.restore(again["id"].as_str().unwrap(), &out, &[]).ok();
+    assert!(diff_trees(&one, &out.join(one.strip_prefix("/").unwrap())).is_empty());
+
+    // And a catalog rebuilt from the repository does not bring the deleted packs back.
+    ws.lifeboat(&["catalog", "rebuild", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .ok();
+    let after_rebuild = backup_of(&ws, &one);
+    assert!(after_rebuild["bytes_added"].as_u64().unwrap() < 1 << 20, "{after_rebuild}");
+    ws.check(true).ok();
+}
+
+on_every_backend!(forget_then_prune_frees_only_what_forgotten_snapshots_used);
