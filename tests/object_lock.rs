@@ -270,3 +270,95 @@ fn a_copy_to_a_locked_bucket_locks_what_the_copied_snapshots_need() {
         );
     }
 }
+
+#[test]
+fn forget_and_prune_keep_locked_objects_and_say_until_when() {
+    let mut ws = Workspace::empty(Store::Local);
+    let server = S3Server::moto();
+    let (rt, c) = client(&server);
+    rt.block_on(
+        c.create_bucket()
+            .bucket(BUCKET)
+            .object_lock_enabled_for_bucket(true)
+            .send(),
+    )
+    .unwrap();
+    ws.server = Some(server);
+    let repo = format!("s3://{BUCKET}/repo");
+    ws.init_at(&repo).ok();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("a"), 2 << 20, 5);
+    let snap = backup(&ws, &repo, &src, 30);
+    let id = snap["id"].as_str().unwrap();
+    let writing = |args: &[&str]| {
+        ws.lifeboat(args)
+            .args(&["--json", "--repo", &repo])
+            .arg("--signing-key")
+            .arg(ws.path("keys/svc.key"))
+            .ok()
+            .json()
+    };
+
+    // The snapshot is locked for 30 days: forget keeps it and says until when.
+    let report = writing(&["forget", id]);
+    assert!(
+        report["forgotten"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert_eq!(
+        report["still_locked"][0]["object"],
+        format!("snapshots/{id}"),
+        "{report}"
+    );
+    assert!(report["still_locked"][0]["until"].is_string());
+    assert_eq!(retention(&rt, &c, "repo/snapshots/").len(), 1);
+
+    // Two packs no snapshot needs (as a crashed backup leaves them): one locked, one not.
+    let plant = |data: &[u8], lock_days: Option<i64>| -> String {
+        let name = lifeboat::repo::ids::Hash::of(data).to_hex();
+        let mut put = c
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!("repo/data/{}/{name}", &name[..2]))
+            .body(data.to_vec().into());
+        if let Some(days) = lock_days {
+            put = put
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(aws_smithy_types::DateTime::from_secs(
+                    chrono::Utc::now().timestamp() + days * 86_400,
+                ));
+        }
+        rt.block_on(put.send()).unwrap();
+        name
+    };
+    let locked = plant(b"left over by a crashed backup, locked", Some(10));
+    let loose = plant(b"left over by a crashed backup, not locked", None);
+
+    let report = writing(&["prune"]);
+    assert_eq!(report["packs_deleted"], 1, "{report}");
+    let kept: Vec<&str> = report["still_locked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        vec![format!("data/{}/{locked}", &locked[..2])],
+        "{report}"
+    );
+    let left: Vec<String> = retention(&rt, &c, "repo/data/")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(left.iter().any(|k| k.ends_with(&locked)));
+    assert!(!left.iter().any(|k| k.ends_with(&loose)));
+    // The locked snapshot still restores.
+    let out = ws.path("out");
+    ws.lifeboat(&["restore", "--repo", &repo, id, "--target"])
+        .arg(&out)
+        .arg("--key")
+        .arg(ws.key())
+        .ok();
+}

@@ -42,7 +42,11 @@ fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
     let id = first["id"].as_str().unwrap();
     let plan = run(&ws, &["forget", "--dry-run", &id[..12]]);
     assert_eq!(plan["forgotten"][0], id);
-    assert_eq!(ws.objects("snapshots").len(), 2, "a dry run changes nothing");
+    assert_eq!(
+        ws.objects("snapshots").len(),
+        2,
+        "a dry run changes nothing"
+    );
     run(&ws, &["forget", id]);
     assert_eq!(ws.objects("snapshots").len(), 1);
 
@@ -52,7 +56,10 @@ fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
     assert_eq!(packs, ws.objects("data").len(), "a dry run changes nothing");
     let report = run(&ws, &["prune"]);
     assert_eq!(report["packs_deleted"], plan["packs_deleted"], "{report}");
-    assert!(report["bytes_freed"].as_u64().unwrap() >= 6 << 20, "{report}");
+    assert!(
+        report["bytes_freed"].as_u64().unwrap() >= 6 << 20,
+        "{report}"
+    );
     let after: u64 = ws
         .objects("data")
         .iter()
@@ -87,7 +94,10 @@ fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
         .arg(ws.key())
         .ok();
     let after_rebuild = backup_of(&ws, &one);
-    assert!(after_rebuild["bytes_added"].as_u64().unwrap() < 1 << 20, "{after_rebuild}");
+    assert!(
+        after_rebuild["bytes_added"].as_u64().unwrap() < 1 << 20,
+        "{after_rebuild}"
+    );
     ws.check(true).ok();
 }
 

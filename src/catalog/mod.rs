@@ -370,9 +370,10 @@ impl RepoCatalog<'_> {
 
     /// Which packs each index covers, as far as this catalog knows.
     pub fn index_coverage(&self) -> Result<HashMap<IndexId, Vec<PackId>>> {
-        let mut stmt = self.sql(self.conn().prepare(
-            "SELECT index_id, id FROM packs WHERE repo = ?1 AND index_id IS NOT NULL",
-        ))?;
+        let mut stmt = self
+            .sql(self.conn().prepare(
+                "SELECT index_id, id FROM packs WHERE repo = ?1 AND index_id IS NOT NULL",
+            ))?;
         let rows = stmt.query_map([&self.repo], |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
         });
@@ -383,7 +384,9 @@ impl RepoCatalog<'_> {
                 <[u8; 32]>::try_from(index.as_slice()),
                 <[u8; 32]>::try_from(pack.as_slice()),
             ) {
-                out.entry(IndexId(Hash(i))).or_default().push(PackId(Hash(p)));
+                out.entry(IndexId(Hash(i)))
+                    .or_default()
+                    .push(PackId(Hash(p)));
             }
         }
         Ok(out)

@@ -266,8 +266,7 @@ fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> 
 }
 
 pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
-    let (signing, repo, _lock, mut catalog) =
-        open_for_writing(ctx, &args.repo, &args.signing_key)?;
+    let (signing, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
     let mut cache = catalog.for_repo(&repo)?;
     let run = cache.start_run("backup")?;
     let options = BackupOptions {
@@ -654,7 +653,11 @@ fn print_locked(locked: &[crate::repo::prune::Locked]) {
         locked.len()
     );
     for l in locked {
-        eprintln!("  {} locked until {}", l.object, l.until.format("%Y-%m-%d %H:%M UTC"));
+        eprintln!(
+            "  {} locked until {}",
+            l.object,
+            l.until.format("%Y-%m-%d %H:%M UTC")
+        );
     }
 }
 
@@ -671,7 +674,14 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for id in &report.forgotten {
-            println!("{}{id}", if args.dry_run { "would forget " } else { "forgot " });
+            println!(
+                "{}{id}",
+                if args.dry_run {
+                    "would forget "
+                } else {
+                    "forgot "
+                }
+            );
         }
         print_locked(&report.still_locked);
         if !report.forgotten.is_empty() && !args.dry_run {
@@ -692,7 +702,11 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
     } else {
         eprintln!(
             "{} {} unused pack(s) ({}) and {} index(es); {} pack(s) in use by {} snapshot(s)",
-            if args.dry_run { "would delete" } else { "deleted" },
+            if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            },
             report.packs_deleted,
             human_bytes(report.bytes_freed),
             report.indexes_deleted,

@@ -73,7 +73,12 @@ pub fn forget(
             continue;
         }
         if !dry_run {
-            delete(backend.as_ref(), ObjectKind::Snapshot, &name, &mut report.still_locked)?;
+            delete(
+                backend.as_ref(),
+                ObjectKind::Snapshot,
+                &name,
+                &mut report.still_locked,
+            )?;
             memory.forget_snapshot(&s.id)?;
         }
         report.forgotten.push(s.id);
@@ -128,7 +133,12 @@ pub fn prune(
     for (name, size) in &doomed {
         if !dry_run {
             let id: PackId = name.parse().map_err(Error::Invalid)?;
-            if !delete(backend.as_ref(), ObjectKind::Data, name, &mut report.still_locked)? {
+            if !delete(
+                backend.as_ref(),
+                ObjectKind::Data,
+                name,
+                &mut report.still_locked,
+            )? {
                 continue;
             }
             memory.forget_packs(&[id])?;
@@ -161,7 +171,14 @@ pub fn prune(
             });
             continue;
         }
-        if dry_run || delete(backend.as_ref(), ObjectKind::Index, &name, &mut report.still_locked)? {
+        if dry_run
+            || delete(
+                backend.as_ref(),
+                ObjectKind::Index,
+                &name,
+                &mut report.still_locked,
+            )?
+        {
             report.indexes_deleted += 1;
         }
     }
