@@ -117,9 +117,9 @@ fn tar_x(stream: Vec<u8>, into: &Path) {
     )));
 }
 
-#[test]
-fn export_restores_with_gpg_or_sq_zstd_and_tar() {
-    let ws = Workspace::new();
+/// The export works the same from a local and an S3 repository.
+fn export_restores_with_gpg_or_sq_zstd_and_tar(store: Store) {
+    let ws = Workspace::with(store);
     let src = ws.path("src");
     fs::create_dir_all(src.join("sub")).unwrap();
     random_file(&src.join("sub/data.bin"), 3 << 20, 11);
@@ -266,3 +266,5 @@ fn keys_made_by_gpg_work() {
     let got = dir.path().join("out").join(rel.strip_prefix("/").unwrap());
     assert_eq!(fs::read_to_string(got).unwrap(), "made with gpg keys");
 }
+
+on_every_backend!(export_restores_with_gpg_or_sq_zstd_and_tar);
