@@ -40,12 +40,7 @@ fn local_to_s3_and_back_sends_only_what_is_missing() {
     let src = ws.path("src");
     fs::create_dir_all(&src).unwrap();
     random_file(&src.join("db.dump"), 24 << 20, 1);
-    let first = ws
-        .lifeboat(&["backup", "--json", "--repo", &local, "--signing-key"])
-        .arg(ws.path("keys/svc.key"))
-        .arg(&src)
-        .ok()
-        .json();
+    let first = ws.backup_at(&local, &[&src]);
     let report = copy(&ws, &local, remote, &[]);
     assert_eq!(report["created"], true);
     assert_eq!(report["snapshots_copied"].as_array().unwrap().len(), 1);
@@ -54,12 +49,7 @@ fn local_to_s3_and_back_sends_only_what_is_missing() {
 
     // One more MiB changes: the second copy sends only the new packs.
     random_file(&src.join("new.log"), 1 << 20, 2);
-    let second = ws
-        .lifeboat(&["backup", "--json", "--repo", &local, "--signing-key"])
-        .arg(ws.path("keys/svc.key"))
-        .arg(&src)
-        .ok()
-        .json();
+    let second = ws.backup_at(&local, &[&src]);
     let report = copy(&ws, &local, remote, &[]);
     assert_eq!(report["created"], false);
     assert_eq!(report["snapshots_copied"].as_array().unwrap().len(), 1);

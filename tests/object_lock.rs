@@ -31,6 +31,21 @@ fn client(server: &S3Server) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
     (rt, aws_sdk_s3::Client::from_conf(config))
 }
 
+/// Gives the workspace a moto server with an Object Lock bucket; returns a client of it.
+fn locked_bucket(ws: &mut Workspace) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
+    let server = S3Server::moto();
+    let (rt, c) = client(&server);
+    rt.block_on(
+        c.create_bucket()
+            .bucket(BUCKET)
+            .object_lock_enabled_for_bucket(true)
+            .send(),
+    )
+    .unwrap();
+    ws.server = Some(server);
+    (rt, c)
+}
+
 /// Retain-until dates (seconds) of every object under `prefix`, by key.
 fn retention(
     rt: &tokio::runtime::Runtime,
@@ -107,16 +122,7 @@ fn backup(ws: &Workspace, repo: &str, src: &std::path::Path, days: u32) -> serde
 #[test]
 fn snapshots_lock_their_objects_and_reuse_lengthens_locks() {
     let mut ws = Workspace::empty(Store::Local);
-    let server = S3Server::moto();
-    let (rt, c) = client(&server);
-    rt.block_on(
-        c.create_bucket()
-            .bucket(BUCKET)
-            .object_lock_enabled_for_bucket(true)
-            .send(),
-    )
-    .unwrap();
-    ws.server = Some(server);
+    let (rt, c) = locked_bucket(&mut ws);
     let repo = format!("s3://{BUCKET}/repo");
     ws.init_at(&repo).ok();
 
@@ -214,16 +220,7 @@ fn without_object_lock_retention_is_recorded_but_nothing_is_locked() {
 #[test]
 fn a_copy_to_a_locked_bucket_locks_what_the_copied_snapshots_need() {
     let mut ws = Workspace::with(Store::Local);
-    let server = S3Server::moto();
-    let (rt, c) = client(&server);
-    rt.block_on(
-        c.create_bucket()
-            .bucket(BUCKET)
-            .object_lock_enabled_for_bucket(true)
-            .send(),
-    )
-    .unwrap();
-    ws.server = Some(server);
+    let (rt, c) = locked_bucket(&mut ws);
     let second_site = format!("s3://{BUCKET}/dr");
     let local = ws.path("repo").display().to_string();
     let src = ws.path("src");
@@ -274,16 +271,7 @@ fn a_copy_to_a_locked_bucket_locks_what_the_copied_snapshots_need() {
 #[test]
 fn forget_and_prune_keep_locked_objects_and_say_until_when() {
     let mut ws = Workspace::empty(Store::Local);
-    let server = S3Server::moto();
-    let (rt, c) = client(&server);
-    rt.block_on(
-        c.create_bucket()
-            .bucket(BUCKET)
-            .object_lock_enabled_for_bucket(true)
-            .send(),
-    )
-    .unwrap();
-    ws.server = Some(server);
+    let (rt, c) = locked_bucket(&mut ws);
     let repo = format!("s3://{BUCKET}/repo");
     ws.init_at(&repo).ok();
     let src = ws.path("src");

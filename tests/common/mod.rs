@@ -180,8 +180,13 @@ impl Workspace {
 
     /// `lifeboat backup --json PATHS`; returns the parsed result.
     pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
+        self.backup_at(&self.repo(), paths)
+    }
+
+    /// `lifeboat backup --json PATHS` into the repository at `repo`.
+    pub fn backup_at(&self, repo: &str, paths: &[&Path]) -> serde_json::Value {
         let mut c = self.lifeboat(&["backup", "--json", "--repo"]);
-        c.arg(self.repo())
+        c.arg(repo)
             .arg("--signing-key")
             .arg(self.path("keys/svc.key"));
         for p in paths {
