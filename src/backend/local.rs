@@ -104,7 +104,7 @@ impl Backend for LocalBackend {
         })
     }
 
-    fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
+    fn put(&self, kind: ObjectKind, name: &str, data: Vec<u8>) -> Result<()> {
         let path = self.object_path(kind, name);
         if path.exists() {
             return Ok(());
@@ -113,7 +113,7 @@ impl Backend for LocalBackend {
         let tmp_dir = self.root.join("tmp");
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
             .map_err(|e| self.io_err("creating a temporary file for", what.clone(), e))?;
-        tmp.write_all(data)
+        tmp.write_all(&data)
             .and_then(|_| tmp.as_file().sync_all())
             .map_err(|e| self.io_err("writing", what.clone(), e))?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();

@@ -125,7 +125,8 @@ pub trait Backend: Send + Sync {
     fn location(&self) -> String;
     fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>>;
     /// Stores an object. Storing a name that already exists is a no-op: names are content hashes.
-    fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()>;
+    /// The data is handed over, so a store that sends it from another thread needs no copy.
+    fn put(&self, kind: ObjectKind, name: &str, data: Vec<u8>) -> Result<()>;
     fn exists(&self, kind: ObjectKind, name: &str) -> Result<bool>;
     /// Names and sizes of every object of a kind, in no particular order.
     fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>>;

@@ -773,9 +773,10 @@ impl Backend for S3Backend {
         })
     }
 
-    fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
-        let body = Bytes::copy_from_slice(data);
-        if data.len() as u64 > self.options.part_size.max(MIN_PART_SIZE) {
+    fn put(&self, kind: ObjectKind, name: &str, data: Vec<u8>) -> Result<()> {
+        let len = data.len() as u64;
+        let body = Bytes::from(data);
+        if len > self.options.part_size.max(MIN_PART_SIZE) {
             return self.put_multipart(kind, name, body);
         }
         self.on_object("storing", kind, name, |_, key| {

@@ -128,7 +128,7 @@ impl Packers {
                             continue;
                         }
                         let stored = backend
-                            .put(ObjectKind::Data, &info.id.to_hex(), &bytes)
+                            .put(ObjectKind::Data, &info.id.to_hex(), bytes)
                             .map(|_| info)
                             .map_err(Error::from);
                         if stored.is_err() {
@@ -449,7 +449,7 @@ impl Run<'_> {
         let (info, bytes) = builder.seal(&self.repo.recipients)?;
         self.repo
             .backend
-            .put(ObjectKind::Data, &info.id.to_hex(), &bytes)?;
+            .put(ObjectKind::Data, &info.id.to_hex(), bytes)?;
         self.cache.record_pack(&info)?;
         self.stats.bytes_added += info.size;
         self.stats.packs_added += 1;
@@ -586,7 +586,7 @@ pub fn backup(
     let signed = super::crypto::sign(signing, &json)?;
     let id = SnapshotId::of(&signed);
     repo.backend
-        .put(ObjectKind::Snapshot, &id.to_hex(), &signed)?;
+        .put(ObjectKind::Snapshot, &id.to_hex(), signed)?;
     progress.finish();
     Ok(BackupOutcome {
         snapshot: Snapshot { id, manifest },

@@ -42,7 +42,7 @@ pub fn prepare_destination(source: &Repository, dest: &dyn Backend) -> Result<bo
         [] => {
             let data = source.backend().get(ObjectKind::Config, &src_config)?;
             check_name(ObjectKind::Config, &src_config, &data)?;
-            dest.put(ObjectKind::Config, &src_config, &data)?;
+            dest.put(ObjectKind::Config, &src_config, data)?;
             Ok(true)
         }
         [(name, _)] if *name == src_config => Ok(false),
@@ -173,8 +173,8 @@ pub fn copy(
         let name = snapshot.id.to_hex();
         let data = source.backend().get(ObjectKind::Snapshot, &name)?;
         check_name(ObjectKind::Snapshot, &name, &data)?;
-        dest.put(ObjectKind::Snapshot, &name, &data)?;
         report.bytes_copied += data.len() as u64;
+        dest.put(ObjectKind::Snapshot, &name, data)?;
         report.snapshots_copied.push(snapshot.id);
     }
     progress.finish();
@@ -205,8 +205,9 @@ fn transfer(
                 let Some(name) = next else { return };
                 let result = from.get(kind, &name).map_err(Error::from).and_then(|data| {
                     check_name(kind, &name, &data)?;
-                    to.put(kind, &name, &data)?;
-                    Ok(data.len() as u64)
+                    let len = data.len() as u64;
+                    to.put(kind, &name, data)?;
+                    Ok(len)
                 });
                 match result {
                     Ok(n) => {

@@ -168,7 +168,7 @@ impl Repository {
             serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         let signed = crypto::sign(signing, &json)?;
         let id = ConfigId::of(&signed);
-        backend.put(ObjectKind::Config, &id.to_hex(), &signed)?;
+        backend.put(ObjectKind::Config, &id.to_hex(), signed)?;
         Ok(Repository {
             backend,
             config,
@@ -458,7 +458,7 @@ impl Repository {
         let plain = index::serialize(packs);
         let sealed = crypto::sign_and_encrypt(signing, &self.recipients, &plain)?;
         let id = IndexId::of(&sealed);
-        self.backend.put(ObjectKind::Index, &id.to_hex(), &sealed)?;
+        self.backend.put(ObjectKind::Index, &id.to_hex(), sealed)?;
         Ok(id)
     }
 
