@@ -146,24 +146,9 @@ pub struct CopyArgs {
     snapshots: Vec<String>,
 }
 
+/// What `forget` and `prune` share: they change a repository as its signer.
 #[derive(clap::Args)]
-pub struct ForgetArgs {
-    #[command(flatten)]
-    repo: RepoArg,
-    #[arg(long, env = "LIFEBOAT_SIGNING_KEY")]
-    signing_key: PathBuf,
-    /// Show what would be forgotten; change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    #[arg(long)]
-    json: bool,
-    /// Snapshots to forget (ids or unique prefixes).
-    #[arg(required = true)]
-    snapshots: Vec<String>,
-}
-
-#[derive(clap::Args)]
-pub struct PruneArgs {
+struct DeleteArgs {
     #[command(flatten)]
     repo: RepoArg,
     #[arg(long, env = "LIFEBOAT_SIGNING_KEY")]
@@ -173,6 +158,21 @@ pub struct PruneArgs {
     dry_run: bool,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    common: DeleteArgs,
+    /// Snapshots to forget (ids or unique prefixes).
+    #[arg(required = true)]
+    snapshots: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    common: DeleteArgs,
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -662,21 +662,22 @@ fn print_locked(locked: &[crate::repo::prune::Locked]) {
 }
 
 pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
-    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
+    let common = &args.common;
+    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &common.repo, &common.signing_key)?;
     let snapshots = args
         .snapshots
         .iter()
         .map(|s| repo.find_snapshot(s))
         .collect::<Result<Vec<_>, _>>()?;
     let mut memory = catalog.for_repo(&repo)?;
-    let report = crate::repo::prune::forget(&repo, &mut memory, &snapshots, args.dry_run)?;
-    if args.json {
+    let report = crate::repo::prune::forget(&repo, &mut memory, &snapshots, common.dry_run)?;
+    if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for id in &report.forgotten {
             println!(
                 "{}{id}",
-                if args.dry_run {
+                if common.dry_run {
                     "would forget "
                 } else {
                     "forgot "
@@ -684,7 +685,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
             );
         }
         print_locked(&report.still_locked);
-        if !report.forgotten.is_empty() && !args.dry_run {
+        if !report.forgotten.is_empty() && !common.dry_run {
             eprintln!("run 'lifeboat prune' to delete the data only these snapshots used");
         }
     }
@@ -692,17 +693,18 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
 }
 
 pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
-    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
+    let common = &args.common;
+    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &common.repo, &common.signing_key)?;
     let mut memory = catalog.for_repo(&repo)?;
     let progress = ctx.progress();
-    let report = crate::repo::prune::prune(&repo, &mut memory, args.dry_run, &progress)
+    let report = crate::repo::prune::prune(&repo, &mut memory, common.dry_run, &progress)
         .inspect_err(|_| progress.finish_quietly())?;
-    if args.json {
+    if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         eprintln!(
             "{} {} unused pack(s) ({}) and {} index(es); {} pack(s) in use by {} snapshot(s)",
-            if args.dry_run {
+            if common.dry_run {
                 "would delete"
             } else {
                 "deleted"
