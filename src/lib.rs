@@ -8,4 +8,5 @@ pub mod catalog;
 pub mod cli;
 pub mod progress;
 pub mod repo;
+pub mod schedule;
 pub mod source;

@@ -289,7 +289,8 @@ fn forget_and_prune_keep_locked_objects_and_say_until_when() {
     };
 
     // The snapshot is locked for 30 days: forget keeps it and says until when.
-    let report = writing(&["forget", id]);
+    let forget = writing(&["forget", id]);
+    let report = &forget["result"];
     assert!(
         report["forgotten"].as_array().unwrap().is_empty(),
         "{report}"

@@ -41,7 +41,7 @@ fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
 
     let id = first["id"].as_str().unwrap();
     let plan = run(&ws, &["forget", "--dry-run", &id[..12]]);
-    assert_eq!(plan["forgotten"][0], id);
+    assert_eq!(plan["result"]["forgotten"][0], id);
     assert_eq!(
         ws.objects("snapshots").len(),
         2,
@@ -101,4 +101,81 @@ fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
     ws.check(true).ok();
 }
 
-on_every_backend!(forget_then_prune_frees_only_what_forgotten_snapshots_used);
+fn forget_by_policy_decides_per_source_with_reasons(store: Store) {
+    let ws = Workspace::with(store);
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut ids = std::collections::HashMap::<&str, Vec<String>>::new();
+    for (source, n) in [("erp", 3), ("share", 2)] {
+        for i in 0..n {
+            fs::write(src.join("f"), format!("{source} {i}")).unwrap();
+            let out = ws
+                .lifeboat(&[
+                    "backup",
+                    "--json",
+                    "--tag",
+                    &format!("source={source}"),
+                    "--repo",
+                ])
+                .arg(ws.repo())
+                .arg("--signing-key")
+                .arg(ws.path("keys/svc.key"))
+                .arg(&src)
+                .ok()
+                .json();
+            ids.entry(source)
+                .or_default()
+                .push(out["id"].as_str().unwrap().into());
+        }
+    }
+
+    let plan = run(&ws, &["forget", "--keep-last", "2", "--dry-run"]);
+    assert_eq!(
+        ws.objects("snapshots").len(),
+        5,
+        "a dry run changes nothing"
+    );
+    let sources = plan["plan"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{plan}");
+    let erp = sources.iter().find(|s| s["source"] == "erp").unwrap();
+    let decisions = erp["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 3);
+    let oldest = &decisions[2];
+    assert_eq!(oldest["id"], ids["erp"][0].as_str());
+    assert_eq!(oldest["keep"], false);
+    assert_eq!(oldest["reasons"][0], "not among last 2");
+    assert_eq!(decisions[0]["reasons"][0], "newest snapshot of its source");
+    let share = sources.iter().find(|s| s["source"] == "share").unwrap();
+    assert!(share["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["keep"] == true));
+
+    let done = run(&ws, &["forget", "--keep-last", "2"]);
+    assert_eq!(
+        done["result"]["forgotten"],
+        serde_json::json!([ids["erp"][0]])
+    );
+    assert_eq!(ws.objects("snapshots").len(), 4);
+
+    // Either snapshots or a policy, not both, not neither.
+    for args in [
+        vec!["forget", "--keep-last", "1", &ids["share"][0]],
+        vec!["forget"],
+    ] {
+        let run = ws
+            .lifeboat(&args)
+            .arg("--repo")
+            .arg(ws.repo())
+            .arg("--signing-key")
+            .arg(ws.path("keys/svc.key"))
+            .run();
+        assert_eq!(run.code, 2, "{}", run.stderr);
+    }
+}
+
+on_every_backend!(
+    forget_then_prune_frees_only_what_forgotten_snapshots_used,
+    forget_by_policy_decides_per_source_with_reasons,
+);

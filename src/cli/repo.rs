@@ -9,6 +9,7 @@ use crate::repo::crypto::{PublicCert, SecretKey};
 use crate::repo::restore::{self, RestoreOptions};
 use crate::repo::tree::EntryKind;
 use crate::repo::{export as export_mod, ChunkReader, Repository};
+use crate::schedule::retention;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -164,9 +165,50 @@ struct DeleteArgs {
 pub struct ForgetArgs {
     #[command(flatten)]
     common: DeleteArgs,
-    /// Snapshots to forget (ids or unique prefixes).
-    #[arg(required = true)]
+    /// Keep every snapshot younger than this (90d, 36h, 2w).
+    #[arg(long, value_parser = retention::parse_span, value_name = "SPAN")]
+    keep_within: Option<chrono::Duration>,
+    /// Keep the newest N snapshots of each source.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_hourly: u32,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_daily: u32,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_weekly: u32,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_monthly: u32,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_yearly: u32,
+    /// Snapshots to forget (ids or unique prefixes); or none, with --keep-* options, to let the
+    /// policy decide for each source (snapshots with the same `source` tag, or else the same
+    /// host and paths). The newest snapshot of a source is always kept.
     snapshots: Vec<String>,
+}
+
+impl ForgetArgs {
+    fn policy(&self) -> Option<retention::Policy> {
+        let p = retention::Policy {
+            within: self.keep_within,
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+        };
+        (p != retention::Policy::default()).then_some(p)
+    }
+}
+
+/// The source a snapshot belongs to, for retention: its `source` tag, or its host and paths.
+fn source_of(s: &crate::repo::snapshot::Snapshot) -> String {
+    match s.manifest.tags.get("source") {
+        Some(source) => source.clone(),
+        None => format!("{}:{}", s.manifest.hostname, s.manifest.paths.join(",")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -663,17 +705,82 @@ fn print_locked(locked: &[crate::repo::prune::Locked]) {
 
 pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
     let common = &args.common;
+    let policy = args.policy();
+    if policy.is_some() != args.snapshots.is_empty() {
+        return Err(CliError::new(
+            exit::USAGE,
+            "give either snapshots to forget or --keep-* options, not both and not neither",
+        )
+        .into());
+    }
     let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &common.repo, &common.signing_key)?;
-    let snapshots = args
-        .snapshots
-        .iter()
-        .map(|s| repo.find_snapshot(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut plan: Vec<(String, Vec<retention::Decision>)> = Vec::new();
+    let snapshots = match &policy {
+        None => args
+            .snapshots
+            .iter()
+            .map(|s| repo.find_snapshot(s))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(policy) => {
+            let (all, bad) = repo.snapshots()?;
+            if let Some(e) = bad.into_iter().next() {
+                return Err(e.into());
+            }
+            let mut sources: BTreeMap<String, Vec<&crate::repo::snapshot::Snapshot>> =
+                BTreeMap::new();
+            for s in &all {
+                sources.entry(source_of(s)).or_default().push(s);
+            }
+            let now = chrono::Utc::now();
+            let mut doomed = Vec::new();
+            for (source, group) in sources {
+                let candidates: Vec<retention::Candidate> = group
+                    .iter()
+                    .map(|s| retention::Candidate {
+                        id: s.id.to_hex(),
+                        time: s.manifest.time,
+                        pinned: None,
+                    })
+                    .collect();
+                let decisions = retention::plan(&candidates, policy, &chrono::Local, now);
+                for d in decisions.iter().filter(|d| !d.keep) {
+                    if let Some(s) = group.iter().find(|s| s.id.to_hex() == d.id) {
+                        doomed.push((*s).clone());
+                    }
+                }
+                plan.push((source, decisions));
+            }
+            doomed
+        }
+    };
     let mut memory = catalog.for_repo(&repo)?;
     let report = crate::repo::prune::forget(&repo, &mut memory, &snapshots, common.dry_run)?;
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let plan: Vec<serde_json::Value> = plan
+            .iter()
+            .map(
+                |(source, decisions)| serde_json::json!({"source": source, "decisions": decisions}),
+            )
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "result": report}))?
+        );
     } else {
+        for (source, decisions) in &plan {
+            println!("{source}");
+            for d in decisions {
+                println!(
+                    "  {} {} {}  {}",
+                    if d.keep { "keep  " } else { "forget" },
+                    &d.id[..12],
+                    d.time
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M"),
+                    d.reasons.join("; ")
+                );
+            }
+        }
         for id in &report.forgotten {
             println!(
                 "{}{id}",

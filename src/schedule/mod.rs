@@ -1,0 +1,3 @@
+//! Tiers, schedules and retention: pure functions of data and an injected clock.
+
+pub mod retention;
