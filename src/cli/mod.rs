@@ -4,6 +4,7 @@
 mod catalog;
 mod keys;
 mod repo;
+mod schedule;
 mod target;
 
 use crate::repo::crypto::{CryptoError, PublicCert, SecretKey};
@@ -68,6 +69,9 @@ enum Command {
     Prune(repo::PruneArgs),
     /// Copy snapshots to another repository (a second site), sending only what it lacks.
     Copy(repo::CopyArgs),
+    /// Tier schedules.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// The local catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -241,6 +245,7 @@ pub fn main() -> i32 {
         Command::Forget(a) => repo::forget(&ctx, a),
         Command::Prune(a) => repo::prune(&ctx, a),
         Command::Catalog(c) => catalog::run(&ctx, c),
+        Command::Schedule(c) => schedule::run(c),
     };
     match result {
         Ok(code) => code,

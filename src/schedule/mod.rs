@@ -1,3 +1,4 @@
 //! Tiers, schedules and retention: pure functions of data and an injected clock.
 
 pub mod retention;
+pub mod tier;
