@@ -40,3 +40,44 @@ fn preview_shows_the_next_runs_in_the_time_zone() {
         assert!(run.stderr.contains(says), "{}", run.stderr);
     }
 }
+
+#[test]
+fn retention_simulate_prints_kept_snapshots_and_storage_day_by_day() {
+    let ws = Workspace::empty(Store::Local);
+    let days = ws
+        .lifeboat(&["retention", "simulate", "--tier", "90/4", "--days", "14"])
+        .args(&[
+            "--from",
+            "2026-01-05T00:00:00Z",
+            "--size-gib",
+            "1",
+            "--change-rate",
+            "1%",
+        ])
+        .arg("--json")
+        .ok()
+        .json();
+    let runs: Vec<u64> = days
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["runs"].as_u64().unwrap())
+        .collect();
+    assert_eq!(runs, [4, 4, 4, 4, 4, 0, 0, 4, 4, 4, 4, 4, 0, 0]);
+    assert_eq!(days[13]["kept"], 40);
+    assert_eq!(days[0]["date"], "2026-01-05");
+    assert!(days[13]["stored_bytes"].as_u64().unwrap() > 1 << 30);
+
+    let run = ws
+        .lifeboat(&[
+            "retention",
+            "simulate",
+            "--tier",
+            "90/48",
+            "--change-rate",
+            "150%",
+        ])
+        .run();
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("between 0% and 100%"), "{}", run.stderr);
+}

@@ -72,6 +72,9 @@ enum Command {
     /// Tier schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Tier retention.
+    #[command(subcommand)]
+    Retention(schedule::RetentionCommand),
     /// The local catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -246,6 +249,7 @@ pub fn main() -> i32 {
         Command::Prune(a) => repo::prune(&ctx, a),
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
+        Command::Retention(c) => schedule::run_retention(c),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! Tiers, schedules and retention: pure functions of data and an injected clock.
 
 pub mod retention;
+pub mod simulate;
 pub mod tier;

@@ -198,9 +198,21 @@ impl Tier {
         after: DateTime<Utc>,
         limit: usize,
     ) -> Vec<DateTime<Utc>> {
+        self.runs_until(tz, after, None, limit)
+    }
+
+    /// The runs after `after` and up to `until` (when given), at most `limit` of them.
+    pub fn runs_until<Tz: TimeZone>(
+        &self,
+        tz: &Tz,
+        after: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
         if limit == 0 {
             return Vec::new();
         }
+        let stop = until.map(|u| u.with_timezone(tz).naive_local() + Duration::hours(3));
         let interval = self.by_interval();
         // Walk the schedule on the wall clock (naive local time), then place each wall time.
         let start = after.with_timezone(tz).naive_local() - Duration::hours(3);
@@ -210,6 +222,9 @@ impl Tier {
         let mut found = std::collections::BTreeSet::new();
         for wall in self.schedule.after(&Utc.from_utc_datetime(&start)) {
             let wall: NaiveDateTime = wall.naive_utc();
+            if stop.is_some_and(|stop| wall > stop) {
+                break;
+            }
             if found.len() >= limit {
                 let needed: &DateTime<Utc> = found.iter().nth(limit - 1).unwrap_or(&after);
                 if wall > needed.with_timezone(tz).naive_local() + Duration::hours(3) {
@@ -227,7 +242,11 @@ impl Tier {
             };
             found.extend(instants.into_iter().filter(|t| *t > after));
         }
-        found.into_iter().take(limit).collect()
+        found
+            .into_iter()
+            .filter(|t| until.is_none_or(|u| *t <= u))
+            .take(limit)
+            .collect()
     }
 }
 
