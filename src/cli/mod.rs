@@ -2,6 +2,7 @@
 //! its own file and is a thin layer over the library.
 
 mod catalog;
+mod config;
 mod keys;
 mod repo;
 mod schedule;
@@ -69,6 +70,9 @@ enum Command {
     Prune(repo::PruneArgs),
     /// Copy snapshots to another repository (a second site), sending only what it lacks.
     Copy(repo::CopyArgs),
+    /// The service's configuration file.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Tier schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -249,6 +253,7 @@ pub fn main() -> i32 {
         Command::Prune(a) => repo::prune(&ctx, a),
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
+        Command::Config(c) => config::run(c),
         Command::Retention(c) => schedule::run_retention(c),
     };
     match result {

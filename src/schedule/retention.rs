@@ -152,7 +152,7 @@ fn forget_reason(policy: &Policy) -> String {
 }
 
 /// A duration as a person writes it: `90d`, `12h`, `30m`.
-fn span(d: Duration) -> String {
+pub fn span(d: Duration) -> String {
     let s = d.num_seconds();
     if s % 86_400 == 0 {
         format!("{}d", s / 86_400)

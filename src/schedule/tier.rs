@@ -201,6 +201,15 @@ impl Tier {
         self.runs_until(tz, after, None, limit)
     }
 
+    /// The longest time between two consecutive runs among the next `runs` runs after `from`
+    /// (in UTC; weekends and holidays in the rule show here). `None` with fewer than two runs.
+    pub fn longest_gap(&self, from: DateTime<Utc>, runs: usize) -> Option<Duration> {
+        self.runs(&Utc, from, runs)
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+    }
+
     /// The runs after `after` and up to `until` (when given), at most `limit` of them.
     pub fn runs_until<Tz: TimeZone>(
         &self,
@@ -396,6 +405,24 @@ mod tests {
             .iter()
             .all(|t| !t.starts_with("03-28") && !t.starts_with("03-29")));
         assert_eq!(local(&week[..2]), ["03-30 07:00 CEST", "03-30 11:00 CEST"]);
+    }
+
+    #[test]
+    fn longest_gaps() {
+        let from = at("2026-11-23T00:00:00Z");
+        assert_eq!(
+            Tier::named("90/48").unwrap().longest_gap(from, 400),
+            Some(Duration::minutes(30))
+        );
+        // Friday 19:00 to Monday 07:00.
+        assert_eq!(
+            Tier::named("90/4").unwrap().longest_gap(from, 400),
+            Some(Duration::hours(60))
+        );
+        assert_eq!(
+            Tier::named("14/1").unwrap().longest_gap(from, 400),
+            Some(Duration::days(1))
+        );
     }
 
     #[test]

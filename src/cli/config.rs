@@ -1,0 +1,39 @@
+//! `lifeboat config`: the service's configuration file.
+
+use super::{exit, CliError};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration without running anything; report every problem at once.
+    Check {
+        /// The configuration file.
+        #[arg(long, env = "LIFEBOAT_CONFIG", default_value = "lifeboat.toml")]
+        config: PathBuf,
+    },
+}
+
+pub fn run(command: ConfigCommand) -> anyhow::Result<i32> {
+    match command {
+        ConfigCommand::Check { config } => {
+            let loaded = crate::config::load(&config)
+                .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
+            let c = &loaded.config;
+            println!(
+                "{} is valid: {} target(s), {} tenant(s), {} contract(s), {} source(s)",
+                config.display(),
+                c.targets.len(),
+                c.tenants.len(),
+                c.contracts.len(),
+                c.sources.len()
+            );
+            for (name, tier) in &loaded.tiers {
+                println!(
+                    "  {name}: tier {} ({}), cron '{}'",
+                    tier.name, tier.description, tier.cron
+                );
+            }
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! `lifeboat.toml`: the service, its targets, tenants, contracts and sources.
+//!
+//! Loading reports every problem at once, each with its file and line: unknown keys (a typo is
+//! an error, never silently ignored), values that do not parse, and contradictions between
+//! sections (a source naming a missing target, an RPO shorter than the tier's interval).
+
+use crate::schedule::retention::{parse_span, span};
+use crate::schedule::tier::Tier;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+pub struct Config {
+    pub service: Service,
+    #[serde(default)]
+    pub targets: BTreeMap<String, Target>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, Tenant>,
+    #[serde(default)]
+    pub contracts: BTreeMap<String, Contract>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Service {
+    pub data_dir: Option<PathBuf>,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_time_zone")]
+    pub time_zone: Spanned<String>,
+    /// The service's secret key, which signs everything it writes.
+    pub signing_key: PathBuf,
+    /// Recipients every repository this service creates is encrypted to.
+    #[serde(default)]
+    pub recipients: Vec<PathBuf>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_time_zone() -> Spanned<String> {
+    Spanned::new(0..0, "UTC".into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A repository in a local folder (`path`).
+    Local,
+    /// A repository in an S3 bucket (`url`, and optionally `endpoint`, `region`, `path_style`).
+    S3,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Target {
+    pub kind: Spanned<TargetKind>,
+    pub path: Option<PathBuf>,
+    pub url: Option<Spanned<String>>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub path_style: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Contract {
+    pub tenant: Spanned<String>,
+    /// Most data a restore may lose: the age of the newest backup (`30m`, `4h`).
+    pub rpo: Spanned<String>,
+    /// Longest a restore may take.
+    pub rto: Spanned<String>,
+    #[serde(default)]
+    pub test_restores_per_year: u32,
+    /// Notice the customer must give to cancel a test restore.
+    pub cancellation_notice: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Files,
+    Postgres,
+    Mysql,
+    Vm,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Source {
+    pub tenant: Spanned<String>,
+    pub contract: Spanned<String>,
+    pub kind: SourceKind,
+    /// Files and folders (kind `files`).
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// A tier preset (`90/48`) or `DAYS/PER_DAY`.
+    pub tier: Spanned<String>,
+    /// Targets the backups go to.
+    pub targets: Spanned<Vec<String>>,
+    /// A second target that the newest snapshot is copied to each day (tier `14/1`).
+    pub copy_to: Option<Spanned<String>>,
+}
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Every problem found, in line order.
+#[derive(Debug)]
+pub struct Invalid {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} has {} problem(s):",
+            self.path.display(),
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {}:{}: {}", self.path.display(), p.line, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// A valid configuration, with its tiers resolved.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub tiers: BTreeMap<String, Tier>,
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<Loaded, Invalid> {
+    let text = std::fs::read_to_string(path).map_err(|e| Invalid {
+        path: path.to_path_buf(),
+        problems: vec![Problem {
+            line: 0,
+            message: format!("cannot read it: {e}"),
+        }],
+    })?;
+    parse(path, &text)
+}
+
+/// Validates the text of a configuration file; `path` names it in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
+    let invalid = |problems: Vec<Problem>| Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+
+    let de =
+        toml::Deserializer::parse(text).map_err(|e| invalid(vec![toml_problem(&e, &line_of)]))?;
+    let mut unknown = Vec::new();
+    let config: Config = serde_ignored::deserialize(de, |key| unknown.push(key.to_string()))
+        .map_err(|e| invalid(vec![toml_problem(&e, &line_of)]))?;
+    let mut problems: Vec<Problem> = unknown
+        .iter()
+        .map(|key| Problem {
+            line: line_of_key(text, key),
+            message: format!("unknown key '{key}'"),
+        })
+        .collect();
+
+    let at = |s: &std::ops::Range<usize>| line_of(s.start);
+    let mut problem = |line: usize, message: String| problems.push(Problem { line, message });
+
+    let tz = &config.service.time_zone;
+    if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
+        problem(
+            at(&tz.span()),
+            format!(
+                "time_zone '{}' is not an IANA time zone such as Europe/Berlin",
+                tz.get_ref()
+            ),
+        );
+    }
+    for (name, target) in &config.targets {
+        let line = at(&target.kind.span());
+        match (target.kind.get_ref(), &target.path, &target.url) {
+            (TargetKind::Local, Some(_), None) => {}
+            (TargetKind::Local, _, _) => problem(
+                line,
+                format!("target '{name}' of kind local needs a path and no url"),
+            ),
+            (TargetKind::S3, None, Some(url)) => {
+                if let Err(e) = crate::backend::S3Url::parse(url.get_ref()) {
+                    problem(at(&url.span()), format!("target '{name}': {e}"));
+                }
+            }
+            (TargetKind::S3, _, _) => problem(
+                line,
+                format!("target '{name}' of kind s3 needs a url (s3://BUCKET/PREFIX) and no path"),
+            ),
+        }
+        if *target.kind.get_ref() == TargetKind::Local
+            && (target.endpoint.is_some() || target.region.is_some() || target.path_style)
+        {
+            problem(
+                line,
+                format!("target '{name}' is local: endpoint, region and path_style are for s3"),
+            );
+        }
+    }
+    for (name, contract) in &config.contracts {
+        if !config.tenants.contains_key(contract.tenant.get_ref()) {
+            problem(
+                at(&contract.tenant.span()),
+                format!(
+                    "contract '{name}' names tenant '{}', which is not defined under [tenants]",
+                    contract.tenant.get_ref()
+                ),
+            );
+        }
+        for (what, value) in [
+            ("rpo", Some(&contract.rpo)),
+            ("rto", Some(&contract.rto)),
+            ("cancellation_notice", contract.cancellation_notice.as_ref()),
+        ] {
+            if let Some(v) = value {
+                if let Err(e) = parse_span(v.get_ref()) {
+                    problem(at(&v.span()), format!("contract '{name}': {what}: {e}"));
+                }
+            }
+        }
+    }
+    let mut tiers = BTreeMap::new();
+    for (name, source) in &config.sources {
+        for (what, value) in [("tenant", &source.tenant)] {
+            if !config.tenants.contains_key(value.get_ref()) {
+                problem(
+                    at(&value.span()),
+                    format!(
+                        "source '{name}' names {what} '{}', which is not defined",
+                        value.get_ref()
+                    ),
+                );
+            }
+        }
+        let contract = config.contracts.get(source.contract.get_ref());
+        match contract {
+            None => problem(
+                at(&source.contract.span()),
+                format!(
+                    "source '{name}' names contract '{}', which is not defined under [contracts]",
+                    source.contract.get_ref()
+                ),
+            ),
+            Some(c) if c.tenant.get_ref() != source.tenant.get_ref() => problem(
+                at(&source.contract.span()),
+                format!(
+                    "source '{name}' belongs to tenant '{}' but its contract '{}' to tenant '{}'",
+                    source.tenant.get_ref(),
+                    source.contract.get_ref(),
+                    c.tenant.get_ref()
+                ),
+            ),
+            Some(_) => {}
+        }
+        if source.targets.get_ref().is_empty() {
+            problem(
+                at(&source.targets.span()),
+                format!("source '{name}' has no targets"),
+            );
+        }
+        for t in source.targets.get_ref() {
+            if !config.targets.contains_key(t) {
+                problem(
+                    at(&source.targets.span()),
+                    format!(
+                        "source '{name}' names target '{t}', which is not defined under [targets]"
+                    ),
+                );
+            }
+        }
+        if let Some(copy) = &source.copy_to {
+            if !config.targets.contains_key(copy.get_ref()) {
+                problem(
+                    at(&copy.span()),
+                    format!(
+                        "source '{name}' copies to target '{}', which is not defined",
+                        copy.get_ref()
+                    ),
+                );
+            } else if source.targets.get_ref().contains(copy.get_ref()) {
+                problem(
+                    at(&copy.span()),
+                    format!("source '{name}' copies to '{}', which is already one of its targets; a copy must go to a second site", copy.get_ref()),
+                );
+            }
+        }
+        if matches!(source.kind, SourceKind::Files) && source.paths.is_empty() {
+            problem(
+                at(&source.tier.span()),
+                format!("source '{name}' is of kind files but lists no paths"),
+            );
+        }
+        match Tier::named(source.tier.get_ref()) {
+            Err(e) => problem(at(&source.tier.span()), format!("source '{name}': {e}")),
+            Ok(tier) => {
+                // The tier must be able to keep the contract's promise on data age.
+                if let Some(rpo) = contract.and_then(|c| parse_span(c.rpo.get_ref()).ok()) {
+                    let gap = tier.longest_gap(chrono::Utc::now(), 400);
+                    if let Some(gap) = gap.filter(|g| *g > rpo) {
+                        problem(
+                            at(&source.tier.span()),
+                            format!(
+                                "source '{name}': tier '{}' leaves up to {} between backups, longer than the RPO {} of contract '{}'",
+                                tier.name,
+                                span(gap),
+                                contract.map(|c| c.rpo.get_ref().as_str()).unwrap_or(""),
+                                source.contract.get_ref()
+                            ),
+                        );
+                    }
+                }
+                tiers.insert(name.clone(), tier);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(Loaded { config, tiers })
+    } else {
+        problems.sort_by_key(|p| p.line);
+        Err(invalid(problems))
+    }
+}
+
+fn toml_problem(e: &toml::de::Error, line_of: &dyn Fn(usize) -> usize) -> Problem {
+    Problem {
+        line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
+        message: e.message().trim().to_string(),
+    }
+}
+
+/// The line where `key` (a dotted path such as `sources.erp.tiers`) is written: the last
+/// component at the start of a line, after the header of its table.
+fn line_of_key(text: &str, path: &str) -> usize {
+    let parts: Vec<&str> = path.split('.').collect();
+    let key = parts.last().copied().unwrap_or(path);
+    let table = parts[..parts.len().saturating_sub(1)].join(".");
+    let mut in_table = table.is_empty();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            let header = trimmed.trim_matches(|c| c == '[' || c == ']').trim();
+            if header == key && header != table {
+                return i + 1; // an unknown table
+            }
+            in_table = header == table || table.is_empty();
+            if parts.len() > 1 && header == path {
+                return i + 1;
+            }
+            continue;
+        }
+        if in_table {
+            if let Some((k, _)) = trimmed.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return i + 1;
+                }
+            }
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../docs/lifeboat.example.toml");
+
+    fn problems(text: &str) -> Vec<(usize, String)> {
+        match parse(Path::new("lifeboat.toml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .problems
+                .into_iter()
+                .map(|p| (p.line, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let loaded = parse(Path::new("docs/lifeboat.example.toml"), EXAMPLE).unwrap();
+        assert_eq!(loaded.config.tenants.len(), 2);
+        assert_eq!(loaded.config.sources.len(), 4);
+        assert_eq!(loaded.tiers["acme-erp-db"].name, "90/48");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_line() {
+        let broken = EXAMPLE
+            .replace(
+                "time_zone = \"Europe/Berlin\"",
+                "time_zone = \"Europe/Bxrlin\"",
+            )
+            .replace("tier = \"90/4\"", "tier = \"90/4\"\ntiers = \"typo\"")
+            .replace(
+                "targets = [\"nas\"]\ncopy_to",
+                "targets = [\"nsa\"]\ncopy_to",
+            )
+            .replace("tier = \"30/24\"", "tier = \"30/7\"")
+            .replace("rpo = \"1d\"", "rpo = \"soon\"");
+        let found = problems(&broken);
+        let has = |line_text: &str, says: &str| {
+            let line = broken.lines().position(|l| l.contains(line_text)).unwrap() + 1;
+            assert!(
+                found.iter().any(|(l, m)| *l == line && m.contains(says)),
+                "no '{says}' at line {line} ({line_text}) in {found:#?}"
+            );
+        };
+        has("Europe/Bxrlin", "not an IANA time zone");
+        has("tiers = \"typo\"", "unknown key 'sources.acme-share.tiers'");
+        has("targets = [\"nsa\"]", "target 'nsa', which is not defined");
+        has("tier = \"30/7\"", "spread evenly");
+        has("rpo = \"soon\"", "rpo");
+        assert_eq!(found.len(), 5, "{found:#?}");
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        // A tier whose gaps are longer than the contract's RPO.
+        let slow = EXAMPLE.replace("rpo = \"30m\"", "rpo = \"20m\"");
+        let found = problems(&slow);
+        assert!(
+            found
+                .iter()
+                .any(|(_, m)| m.contains("longer than the RPO 20m")),
+            "{found:#?}"
+        );
+        // A copy to a target the source already writes to.
+        let same = EXAMPLE.replace("copy_to = \"second-site\"", "copy_to = \"nas\"");
+        assert!(problems(&same)
+            .iter()
+            .any(|(_, m)| m.contains("second site")));
+        // A missing tenant and contract.
+        let orphan = EXAMPLE.replace("contract = \"bakery-basic\"", "contract = \"bakery-gold\"");
+        assert!(problems(&orphan)
+            .iter()
+            .any(|(_, m)| m.contains("'bakery-gold', which is not defined")));
+        // A syntax error names its line.
+        let bad = EXAMPLE.replace("[tenants.acme]", "[tenants.acme");
+        let found = problems(&bad);
+        let line = bad.lines().position(|l| l == "[tenants.acme").unwrap() + 1;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, line, "{found:?}");
+        // An unknown target kind.
+        let kind = EXAMPLE.replace("kind = \"local\"", "kind = \"tape\"");
+        assert!(
+            problems(&kind).iter().any(|(_, m)| m.contains("tape")),
+            "{:?}",
+            problems(&kind)
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! `lifeboat config check`: the documented example is valid; a broken file gets every problem
+//! with its line; a missing file is named.
+
+mod common;
+use common::*;
+use std::fs;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lifeboat.example.toml");
+
+#[test]
+fn config_check_validates_without_running_anything() {
+    let ws = Workspace::empty(Store::Local);
+    let ok = ws.lifeboat(&["config", "check", "--config", EXAMPLE]).ok();
+    assert!(
+        ok.stdout.contains("is valid: 2 target(s), 2 tenant(s)"),
+        "{}",
+        ok.stdout
+    );
+
+    let text = fs::read_to_string(EXAMPLE).unwrap();
+    let broken = text
+        .replace("tier = \"90/4\"", "tier = \"90/4\"\nretain = \"forever\"")
+        .replace("targets = [\"second-site\"]", "targets = [\"third-site\"]");
+    let path = ws.path("lifeboat.toml");
+    fs::write(&path, &broken).unwrap();
+    let line = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let run = ws
+        .lifeboat(&["config", "check"])
+        .env("LIFEBOAT_CONFIG", &path)
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("has 2 problem(s)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "lifeboat.toml:{}: unknown key 'sources.acme-share.retain'",
+            line("retain = ")
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "lifeboat.toml:{}: source 'bakery-files' names target 'third-site'",
+            line("third-site")
+        )),
+        "{}",
+        run.stderr
+    );
+
+    let run = ws
+        .lifeboat(&["config", "check", "--config"])
+        .arg(ws.path("nowhere.toml"))
+        .run();
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("nowhere.toml") && run.stderr.contains("cannot read it"),
+        "{}",
+        run.stderr
+    );
+}
