@@ -1,5 +1,6 @@
 //! Tiers, schedules and retention: pure functions of data and an injected clock.
 
+pub mod due;
 pub mod retention;
 pub mod simulate;
 pub mod tier;
