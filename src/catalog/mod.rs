@@ -4,6 +4,8 @@
 //! It is only a cache of the repository: `lifeboat catalog rebuild` recreates it from the
 //! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
 
+pub mod jobs;
+
 use crate::repo::backup::{BackupCache, CachedFile, FileCache};
 use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::{PackEntry, PackInfo};
@@ -93,6 +95,26 @@ const MIGRATIONS: &[&str] = &[
         until TEXT NOT NULL,
         PRIMARY KEY (repo, object)
      ) WITHOUT ROWID;",
+    // 3: the daemon's job queue, and the newest slot planned per source.
+    "CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        missed INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        queued TEXT NOT NULL,
+        started TEXT,
+        finished TEXT,
+        error TEXT,
+        UNIQUE (source, scheduled)
+     );
+     CREATE INDEX jobs_queued ON jobs (state, scheduled);
+     CREATE TABLE planned (
+        source TEXT PRIMARY KEY,
+        last TEXT NOT NULL
+     );",
 ];
 
 pub struct Catalog {

@@ -1,0 +1,255 @@
+//! The daemon's job queue, in the catalog so that it survives restarts and crashes.
+//!
+//! A job is one scheduled run of one source. It is queued once per slot (planning twice is
+//! harmless), claimed by a worker, and finished as done or failed. A job found running at
+//! start-up was cut off by a crash or a kill: it is put back in the queue with the reason, and
+//! after `MAX_ATTEMPTS` it is marked failed for good.
+
+use super::{Catalog, Error, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+use std::collections::BTreeMap;
+
+/// How often a job is tried before it is marked failed for good.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub source: String,
+    pub tier: String,
+    pub scheduled: DateTime<Utc>,
+    pub missed: u32,
+    pub state: String,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+fn time(text: String) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: row.get(0)?,
+        source: row.get(1)?,
+        tier: row.get(2)?,
+        scheduled: time(row.get(3)?)?,
+        missed: row.get(4)?,
+        state: row.get(5)?,
+        attempts: row.get(6)?,
+        error: row.get(7)?,
+    })
+}
+
+const COLUMNS: &str = "id, source, tier, scheduled, missed, state, attempts, error";
+
+impl Catalog {
+    /// The newest slot planned for each source.
+    pub fn planned(&self) -> Result<BTreeMap<String, DateTime<Utc>>> {
+        let mut stmt = self.sql(self.conn.prepare("SELECT source, last FROM planned"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, time(r.get(1)?)?)));
+        let mut out = BTreeMap::new();
+        for row in self.sql(rows)? {
+            let (source, last) = self.sql(row)?;
+            out.insert(source, last);
+        }
+        Ok(out)
+    }
+
+    /// Starts planning a source from `from` if it has never been planned.
+    pub fn plan_from(&mut self, source: &str, from: DateTime<Utc>) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT OR IGNORE INTO planned (source, last) VALUES (?1, ?2)",
+            params![source, from.to_rfc3339()],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// Queues the run of `source` for slot `scheduled` and records the slot as planned, in one
+    /// transaction. Returns the job id, or `None` if that slot was queued before.
+    pub fn enqueue(
+        &mut self,
+        source: &str,
+        tier: &str,
+        scheduled: DateTime<Utc>,
+        missed: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let path = self.path.display().to_string();
+        let wrap = |source| Error::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let added = tx
+            .execute(
+                "INSERT OR IGNORE INTO jobs (source, tier, scheduled, missed, state, queued)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)",
+                params![
+                    source,
+                    tier,
+                    scheduled.to_rfc3339(),
+                    missed,
+                    now.to_rfc3339()
+                ],
+            )
+            .map_err(wrap)?;
+        let id = (added == 1).then(|| tx.last_insert_rowid());
+        tx.execute(
+            "INSERT INTO planned (source, last) VALUES (?1, ?2)
+             ON CONFLICT (source) DO UPDATE SET last = max(last, excluded.last)",
+            params![source, scheduled.to_rfc3339()],
+        )
+        .map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        Ok(id)
+    }
+
+    /// Takes the oldest queued job (of a source not already running) and marks it running.
+    pub fn claim(&mut self, now: DateTime<Utc>) -> Result<Option<Job>> {
+        let r = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND source NOT IN
+                     (SELECT source FROM jobs WHERE state = 'running')
+                     ORDER BY scheduled, id LIMIT 1"
+                ),
+                [],
+                job,
+            )
+            .optional();
+        let Some(mut j) = self.sql(r)? else {
+            return Ok(None);
+        };
+        let r = self.conn.execute(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?2
+             WHERE id = ?1 AND state = 'queued'",
+            params![j.id, now.to_rfc3339()],
+        );
+        if self.sql(r)? != 1 {
+            return Ok(None);
+        }
+        j.state = "running".into();
+        j.attempts += 1;
+        Ok(Some(j))
+    }
+
+    /// Records how a running job ended. A failure is queued again until `MAX_ATTEMPTS`.
+    pub fn finish(
+        &mut self,
+        id: i64,
+        outcome: std::result::Result<(), &str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let r = match outcome {
+            Ok(()) => self.conn.execute(
+                "UPDATE jobs SET state = 'done', finished = ?2, error = NULL WHERE id = ?1",
+                params![id, now.to_rfc3339()],
+            ),
+            Err(e) => self.conn.execute(
+                "UPDATE jobs SET state = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'queued' END,
+                 finished = ?2, error = ?4 WHERE id = ?1",
+                params![id, now.to_rfc3339(), MAX_ATTEMPTS, e],
+            ),
+        };
+        self.sql(r).map(|_| ())
+    }
+
+    /// At start-up: jobs still marked running were cut off. Each is recorded as such and queued
+    /// again (or failed for good after `MAX_ATTEMPTS`). Returns them.
+    pub fn recover(&mut self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        let cut: Vec<Job> = {
+            let mut stmt = self.sql(self.conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE state = 'running'"
+            )))?;
+            let rows = self.sql(stmt.query_map([], job))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|source| Error::Sql {
+                    path: self.path.display().to_string(),
+                    source,
+                })?
+        };
+        for j in &cut {
+            let reason = format!(
+                "interrupted: the daemon stopped while this job ran (attempt {})",
+                j.attempts
+            );
+            self.finish(j.id, Err(&reason), now)?;
+        }
+        Ok(cut)
+    }
+
+    pub fn job(&self, id: i64) -> Result<Option<Job>> {
+        let r = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+                job,
+            )
+            .optional();
+        self.sql(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn queue_claim_finish_and_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let now = at("2026-11-23T10:00:00Z");
+        c.plan_from("erp", now).unwrap();
+        c.plan_from("erp", at("2030-01-01T00:00:00Z")).unwrap(); // already planned: unchanged
+        assert_eq!(c.planned().unwrap()["erp"], now);
+
+        let slot = at("2026-11-23T10:30:00Z");
+        let id = c.enqueue("erp", "90/48", slot, 0, now).unwrap().unwrap();
+        assert_eq!(
+            c.enqueue("erp", "90/48", slot, 0, now).unwrap(),
+            None,
+            "queued once"
+        );
+        assert_eq!(c.planned().unwrap()["erp"], slot);
+        c.enqueue("share", "90/4", at("2026-11-23T10:00:00Z"), 2, now)
+            .unwrap();
+
+        // Oldest slot first; one job per source at a time.
+        let first = c.claim(now).unwrap().unwrap();
+        assert_eq!((first.source.as_str(), first.missed), ("share", 2));
+        let second = c.claim(now).unwrap().unwrap();
+        assert_eq!(second.id, id);
+        assert_eq!(c.claim(now).unwrap(), None);
+        c.finish(first.id, Ok(()), now).unwrap();
+        assert_eq!(c.job(first.id).unwrap().unwrap().state, "done");
+
+        // A crash while `second` runs: at start-up it is queued again, with the reason.
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let cut = c.recover(now).unwrap();
+        assert_eq!(cut.len(), 1);
+        let j = c.job(id).unwrap().unwrap();
+        assert_eq!(j.state, "queued");
+        assert!(j.error.unwrap().contains("interrupted"), "reason kept");
+        // It fails twice more: then it is failed for good.
+        for _ in 0..2 {
+            let j = c.claim(now).unwrap().unwrap();
+            c.finish(j.id, Err("source unreadable"), now).unwrap();
+        }
+        let j = c.job(id).unwrap().unwrap();
+        assert_eq!((j.state.as_str(), j.attempts), ("failed", 3));
+        assert_eq!(j.error.as_deref(), Some("source unreadable"));
+        assert_eq!(c.claim(now).unwrap(), None);
+    }
+}
