@@ -7,6 +7,7 @@ pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod progress;
 pub mod repo;
 pub mod schedule;

@@ -6,6 +6,57 @@
 
 pub mod jobs;
 
+/// Takes an exclusive lock file under the data directory (`repos/<id>/lock` for a repository,
+/// `daemon.lock` for the daemon). `Ok(None)` when another process holds it. The lock lasts as
+/// long as the returned file is open, and ends with the process however it ends.
+pub fn lock_file(data_dir: &Path, relative: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let path = data_dir.join(relative);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Where a repository's trusted service certificate is pinned.
+pub fn pin_path(data_dir: &Path, repo_id: &str) -> PathBuf {
+    data_dir.join("repos").join(repo_id).join("signer.cert")
+}
+
+/// Pins the service certificate of a repository on first use, atomically. `Ok(Some(pinned))`
+/// when a different certificate is pinned already (the caller refuses).
+pub fn pin_signer(
+    data_dir: &Path,
+    repo_id: &str,
+    cert: &crate::repo::crypto::PublicCert,
+) -> anyhow::Result<Option<crate::repo::crypto::PublicCert>> {
+    let path = pin_path(data_dir, repo_id);
+    if path.exists() {
+        let pinned = crate::repo::crypto::PublicCert::load(&path)?;
+        return Ok((pinned.fingerprint() != cert.fingerprint()).then_some(pinned));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(tmp.path(), cert.armored()?)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(None)
+}
+
+/// The lock a repository's writers (backup, forget, prune, daemon jobs) hold.
+pub fn lock_repository(data_dir: &Path, repo_id: &str) -> std::io::Result<Option<std::fs::File>> {
+    lock_file(data_dir, &Path::new("repos").join(repo_id).join("lock"))
+}
+
 use crate::repo::backup::{BackupCache, CachedFile, FileCache};
 use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::{PackEntry, PackInfo};

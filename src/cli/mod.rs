@@ -6,6 +6,7 @@ mod config;
 mod keys;
 mod repo;
 mod schedule;
+mod serve;
 mod target;
 
 use crate::repo::crypto::{CryptoError, PublicCert, SecretKey};
@@ -70,6 +71,8 @@ enum Command {
     Prune(repo::PruneArgs),
     /// Copy snapshots to another repository (a second site), sending only what it lacks.
     Copy(repo::CopyArgs),
+    /// Run the daemon: scheduled backups and retention, as lifeboat.toml says.
+    Serve(serve::ServeArgs),
     /// The service's configuration file.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -114,38 +117,24 @@ impl Context {
     }
 
     fn pin_path(&self, repo_id: &str) -> PathBuf {
-        self.data_dir
-            .join("repos")
-            .join(repo_id)
-            .join("signer.cert")
+        crate::catalog::pin_path(&self.data_dir, repo_id)
     }
 
     /// Pins the service certificate of a repository (first use), or checks it against the pin.
     fn pin_signer(&self, repo_id: &str, cert: &PublicCert) -> anyhow::Result<()> {
-        let path = self.pin_path(repo_id);
-        if path.exists() {
-            let pinned = PublicCert::load(&path)?;
-            if pinned.fingerprint() != cert.fingerprint() {
-                return Err(CliError::new(
-                    exit::KEY,
-                    format!(
-                        "repository {repo_id} is pinned to service certificate {} ({}), not {}",
-                        pinned.describe(),
-                        path.display(),
-                        cert.describe()
-                    ),
-                )
-                .into());
-            }
-            return Ok(());
+        match crate::catalog::pin_signer(&self.data_dir, repo_id, cert)? {
+            None => Ok(()),
+            Some(pinned) => Err(CliError::new(
+                exit::KEY,
+                format!(
+                    "repository {repo_id} is pinned to service certificate {} ({}), not {}",
+                    pinned.describe(),
+                    self.pin_path(repo_id).display(),
+                    cert.describe()
+                ),
+            )
+            .into()),
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::fs::write(tmp.path(), cert.armored()?)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
     }
 
     /// The trusted service certificate: `--signer`, or the pinned one.
@@ -254,6 +243,7 @@ pub fn main() -> i32 {
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),
+        Command::Serve(a) => serve::serve(&ctx, a),
         Command::Retention(c) => schedule::run_retention(c),
     };
     match result {

@@ -284,27 +284,19 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Holds the repository's lock in the data directory for one backup at a time.
+/// Holds the repository's lock in the data directory for one writer at a time.
 fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> {
-    let dir = ctx.data_dir.join("repos").join(&repo.config.id);
-    std::fs::create_dir_all(&dir)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::new(
+    crate::catalog::lock_repository(&ctx.data_dir, &repo.config.id)?.ok_or_else(|| {
+        CliError::new(
             exit::FAILED,
             format!(
-                "another backup to repository {} is running; try again when it has finished",
+                "another backup, forget or prune of repository {} is running; try again when it \
+                 has finished",
                 repo.config.id
             ),
         )
-        .into()),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
+        .into()
+    })
 }
 
 pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
@@ -319,6 +311,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
         retain_until: args
             .retain_days
             .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
+        time: None,
     };
     let progress = ctx.progress();
     let outcome = match backup::backup(&repo, &signing, &mut cache, &options, &progress) {
@@ -410,6 +403,7 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
                     "tags": s.manifest.tags,
                     "parent": s.manifest.parent,
                     "stats": s.manifest.stats,
+                    "retain_until": s.manifest.retain_until,
                 })
             })
             .collect();

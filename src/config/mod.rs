@@ -36,6 +36,32 @@ pub struct Service {
     /// Recipients every repository this service creates is encrypted to.
     #[serde(default)]
     pub recipients: Vec<PathBuf>,
+    /// Jobs run at once.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Each job starts after a random delay of up to this much (`30s`), so that sources on
+    /// the same tier do not all hit a target at the same second.
+    #[serde(default = "default_jitter")]
+    pub jitter: Spanned<String>,
+}
+
+fn default_workers() -> usize {
+    2
+}
+
+fn default_jitter() -> Spanned<String> {
+    Spanned::new(0..0, "30s".into())
+}
+
+impl Service {
+    /// The jitter as a duration (validated at load).
+    pub fn jitter(&self) -> chrono::Duration {
+        parse_span(self.jitter.get_ref()).unwrap_or_else(|_| chrono::Duration::zero())
+    }
+
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.time_zone.get_ref().parse().unwrap_or(chrono_tz::UTC)
+    }
 }
 
 fn default_listen() -> String {
@@ -192,6 +218,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
                 tz.get_ref()
             ),
         );
+    }
+    let jitter = &config.service.jitter;
+    if let Err(e) = parse_span(jitter.get_ref()) {
+        problem(at(&jitter.span()), format!("jitter: {e}"));
+    }
+    if config.service.workers == 0 {
+        problem(0, "workers must be at least 1".into());
     }
     for (name, target) in &config.targets {
         let line = at(&target.kind.span());

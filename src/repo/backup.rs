@@ -63,6 +63,8 @@ pub struct BackupOptions {
     pub threads: usize,
     /// Keep the snapshot until then (and lock its objects, on a store with Object Lock).
     pub retain_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The snapshot's time (default: now; the daemon passes its clock's time).
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub struct BackupOutcome {
@@ -468,7 +470,7 @@ pub fn backup(
 ) -> Result<BackupOutcome> {
     repo.check_signing_key(signing)?;
     let started = Instant::now();
-    let time = chrono::Utc::now();
+    let time = options.time.unwrap_or_else(chrono::Utc::now);
     let roots =
         fs_source::normalize_roots(&options.paths).map_err(|e| Error::Source(e.to_string()))?;
     let key = paths_key(&roots);

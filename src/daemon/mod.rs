@@ -1,0 +1,385 @@
+//! `lifeboat serve`: the daemon that keeps the tiers' promises.
+//!
+//! A loop plans due slots into the job queue in the catalog (one catch-up per source after
+//! downtime), and up to `workers` jobs run at once, each after a random jitter. A job backs
+//! up its source to each of its targets (creating the repository on first use), then applies
+//! the tier's retention to that source's snapshots. SIGTERM or Ctrl-C stops planning and
+//! claiming; running jobs finish before the daemon exits. Jobs cut off by a crash are found at
+//! the next start and run again. One daemon per data directory.
+//!
+//! Time comes from a `Clock`, so tests can run days of schedule in seconds.
+
+use crate::backend::{Backend, LocalBackend, S3Backend, S3Options, S3Url};
+use crate::catalog::{self, Catalog};
+use crate::config::{Loaded, SourceKind, Target, TargetKind};
+use crate::repo::backup::{self, BackupOptions};
+use crate::repo::crypto::{PublicCert, SecretKey};
+use crate::repo::Repository;
+use crate::schedule::{due, retention};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where the daemon's "now" comes from: the real clock, or a fake one that starts at a given
+/// instant and runs `speed` times faster (tests, simulations).
+#[derive(Debug, Clone)]
+pub struct Clock {
+    real_start: Instant,
+    start: DateTime<Utc>,
+    speed: f64,
+}
+
+impl Clock {
+    pub fn real() -> Clock {
+        Clock {
+            real_start: Instant::now(),
+            start: Utc::now(),
+            speed: 1.0,
+        }
+    }
+
+    pub fn fake(start: DateTime<Utc>, speed: f64) -> Clock {
+        Clock {
+            real_start: Instant::now(),
+            start,
+            speed: speed.max(f64::MIN_POSITIVE),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        let elapsed = self.real_start.elapsed().as_secs_f64() * self.speed;
+        self.start + chrono::Duration::microseconds((elapsed * 1e6) as i64)
+    }
+
+    /// How long `d` of this clock's time lasts in real time.
+    pub fn real_time(&self, d: chrono::Duration) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(
+            (d.num_milliseconds().max(0) as f64 / 1000.0) / self.speed,
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("another lifeboat daemon is running with data directory {0}; stop it first")]
+    AlreadyRunning(PathBuf),
+    #[error("{0}")]
+    Setup(String),
+    #[error("catalog: {0}")]
+    Catalog(#[from] catalog::Error),
+}
+
+/// What every job needs, shared between the loop and the workers.
+struct Shared {
+    loaded: Loaded,
+    data_dir: PathBuf,
+    clock: Clock,
+    signing: SecretKey,
+    recipients: Vec<PublicCert>,
+}
+
+/// Runs until `shutdown` completes; returns how many jobs finished.
+pub async fn serve(
+    loaded: Loaded,
+    data_dir: PathBuf,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<u64, Error> {
+    let _lock = catalog::lock_file(&data_dir, std::path::Path::new("daemon.lock"))
+        .map_err(|e| Error::Setup(format!("cannot lock {}: {e}", data_dir.display())))?
+        .ok_or_else(|| Error::AlreadyRunning(data_dir.clone()))?;
+    let service = &loaded.config.service;
+    let signing = SecretKey::load(&service.signing_key)
+        .map_err(|e| Error::Setup(format!("signing key: {e}")))?;
+    let recipients = service
+        .recipients
+        .iter()
+        .map(|p| PublicCert::load(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Setup(format!("recipient: {e}")))?;
+    let tz = service.time_zone();
+    let workers = service.workers.max(1);
+    let mut catalog = Catalog::open(&data_dir)?;
+    let now = clock.now();
+    for job in catalog.recover(now)? {
+        log(
+            &clock,
+            &format!(
+                "job {} ({} slot {}) was cut off by a stop; queued again (attempt {} of {})",
+                job.id,
+                job.source,
+                job.scheduled,
+                job.attempts,
+                catalog::jobs::MAX_ATTEMPTS
+            ),
+        );
+    }
+    for source in loaded.tiers.keys() {
+        catalog.plan_from(source, now)?;
+    }
+    let shared = Arc::new(Shared {
+        loaded,
+        data_dir,
+        clock,
+        signing,
+        recipients,
+    });
+    log(
+        &shared.clock,
+        &format!(
+            "serving {} source(s) in {tz} with {workers} worker(s)",
+            shared.loaded.tiers.len()
+        ),
+    );
+    let mut running: tokio::task::JoinSet<(i64, Result<String, String>)> =
+        tokio::task::JoinSet::new();
+    let mut finished = 0u64;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let now = shared.clock.now();
+        let last = catalog.planned()?;
+        for d in due::due(&shared.loaded.tiers, &last, &tz, now) {
+            let tier = &shared.loaded.tiers[&d.source].name;
+            if let Some(id) = catalog.enqueue(&d.source, tier, d.scheduled, d.missed, now)? {
+                let note = if d.missed > 0 {
+                    format!(" (catch-up for {} missed slot(s))", d.missed)
+                } else {
+                    String::new()
+                };
+                log(
+                    &shared.clock,
+                    &format!("queued job {id}: {} slot {}{note}", d.source, d.scheduled),
+                );
+            }
+        }
+        while running.len() < workers {
+            let Some(job) = catalog.claim(shared.clock.now())? else {
+                break;
+            };
+            log(
+                &shared.clock,
+                &format!(
+                    "job {} started: {} slot {}",
+                    job.id, job.source, job.scheduled
+                ),
+            );
+            let shared = shared.clone();
+            running.spawn_blocking(move || (job.id, run_job(&shared, &job.source)));
+        }
+        // Wake for the next minute of schedule time, when a job ends, or to stop.
+        let tick = shared.clock.real_time(chrono::Duration::seconds(60)).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_secs(5),
+        );
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                finished += record(&mut catalog, &shared.clock, done)?;
+            }
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    log(
+        &shared.clock,
+        &format!("stopping: waiting for {} running job(s)", running.len()),
+    );
+    while let Some(done) = running.join_next().await {
+        finished += record(&mut catalog, &shared.clock, done)?;
+    }
+    log(&shared.clock, "stopped");
+    Ok(finished)
+}
+
+fn record(
+    catalog: &mut Catalog,
+    clock: &Clock,
+    done: Result<(i64, Result<String, String>), tokio::task::JoinError>,
+) -> Result<u64, Error> {
+    let (id, outcome) = match done {
+        Ok(v) => v,
+        Err(e) => {
+            log(clock, &format!("a job panicked: {e}"));
+            return Ok(0);
+        }
+    };
+    match &outcome {
+        Ok(summary) => log(clock, &format!("job {id} done: {summary}")),
+        Err(e) => log(clock, &format!("job {id} failed: {e}")),
+    }
+    catalog.finish(
+        id,
+        outcome.as_ref().map(|_| ()).map_err(String::as_str),
+        clock.now(),
+    )?;
+    Ok(1)
+}
+
+fn log(clock: &Clock, message: &str) {
+    eprintln!("{} {message}", clock.now().format("%Y-%m-%dT%H:%M:%SZ"));
+}
+
+/// One job: back up the source to each target, then apply the tier's retention there.
+fn run_job(shared: &Shared, source_name: &str) -> Result<String, String> {
+    let config = &shared.loaded.config;
+    let source = config
+        .sources
+        .get(source_name)
+        .ok_or_else(|| format!("source '{source_name}' is no longer configured"))?;
+    let tier = &shared.loaded.tiers[source_name];
+    if !matches!(source.kind, SourceKind::Files) {
+        return Err(format!(
+            "source '{source_name}': backing up sources of kind {:?} is not supported yet",
+            source.kind
+        ));
+    }
+    let jitter = config.service.jitter();
+    if jitter > chrono::Duration::zero() {
+        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=jitter.num_milliseconds());
+        std::thread::sleep(shared.clock.real_time(chrono::Duration::milliseconds(wait)));
+    }
+    let mut summaries = Vec::new();
+    for target_name in source.targets.get_ref() {
+        let target = &config.targets[target_name];
+        let summary = backup_to(shared, source_name, source, tier, target)
+            .map_err(|e| format!("target '{target_name}': {e:#}"))?;
+        summaries.push(format!("{target_name}: {summary}"));
+    }
+    Ok(summaries.join("; "))
+}
+
+fn open_target(target: &Target) -> crate::backend::Result<(Arc<dyn Backend>, bool)> {
+    match target.kind.get_ref() {
+        TargetKind::Local => {
+            let path = target.path.clone().unwrap_or_default();
+            match LocalBackend::open(&path) {
+                Ok(b) => Ok((Arc::new(b), false)),
+                Err(e) if e.is_not_found() => Ok((Arc::new(LocalBackend::create(&path)?), true)),
+                Err(e) => Err(e),
+            }
+        }
+        TargetKind::S3 => {
+            let url = target
+                .url
+                .as_ref()
+                .and_then(|u| S3Url::parse(u.get_ref()).ok())
+                .ok_or_else(|| crate::backend::Error::Remote {
+                    action: "opening",
+                    what: "the target".into(),
+                    location: "s3".into(),
+                    message: "no valid url".into(),
+                    transient: false,
+                })?;
+            let options = S3Options {
+                endpoint: target.endpoint.clone(),
+                region: target.region.clone(),
+                path_style: target.path_style,
+                ..S3Options::default()
+            };
+            match S3Backend::open(&url, options.clone()) {
+                Ok(b) => Ok((Arc::new(b), false)),
+                Err(e) if e.is_not_found() => {
+                    Ok((Arc::new(S3Backend::create(&url, options)?), true))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn backup_to(
+    shared: &Shared,
+    source_name: &str,
+    source: &crate::config::Source,
+    tier: &crate::schedule::tier::Tier,
+    target: &Target,
+) -> anyhow::Result<String> {
+    let (backend, fresh) = open_target(target)?;
+    let repo = if fresh {
+        if shared.recipients.is_empty() {
+            anyhow::bail!("the target holds no repository and [service] lists no recipients to create one for");
+        }
+        Repository::init(backend, &shared.recipients, &shared.signing)?
+    } else {
+        Repository::open(backend, shared.signing.public())?
+    };
+    if let Some(pinned) =
+        catalog::pin_signer(&shared.data_dir, &repo.config.id, &shared.signing.public())?
+    {
+        anyhow::bail!(
+            "repository {} is pinned to service certificate {}, not this service's {}",
+            repo.config.id,
+            pinned.describe(),
+            shared.signing.public().describe()
+        );
+    }
+    let _lock = catalog::lock_repository(&shared.data_dir, &repo.config.id)?
+        .ok_or_else(|| anyhow::anyhow!("another writer holds repository {}", repo.config.id))?;
+    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut cache = catalog.for_repo(&repo)?;
+    let run = cache.start_run("backup")?;
+    let now = shared.clock.now();
+    let options = BackupOptions {
+        paths: source.paths.clone(),
+        tags: BTreeMap::from([
+            ("source".to_string(), source_name.to_string()),
+            ("tenant".to_string(), source.tenant.get_ref().clone()),
+            ("tier".to_string(), tier.name.clone()),
+        ]),
+        hostname: "lifeboat".into(),
+        threads: 0,
+        retain_until: tier.retention.within.map(|w| now + w),
+        time: Some(now),
+    };
+    let outcome = match backup::backup(
+        &repo,
+        &shared.signing,
+        &mut cache,
+        &options,
+        &crate::progress::Silent,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            cache.finish_run(run, Err(&e.to_string()))?;
+            return Err(e.into());
+        }
+    };
+    let snapshot = &outcome.snapshot;
+    cache.record_snapshot(snapshot)?;
+    cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
+    cache.finish_run(run, Ok(snapshot))?;
+
+    // Retention for this source, on this target.
+    let (all, _) = repo.snapshots()?;
+    let mine: Vec<_> = all
+        .into_iter()
+        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source_name))
+        .collect();
+    let candidates: Vec<retention::Candidate> = mine
+        .iter()
+        .map(|s| retention::Candidate {
+            id: s.id.to_hex(),
+            time: s.manifest.time,
+            pinned: None,
+        })
+        .collect();
+    let decisions = retention::plan(
+        &candidates,
+        &tier.retention,
+        &shared.loaded.config.service.time_zone(),
+        now,
+    );
+    let doomed: Vec<_> = mine
+        .into_iter()
+        .filter(|s| decisions.iter().any(|d| !d.keep && d.id == s.id.to_hex()))
+        .collect();
+    let forgotten = crate::repo::prune::forget(&repo, &mut cache, &doomed, false)?;
+    Ok(format!(
+        "snapshot {} ({} files, {} bytes added), {} forgotten by retention",
+        snapshot.id.short(),
+        snapshot.manifest.stats.files,
+        snapshot.manifest.stats.bytes_added,
+        forgotten.forgotten.len()
+    ))
+}

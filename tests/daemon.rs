@@ -1,0 +1,204 @@
+//! `lifeboat serve` with an injected clock (600 times faster: a 30-minute slot every 3 s):
+//! scheduled backups happen and are tagged, SIGTERM stops it cleanly, a second daemon on the
+//! same data directory is refused, and a daemon killed mid-job runs the job again on restart.
+//! Synchronisation is by the daemon's own log lines, never by sleeping.
+
+mod common;
+use common::*;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+fn config(ws: &Workspace) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[service]
+time_zone = "Europe/Berlin"
+signing_key = "{keys}/svc.key"
+recipients = ["{keys}/rec.cert"]
+workers = 2
+jitter = "0s"
+
+[targets.nas]
+kind = "local"
+path = "{repo}"
+
+[tenants.acme]
+name = "ACME"
+
+[contracts.erp]
+tenant = "acme"
+rpo = "1h"
+rto = "4h"
+
+[sources.erp-files]
+tenant = "acme"
+contract = "erp"
+kind = "files"
+paths = ["{src}"]
+tier = "90/48"
+targets = ["nas"]
+"#,
+        keys = ws.path("keys").display(),
+        repo = ws.path("repo").display(),
+        src = ws.path("src").display(),
+    );
+    let path = ws.path("lifeboat.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Daemon {
+    fn start(ws: &Workspace, cfg: &std::path::Path, clock_start: &str) -> Daemon {
+        let mut c = ws.lifeboat(&["serve", "--config"]);
+        c.arg(cfg)
+            .env("LIFEBOAT_CLOCK_START", clock_start)
+            .env("LIFEBOAT_CLOCK_SPEED", "600");
+        let mut child =
+            c.0.stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the `n`-th log line containing `needle`; returns it.
+    fn wait_for(&mut self, needle: &str, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let found: Vec<&String> = self.seen.iter().filter(|l| l.contains(needle)).collect();
+            if found.len() >= n {
+                return found[n - 1].clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no {n}× '{needle}' in the daemon's log:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    fn wait(&mut self) -> i32 {
+        let status = self.child.wait().unwrap();
+        // Drain what is left of the log.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn scheduled_backups_run_and_sigterm_stops_cleanly() {
+    let ws = Workspace::empty(Store::Local);
+    fs::create_dir_all(ws.path("src")).unwrap();
+    fs::write(ws.path("src/orders.csv"), "1,widget\n").unwrap();
+    let cfg = config(&ws);
+    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:58:00Z");
+    daemon.wait_for("job 3 done", 1);
+
+    // One daemon per data directory.
+    let second = ws.lifeboat(&["serve", "--config"]).arg(&cfg).run();
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("another lifeboat daemon is running"),
+        "{}",
+        second.stderr
+    );
+
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
+    let log = daemon.seen.join("\n");
+    assert!(log.contains("stopped"), "{log}");
+    // The first slot after 10:58 CET is 11:00 CET (10:00 UTC), then every 30 minutes.
+    assert!(
+        log.contains("queued job 1: erp-files slot 2026-11-23 10:00:00 UTC"),
+        "{log}"
+    );
+    assert!(
+        log.contains("queued job 2: erp-files slot 2026-11-23 10:30:00 UTC"),
+        "{log}"
+    );
+
+    let list = ws
+        .lifeboat(&["snapshots", "--json", "--repo"])
+        .arg(ws.path("repo"))
+        .ok()
+        .json();
+    let snaps = list.as_array().unwrap();
+    assert!(snaps.len() >= 3, "{list}");
+    assert_eq!(snaps[0]["tags"]["source"], "erp-files");
+    assert_eq!(snaps[0]["tags"]["tier"], "90/48");
+    assert!(snaps[0]["retain_until"].is_string(), "{list}");
+    // Snapshots carry the daemon's (injected) time: the first is from the 10:00 UTC slot.
+    let first = snaps.iter().map(|s| s["time"].as_str().unwrap()).min().unwrap();
+    assert!(first.starts_with("2026-11-23T10:0"), "{list}");
+    ws.check(true).ok();
+}
+
+#[test]
+fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
+    let ws = Workspace::empty(Store::Local);
+    fs::create_dir_all(ws.path("src")).unwrap();
+    // Enough data that the first backup is still running when the daemon is killed.
+    for i in 0..6 {
+        random_file(&ws.path(&format!("src/part{i}")), 32 << 20, i);
+    }
+    let cfg = config(&ws);
+    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:59:30Z");
+    daemon.wait_for("job 1 started", 1);
+    daemon.signal(libc::SIGKILL);
+    daemon.wait();
+    assert!(
+        !daemon.seen.iter().any(|l| l.contains("job 1 done")),
+        "the job ended before the kill"
+    );
+
+    let mut again = Daemon::start(&ws, &cfg, "2026-11-23T10:01:00Z");
+    let cut = again.wait_for("was cut off by a stop", 1);
+    assert!(
+        cut.contains("job 1 (erp-files slot 2026-11-23 10:00:00 UTC)"),
+        "{cut}"
+    );
+    again.wait_for("job 1 done", 1);
+    again.signal(libc::SIGTERM);
+    assert_eq!(again.wait(), 0);
+    ws.check(true).ok();
+}
