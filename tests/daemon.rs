@@ -40,6 +40,15 @@ kind = "files"
 paths = ["{src}"]
 tier = "90/48"
 targets = ["nas"]
+
+# A source whose folder is gone: it fails every slot, visibly, and blocks nothing.
+[sources.lost-share]
+tenant = "acme"
+contract = "erp"
+kind = "files"
+paths = ["{src}-gone"]
+tier = "90/48"
+targets = ["nas"]
 "#,
         keys = ws.path("keys").display(),
         repo = ws.path("repo").display(),
@@ -132,7 +141,8 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
     fs::write(ws.path("src/orders.csv"), "1,widget\n").unwrap();
     let cfg = config(&ws);
     let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:58:00Z");
-    daemon.wait_for("job 3 done", 1);
+    daemon.wait_for("done: nas: snapshot", 3);
+    daemon.wait_for("failed:", 3);
 
     // One daemon per data directory.
     let second = ws.lifeboat(&["serve", "--config"]).arg(&cfg).run();
@@ -149,13 +159,35 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
     assert!(log.contains("stopped"), "{log}");
     // The first slot after 10:58 CET is 11:00 CET (10:00 UTC), then every 30 minutes.
     assert!(
-        log.contains("queued job 1: erp-files slot 2026-11-23 10:00:00 UTC"),
+        log.contains(": erp-files slot 2026-11-23 10:00:00 UTC"),
         "{log}"
     );
     assert!(
-        log.contains("queued job 2: erp-files slot 2026-11-23 10:30:00 UTC"),
+        log.contains(": erp-files slot 2026-11-23 10:30:00 UTC"),
         "{log}"
     );
+    assert!(
+        log.contains("-gone"),
+        "the failure names the missing folder: {log}"
+    );
+
+    // Every run is recorded: source, tier, slot, result, bytes, error.
+    let runs = ws.lifeboat(&["runs", "--json"]).ok().json();
+    let runs = runs.as_array().unwrap();
+    let good: Vec<_> = runs.iter().filter(|r| r["source"] == "erp-files").collect();
+    let bad: Vec<_> = runs
+        .iter()
+        .filter(|r| r["source"] == "lost-share")
+        .collect();
+    assert!(good.len() >= 3 && bad.len() >= 3, "{runs:#?}");
+    assert!(good
+        .iter()
+        .all(|r| r["result"] == "success" && r["tier"] == "90/48"));
+    assert_eq!(good[0]["scheduled"], "2026-11-23T10:00:00+00:00");
+    assert!(good[0]["bytes_read"].as_u64().unwrap() > 0);
+    assert!(bad
+        .iter()
+        .all(|r| r["result"] == "failure" && r["error"].as_str().unwrap().contains("-gone")));
 
     let list = ws
         .lifeboat(&["snapshots", "--json", "--repo"])
@@ -164,11 +196,18 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
         .json();
     let snaps = list.as_array().unwrap();
     assert!(snaps.len() >= 3, "{list}");
-    assert_eq!(snaps[0]["tags"]["source"], "erp-files");
+    assert!(
+        snaps.iter().all(|s| s["tags"]["source"] == "erp-files"),
+        "{list}"
+    );
     assert_eq!(snaps[0]["tags"]["tier"], "90/48");
     assert!(snaps[0]["retain_until"].is_string(), "{list}");
     // Snapshots carry the daemon's (injected) time: the first is from the 10:00 UTC slot.
-    let first = snaps.iter().map(|s| s["time"].as_str().unwrap()).min().unwrap();
+    let first = snaps
+        .iter()
+        .map(|s| s["time"].as_str().unwrap())
+        .min()
+        .unwrap();
     assert!(first.starts_with("2026-11-23T10:0"), "{list}");
     ws.check(true).ok();
 }

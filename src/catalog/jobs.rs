@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 /// How often a job is tried before it is marked failed for good.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// A failed job waits this long times its attempts before it is tried again.
+pub const RETRY_AFTER_MINUTES: i64 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: i64,
@@ -116,11 +119,12 @@ impl Catalog {
             .conn
             .query_row(
                 &format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND source NOT IN
-                     (SELECT source FROM jobs WHERE state = 'running')
+                    "SELECT {COLUMNS} FROM jobs WHERE state = 'queued'
+                     AND (not_before IS NULL OR not_before <= ?1)
+                     AND source NOT IN (SELECT source FROM jobs WHERE state = 'running')
                      ORDER BY scheduled, id LIMIT 1"
                 ),
-                [],
+                [now.to_rfc3339()],
                 job,
             )
             .optional();
@@ -154,8 +158,10 @@ impl Catalog {
             ),
             Err(e) => self.conn.execute(
                 "UPDATE jobs SET state = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'queued' END,
-                 finished = ?2, error = ?4 WHERE id = ?1",
-                params![id, now.to_rfc3339(), MAX_ATTEMPTS, e],
+                 finished = ?2, error = ?4,
+                 not_before = strftime('%Y-%m-%dT%H:%M:%S+00:00', ?2, '+' || (attempts * ?5) || ' minutes')
+                 WHERE id = ?1",
+                params![id, now.to_rfc3339(), MAX_ATTEMPTS, e, RETRY_AFTER_MINUTES],
             ),
         };
         self.sql(r).map(|_| ())
@@ -181,6 +187,11 @@ impl Catalog {
                 j.attempts
             );
             self.finish(j.id, Err(&reason), now)?;
+            let r = self.conn.execute(
+                "UPDATE jobs SET not_before = NULL WHERE id = ?1",
+                params![j.id],
+            );
+            self.sql(r)?;
         }
         Ok(cut)
     }
@@ -242,10 +253,17 @@ mod tests {
         let j = c.job(id).unwrap().unwrap();
         assert_eq!(j.state, "queued");
         assert!(j.error.unwrap().contains("interrupted"), "reason kept");
-        // It fails twice more: then it is failed for good.
-        for _ in 0..2 {
-            let j = c.claim(now).unwrap().unwrap();
-            c.finish(j.id, Err("source unreadable"), now).unwrap();
+        // It fails twice more, each retry waiting 5 minutes per attempt: then it is failed for
+        // good.
+        let mut t = now;
+        for wait in [10, 15] {
+            let j = c.claim(t).unwrap().unwrap();
+            c.finish(j.id, Err("source unreadable"), t).unwrap();
+            if wait == 10 {
+                let soon = t + chrono::Duration::minutes(wait - 1);
+                assert_eq!(c.claim(soon).unwrap(), None, "not retried before its time");
+            }
+            t += chrono::Duration::minutes(wait);
         }
         let j = c.job(id).unwrap().unwrap();
         assert_eq!((j.state.as_str(), j.attempts), ("failed", 3));

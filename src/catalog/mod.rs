@@ -166,6 +166,12 @@ const MIGRATIONS: &[&str] = &[
         source TEXT PRIMARY KEY,
         last TEXT NOT NULL
      );",
+    // 4: runs made by the daemon name their source, tier, slot and job.
+    "ALTER TABLE runs ADD COLUMN source TEXT;
+     ALTER TABLE runs ADD COLUMN tier TEXT;
+     ALTER TABLE runs ADD COLUMN scheduled TEXT;
+     ALTER TABLE runs ADD COLUMN job INTEGER;
+     ALTER TABLE jobs ADD COLUMN not_before TEXT;",
 ];
 
 pub struct Catalog {
@@ -180,6 +186,36 @@ pub struct RepoCatalog<'a> {
 }
 
 impl Catalog {
+    /// Run records, oldest first: of one repository, or of all.
+    pub fn runs(&self, repo: Option<&str>) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT id, repo, kind, source, tier, scheduled, job, started, finished, result,
+                    snapshot, files, bytes_read, bytes_added, error
+             FROM runs WHERE ?1 IS NULL OR repo = ?1 ORDER BY id",
+        ))?;
+        let rows = stmt.query_map([repo], |r| {
+            Ok(RunRecord {
+                id: r.get(0)?,
+                repo: r.get(1)?,
+                kind: r.get(2)?,
+                source: r.get(3)?,
+                tier: r.get(4)?,
+                scheduled: r.get(5)?,
+                job: r.get(6)?,
+                started: r.get(7)?,
+                finished: r.get(8)?,
+                result: r.get(9)?,
+                snapshot: r.get(10)?,
+                files: r.get(11)?,
+                bytes_read: r.get(12)?,
+                bytes_added: r.get(13)?,
+                error: r.get(14)?,
+            })
+        });
+        let rows = self.sql(rows)?;
+        self.sql(rows.collect())
+    }
+
     pub fn open(data_dir: &Path) -> Result<Catalog> {
         let path = data_dir.join("catalog.sqlite");
         let other = |reason: String| Error::Other {
@@ -274,7 +310,13 @@ fn hash_from(v: Vec<u8>) -> rusqlite::Result<Hash> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunRecord {
     pub id: i64,
+    pub repo: String,
     pub kind: String,
+    /// For runs of the daemon: the source, its tier, the slot, and the job.
+    pub source: Option<String>,
+    pub tier: Option<String>,
+    pub scheduled: Option<String>,
+    pub job: Option<i64>,
     pub started: String,
     pub finished: Option<String>,
     pub result: String,
@@ -295,10 +337,10 @@ impl RepoCatalog<'_> {
     }
 
     /// Starts a run record; returns its id.
-    pub fn start_run(&mut self, kind: &str) -> Result<i64> {
+    pub fn start_run(&mut self, kind: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i64> {
         let r = self.conn().execute(
             "INSERT INTO runs (repo, kind, started, result) VALUES (?1, ?2, ?3, 'running')",
-            params![self.repo, kind, chrono::Utc::now().to_rfc3339()],
+            params![self.repo, kind, now.to_rfc3339()],
         );
         self.sql(r)?;
         Ok(self.conn().last_insert_rowid())
@@ -308,8 +350,9 @@ impl RepoCatalog<'_> {
         &mut self,
         run: i64,
         outcome: std::result::Result<&Snapshot, &str>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
-        let now = chrono::Utc::now().to_rfc3339();
+        let now = now.to_rfc3339();
         let r = match outcome {
             Ok(s) => self.conn().execute(
                 "UPDATE runs SET finished = ?2, result = 'success', snapshot = ?3, files = ?4,
@@ -332,26 +375,23 @@ impl RepoCatalog<'_> {
     }
 
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        let mut stmt = self.sql(self.conn().prepare(
-            "SELECT id, kind, started, finished, result, snapshot, files, bytes_read, bytes_added, error
-             FROM runs WHERE repo = ?1 ORDER BY id",
-        ))?;
-        let rows = stmt.query_map([&self.repo], |r| {
-            Ok(RunRecord {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                started: r.get(2)?,
-                finished: r.get(3)?,
-                result: r.get(4)?,
-                snapshot: r.get(5)?,
-                files: r.get(6)?,
-                bytes_read: r.get(7)?,
-                bytes_added: r.get(8)?,
-                error: r.get(9)?,
-            })
-        });
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+        self.catalog.runs(Some(&self.repo))
+    }
+
+    /// Marks a run as the daemon's run of `source` (tier, slot, job).
+    pub fn tag_run(
+        &mut self,
+        run: i64,
+        source: &str,
+        tier: &str,
+        scheduled: chrono::DateTime<chrono::Utc>,
+        job: i64,
+    ) -> Result<()> {
+        let r = self.conn().execute(
+            "UPDATE runs SET source = ?2, tier = ?3, scheduled = ?4, job = ?5 WHERE id = ?1",
+            params![run, source, tier, scheduled.to_rfc3339(), job],
+        );
+        self.sql(r).map(|_| ())
     }
 
     pub fn record_snapshot(&mut self, s: &Snapshot) -> Result<()> {

@@ -38,3 +38,48 @@ pub fn run(ctx: &Context, command: CatalogCommand) -> anyhow::Result<i32> {
         }
     }
 }
+
+#[derive(clap::Args)]
+pub struct RunsArgs {
+    /// Only the runs of this source (the daemon's).
+    #[arg(long)]
+    source: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lifeboat runs`: every recorded run, from the catalog.
+pub fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<i32> {
+    let catalog = Catalog::open(&ctx.data_dir)?;
+    let runs: Vec<_> = catalog
+        .runs(None)?
+        .into_iter()
+        .filter(|r| args.source.is_none() || r.source == args.source)
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(exit::OK);
+    }
+    for r in &runs {
+        println!(
+            "{:>5} {} {:<8} {:<16} {:<7} {:<25} {}",
+            r.id,
+            r.started,
+            r.result,
+            r.source.as_deref().unwrap_or("-"),
+            r.tier.as_deref().unwrap_or("-"),
+            r.scheduled.as_deref().unwrap_or("-"),
+            match (&r.snapshot, &r.error) {
+                (_, Some(e)) => e.clone(),
+                (Some(s), None) => format!(
+                    "snapshot {} ({} bytes read, {} added)",
+                    &s[..s.len().min(12)],
+                    r.bytes_read.unwrap_or(0),
+                    r.bytes_added.unwrap_or(0)
+                ),
+                (None, None) => String::new(),
+            }
+        );
+    }
+    Ok(exit::OK)
+}

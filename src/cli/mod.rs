@@ -71,6 +71,8 @@ enum Command {
     Prune(repo::PruneArgs),
     /// Copy snapshots to another repository (a second site), sending only what it lacks.
     Copy(repo::CopyArgs),
+    /// The recorded runs: source, tier, slot, start, end, result, bytes, error.
+    Runs(catalog::RunsArgs),
     /// Run the daemon: scheduled backups and retention, as lifeboat.toml says.
     Serve(serve::ServeArgs),
     /// The service's configuration file.
@@ -244,6 +246,7 @@ pub fn main() -> i32 {
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),
         Command::Serve(a) => serve::serve(&ctx, a),
+        Command::Runs(a) => catalog::runs(&ctx, a),
         Command::Retention(c) => schedule::run_retention(c),
     };
     match result {

@@ -302,7 +302,7 @@ fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> 
 pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
     let (signing, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
     let mut cache = catalog.for_repo(&repo)?;
-    let run = cache.start_run("backup")?;
+    let run = cache.start_run("backup", chrono::Utc::now())?;
     let options = BackupOptions {
         paths: args.paths.clone(),
         tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),
@@ -318,14 +318,14 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
         Ok(o) => o,
         Err(e) => {
             progress.finish_quietly();
-            cache.finish_run(run, Err(&e.to_string()))?;
+            cache.finish_run(run, Err(&e.to_string()), chrono::Utc::now())?;
             return Err(e.into());
         }
     };
     let snapshot = &outcome.snapshot;
     cache.record_snapshot(snapshot)?;
     cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
-    cache.finish_run(run, Ok(snapshot))?;
+    cache.finish_run(run, Ok(snapshot), chrono::Utc::now())?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }

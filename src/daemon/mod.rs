@@ -74,6 +74,9 @@ pub enum Error {
 /// What every job needs, shared between the loop and the workers.
 struct Shared {
     loaded: Loaded,
+    /// One job at a time per target: jobs for the same target wait their turn (creating a
+    /// repository and writing to it are not for two at once).
+    targets: BTreeMap<String, std::sync::Mutex<()>>,
     data_dir: PathBuf,
     clock: Clock,
     signing: SecretKey,
@@ -119,7 +122,14 @@ pub async fn serve(
     for source in loaded.tiers.keys() {
         catalog.plan_from(source, now)?;
     }
+    let targets = loaded
+        .config
+        .targets
+        .keys()
+        .map(|name| (name.clone(), std::sync::Mutex::new(())))
+        .collect();
     let shared = Arc::new(Shared {
+        targets,
         loaded,
         data_dir,
         clock,
@@ -166,7 +176,7 @@ pub async fn serve(
                 ),
             );
             let shared = shared.clone();
-            running.spawn_blocking(move || (job.id, run_job(&shared, &job.source)));
+            running.spawn_blocking(move || (job.id, run_job(&shared, &job)));
         }
         // Wake for the next minute of schedule time, when a job ends, or to stop.
         let tick = shared.clock.real_time(chrono::Duration::seconds(60)).clamp(
@@ -221,7 +231,8 @@ fn log(clock: &Clock, message: &str) {
 }
 
 /// One job: back up the source to each target, then apply the tier's retention there.
-fn run_job(shared: &Shared, source_name: &str) -> Result<String, String> {
+fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> {
+    let source_name = job.source.as_str();
     let config = &shared.loaded.config;
     let source = config
         .sources
@@ -242,7 +253,11 @@ fn run_job(shared: &Shared, source_name: &str) -> Result<String, String> {
     let mut summaries = Vec::new();
     for target_name in source.targets.get_ref() {
         let target = &config.targets[target_name];
-        let summary = backup_to(shared, source_name, source, tier, target)
+        // A poisoned lock only means another job panicked; the target itself is fine.
+        let _turn = shared.targets[target_name]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let summary = backup_to(shared, job, source, tier, target)
             .map_err(|e| format!("target '{target_name}': {e:#}"))?;
         summaries.push(format!("{target_name}: {summary}"));
     }
@@ -290,11 +305,12 @@ fn open_target(target: &Target) -> crate::backend::Result<(Arc<dyn Backend>, boo
 
 fn backup_to(
     shared: &Shared,
-    source_name: &str,
+    job: &catalog::jobs::Job,
     source: &crate::config::Source,
     tier: &crate::schedule::tier::Tier,
     target: &Target,
 ) -> anyhow::Result<String> {
+    let source_name = job.source.as_str();
     let (backend, fresh) = open_target(target)?;
     let repo = if fresh {
         if shared.recipients.is_empty() {
@@ -318,8 +334,9 @@ fn backup_to(
         .ok_or_else(|| anyhow::anyhow!("another writer holds repository {}", repo.config.id))?;
     let mut catalog = Catalog::open(&shared.data_dir)?;
     let mut cache = catalog.for_repo(&repo)?;
-    let run = cache.start_run("backup")?;
     let now = shared.clock.now();
+    let run = cache.start_run("backup", now)?;
+    cache.tag_run(run, source_name, &tier.name, job.scheduled, job.id)?;
     let options = BackupOptions {
         paths: source.paths.clone(),
         tags: BTreeMap::from([
@@ -341,14 +358,14 @@ fn backup_to(
     ) {
         Ok(o) => o,
         Err(e) => {
-            cache.finish_run(run, Err(&e.to_string()))?;
+            cache.finish_run(run, Err(&e.to_string()), shared.clock.now())?;
             return Err(e.into());
         }
     };
     let snapshot = &outcome.snapshot;
     cache.record_snapshot(snapshot)?;
     cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
-    cache.finish_run(run, Ok(snapshot))?;
+    cache.finish_run(run, Ok(snapshot), shared.clock.now())?;
 
     // Retention for this source, on this target.
     let (all, _) = repo.snapshots()?;
