@@ -81,3 +81,27 @@ fn retention_simulate_prints_kept_snapshots_and_storage_day_by_day() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("between 0% and 100%"), "{}", run.stderr);
 }
+
+#[test]
+fn preview_of_a_configured_source_uses_its_tier_and_the_service_time_zone() {
+    let ws = Workspace::empty(Store::Local);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lifeboat.example.toml");
+    let run = ws
+        .lifeboat(&["schedule", "preview", "acme-share", "--config", example])
+        .args(&["--from", "2026-11-27T12:00:00Z", "--next", "3"])
+        .ok();
+    let lines: Vec<&str> = run.stdout.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        [
+            "  Fri 2026-11-27 15:00 CET",
+            "  Fri 2026-11-27 19:00 CET",
+            "  Mon 2026-11-30 07:00 CET"
+        ]
+    );
+    let run = ws
+        .lifeboat(&["schedule", "preview", "payroll", "--config", example])
+        .run();
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no source 'payroll'"), "{}", run.stderr);
+}

@@ -6,15 +6,21 @@ use crate::schedule::tier::Tier;
 
 #[derive(clap::Subcommand)]
 pub enum ScheduleCommand {
-    /// Print a tier's next runs in a time zone.
+    /// Print the next runs of a configured source, or of a tier.
     Preview {
-        /// A shipped tier (90/48, 90/4, 14/1, cold-vm-quarterly) or DAYS/PER_DAY.
-        #[arg(long)]
-        tier: String,
+        /// A source of the configuration; its tier and the service's time zone are used.
+        source: Option<String>,
+        /// Instead of a source: a shipped tier (90/48, 90/4, 14/1, cold-vm-quarterly) or
+        /// DAYS/PER_DAY.
+        #[arg(long, conflicts_with = "source", required_unless_present = "source")]
+        tier: Option<String>,
+        /// The configuration file (with SOURCE).
+        #[arg(long, env = "LIFEBOAT_CONFIG", default_value = "lifeboat.toml")]
+        config: std::path::PathBuf,
         /// How many runs.
         #[arg(long, default_value_t = 10)]
         next: usize,
-        /// IANA time zone the schedule runs in.
+        /// IANA time zone the schedule runs in (with --tier).
         #[arg(long, env = "LIFEBOAT_TZ", default_value = "UTC")]
         tz: String,
         /// Start from this time (RFC 3339) instead of now.
@@ -26,13 +32,38 @@ pub enum ScheduleCommand {
 pub fn run(command: ScheduleCommand) -> anyhow::Result<i32> {
     match command {
         ScheduleCommand::Preview {
+            source,
             tier,
+            config,
             next,
             tz,
             from,
         } => {
-            let tier = Tier::named(&tier).map_err(|e| CliError::new(exit::USAGE, e))?;
-            let zone = zone(&tz)?;
+            let (tier, zone) = match (source, tier) {
+                (Some(source), _) => {
+                    let loaded = crate::config::load(&config).map_err(|invalid| {
+                        CliError::new(exit::FAILED, invalid.to_string().trim_end())
+                    })?;
+                    let tier = loaded.tiers.get(&source).cloned().ok_or_else(|| {
+                        CliError::new(
+                            exit::USAGE,
+                            format!(
+                                "no source '{source}' in {} (sources: {})",
+                                config.display(),
+                                loaded.tiers.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        )
+                    })?;
+                    (tier, loaded.config.service.time_zone())
+                }
+                (None, Some(tier)) => (
+                    Tier::named(&tier).map_err(|e| CliError::new(exit::USAGE, e))?,
+                    zone(&tz)?,
+                ),
+                (None, None) => {
+                    return Err(CliError::new(exit::USAGE, "give a SOURCE or --tier").into())
+                }
+            };
             let from = from
                 .map(|t| t.with_timezone(&chrono::Utc))
                 .unwrap_or_else(chrono::Utc::now);
