@@ -12,6 +12,12 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 fn config(ws: &Workspace) -> std::path::PathBuf {
+    write_config(ws, "", "")
+}
+
+/// The test configuration, with `extra_source` lines added to the erp source and `extra`
+/// sections at the end.
+fn write_config(ws: &Workspace, extra_source: &str, extra: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
 [service]
@@ -40,6 +46,7 @@ kind = "files"
 paths = ["{src}"]
 tier = "90/48"
 targets = ["nas"]
+{extra_source}
 
 # A source whose folder is gone: it fails every slot, visibly, and blocks nothing.
 [sources.lost-share]
@@ -49,6 +56,8 @@ kind = "files"
 paths = ["{src}-gone"]
 tier = "90/48"
 targets = ["nas"]
+
+{extra}
 "#,
         keys = ws.path("keys").display(),
         repo = ws.path("repo").display(),
@@ -240,4 +249,51 @@ fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
     again.signal(libc::SIGTERM);
     assert_eq!(again.wait(), 0);
     ws.check(true).ok();
+}
+
+#[test]
+fn the_daily_copy_goes_to_the_second_site() {
+    let ws = Workspace::empty(Store::Local);
+    fs::create_dir_all(ws.path("src")).unwrap();
+    random_file(&ws.path("src/ledger.db"), 3 << 20, 7);
+    let dr = ws.path("dr");
+    let cfg = write_config(
+        &ws,
+        "copy_to = \"dr\"",
+        &format!(
+            "[targets.dr]\nkind = \"local\"\npath = \"{}\"\n",
+            dr.display()
+        ),
+    );
+    // 02:20 in Berlin: backups every 30 minutes, the copy at 02:30.
+    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T01:20:00Z");
+    let copied = daemon.wait_for("copied snapshot", 1);
+    assert!(copied.contains("from 'nas' to 'dr'"), "{copied}");
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(), 0);
+
+    let dr = dr.display().to_string();
+    let list = ws
+        .lifeboat(&["snapshots", "--json", "--repo", &dr])
+        .ok()
+        .json();
+    let snaps = list.as_array().unwrap();
+    assert_eq!(snaps.len(), 1, "{list}");
+    assert_eq!(snaps[0]["tags"]["source"], "erp-files");
+    let check = ws
+        .lifeboat(&["check", "--read-data", "--repo", &dr, "--key"])
+        .arg(ws.key())
+        .ok();
+    assert!(check.stderr.contains("no problems"), "{}", check.stderr);
+    let out = ws.path("out");
+    ws.lifeboat(&["restore", "--repo", &dr, "latest", "--target"])
+        .arg(&out)
+        .arg("--key")
+        .arg(ws.key())
+        .ok();
+    let src = ws.path("src");
+    assert_eq!(
+        fs::read(out.join(src.strip_prefix("/").unwrap()).join("ledger.db")).unwrap(),
+        fs::read(src.join("ledger.db")).unwrap()
+    );
 }

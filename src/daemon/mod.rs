@@ -74,6 +74,9 @@ pub enum Error {
 /// What every job needs, shared between the loop and the workers.
 struct Shared {
     loaded: Loaded,
+    /// What runs when: each source's backups under its name, and the daily copy of a source
+    /// with `copy_to` under `SOURCE>copy` (tier `14/1`).
+    schedules: BTreeMap<String, crate::schedule::tier::Tier>,
     /// One job at a time per target: jobs for the same target wait their turn (creating a
     /// repository and writing to it are not for two at once).
     targets: BTreeMap<String, std::sync::Mutex<()>>,
@@ -119,8 +122,9 @@ pub async fn serve(
             ),
         );
     }
-    for source in loaded.tiers.keys() {
-        catalog.plan_from(source, now)?;
+    let schedules = schedules(&loaded).map_err(Error::Setup)?;
+    for key in schedules.keys() {
+        catalog.plan_from(key, now)?;
     }
     let targets = loaded
         .config
@@ -129,6 +133,7 @@ pub async fn serve(
         .map(|name| (name.clone(), std::sync::Mutex::new(())))
         .collect();
     let shared = Arc::new(Shared {
+        schedules,
         targets,
         loaded,
         data_dir,
@@ -140,7 +145,7 @@ pub async fn serve(
         &shared.clock,
         &format!(
             "serving {} source(s) in {tz} with {workers} worker(s)",
-            shared.loaded.tiers.len()
+            shared.schedules.len()
         ),
     );
     let mut running: tokio::task::JoinSet<(i64, Result<String, String>)> =
@@ -150,8 +155,8 @@ pub async fn serve(
     loop {
         let now = shared.clock.now();
         let last = catalog.planned()?;
-        for d in due::due(&shared.loaded.tiers, &last, &tz, now) {
-            let tier = &shared.loaded.tiers[&d.source].name;
+        for d in due::due(&shared.schedules, &last, &tz, now) {
+            let tier = &shared.schedules[&d.source].name;
             if let Some(id) = catalog.enqueue(&d.source, tier, d.scheduled, d.missed, now)? {
                 let note = if d.missed > 0 {
                     format!(" (catch-up for {} missed slot(s))", d.missed)
@@ -231,7 +236,24 @@ fn log(clock: &Clock, message: &str) {
 }
 
 /// One job: back up the source to each target, then apply the tier's retention there.
+/// The schedule key of a source's daily copy to its second site.
+const COPY_SUFFIX: &str = ">copy";
+
+fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::Tier>, String> {
+    let mut out = loaded.tiers.clone();
+    let copy_tier = crate::schedule::tier::Tier::named("14/1")?;
+    for (name, source) in &loaded.config.sources {
+        if source.copy_to.is_some() {
+            out.insert(format!("{name}{COPY_SUFFIX}"), copy_tier.clone());
+        }
+    }
+    Ok(out)
+}
+
 fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> {
+    if let Some(source) = job.source.strip_suffix(COPY_SUFFIX) {
+        return copy_job(shared, source).map_err(|e| format!("{e:#}"));
+    }
     let source_name = job.source.as_str();
     let config = &shared.loaded.config;
     let source = config
@@ -397,6 +419,92 @@ fn backup_to(
         snapshot.id.short(),
         snapshot.manifest.stats.files,
         snapshot.manifest.stats.bytes_added,
+        forgotten.forgotten.len()
+    ))
+}
+
+/// The daily disaster-recovery copy: the source's newest snapshot, from its first target to
+/// its `copy_to` target (which becomes a replica of that repository), then the copy tier's
+/// retention there.
+fn copy_job(shared: &Shared, source_name: &str) -> anyhow::Result<String> {
+    let config = &shared.loaded.config;
+    let source = config
+        .sources
+        .get(source_name)
+        .ok_or_else(|| anyhow::anyhow!("source '{source_name}' is no longer configured"))?;
+    let (from_name, to_name) = match (source.targets.get_ref().first(), &source.copy_to) {
+        (Some(from), Some(to)) => (from.clone(), to.get_ref().clone()),
+        _ => anyhow::bail!("source '{source_name}' has no target or no copy_to"),
+    };
+    let tier = &shared.schedules[&format!("{source_name}{COPY_SUFFIX}")];
+    // Both targets' turns, taken in name order so that two copies in opposite directions
+    // cannot wait for each other.
+    let mut names = [&from_name, &to_name];
+    names.sort();
+    let _turns: Vec<_> = names
+        .iter()
+        .map(|n| {
+            shared.targets[*n]
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
+        .collect();
+    let (backend, fresh) = open_target(&config.targets[&from_name])?;
+    if fresh {
+        anyhow::bail!("target '{from_name}' holds no backup of '{source_name}' yet");
+    }
+    let repo = Repository::open(backend, shared.signing.public())?;
+    let (all, _) = repo.snapshots()?;
+    let newest = all
+        .into_iter()
+        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source_name))
+        .max_by_key(|s| s.manifest.time)
+        .ok_or_else(|| {
+            anyhow::anyhow!("target '{from_name}' holds no backup of '{source_name}' yet")
+        })?;
+    let (dest, _) = open_target(&config.targets[&to_name])?;
+    let report = crate::repo::copy::copy(
+        &repo,
+        &dest,
+        std::slice::from_ref(&newest),
+        &crate::progress::Silent,
+    )?;
+
+    // Retention at the second site, for this source.
+    let copy = Repository::open(dest, shared.signing.public())?;
+    let _lock = catalog::lock_repository(&shared.data_dir, &copy.config.id)?;
+    let now = shared.clock.now();
+    let (there, _) = copy.snapshots()?;
+    let mine: Vec<_> = there
+        .into_iter()
+        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source_name))
+        .collect();
+    let candidates: Vec<retention::Candidate> = mine
+        .iter()
+        .map(|s| retention::Candidate {
+            id: s.id.to_hex(),
+            time: s.manifest.time,
+            pinned: None,
+        })
+        .collect();
+    let decisions = retention::plan(
+        &candidates,
+        &tier.retention,
+        &config.service.time_zone(),
+        now,
+    );
+    let doomed: Vec<_> = mine
+        .into_iter()
+        .filter(|s| decisions.iter().any(|d| !d.keep && d.id == s.id.to_hex()))
+        .collect();
+    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut memory = catalog.for_repo(&copy)?;
+    let forgotten = crate::repo::prune::forget(&copy, &mut memory, &doomed, false)?;
+    Ok(format!(
+        "copied snapshot {} from '{from_name}' to '{to_name}' ({} pack(s), {} bytes sent), {} forgotten there by retention",
+        newest.id.short(),
+        report.packs_copied,
+        report.bytes_copied,
         forgotten.forgotten.len()
     ))
 }
