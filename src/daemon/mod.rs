@@ -390,30 +390,7 @@ fn backup_to(
     cache.finish_run(run, Ok(snapshot), shared.clock.now())?;
 
     // Retention for this source, on this target.
-    let (all, _) = repo.snapshots()?;
-    let mine: Vec<_> = all
-        .into_iter()
-        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source_name))
-        .collect();
-    let candidates: Vec<retention::Candidate> = mine
-        .iter()
-        .map(|s| retention::Candidate {
-            id: s.id.to_hex(),
-            time: s.manifest.time,
-            pinned: None,
-        })
-        .collect();
-    let decisions = retention::plan(
-        &candidates,
-        &tier.retention,
-        &shared.loaded.config.service.time_zone(),
-        now,
-    );
-    let doomed: Vec<_> = mine
-        .into_iter()
-        .filter(|s| decisions.iter().any(|d| !d.keep && d.id == s.id.to_hex()))
-        .collect();
-    let forgotten = crate::repo::prune::forget(&repo, &mut cache, &doomed, false)?;
+    let forgotten = forget_by_retention(shared, &repo, &mut cache, source_name, tier, now)?;
     Ok(format!(
         "snapshot {} ({} files, {} bytes added), {} forgotten by retention",
         snapshot.id.short(),
@@ -473,11 +450,39 @@ fn copy_job(shared: &Shared, source_name: &str) -> anyhow::Result<String> {
     // Retention at the second site, for this source.
     let copy = Repository::open(dest, shared.signing.public())?;
     let _lock = catalog::lock_repository(&shared.data_dir, &copy.config.id)?;
-    let now = shared.clock.now();
-    let (there, _) = copy.snapshots()?;
-    let mine: Vec<_> = there
+    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut memory = catalog.for_repo(&copy)?;
+    let forgotten = forget_by_retention(
+        shared,
+        &copy,
+        &mut memory,
+        source_name,
+        tier,
+        shared.clock.now(),
+    )?;
+    Ok(format!(
+        "copied snapshot {} from '{from_name}' to '{to_name}' ({} pack(s), {} bytes sent), {} forgotten there by retention",
+        newest.id.short(),
+        report.packs_copied,
+        report.bytes_copied,
+        forgotten.forgotten.len()
+    ))
+}
+
+/// Applies `tier`'s retention to the snapshots of `source` in `repo`: forgets those it does
+/// not keep (never the newest, never a locked one).
+fn forget_by_retention(
+    shared: &Shared,
+    repo: &Repository,
+    memory: &mut dyn crate::repo::prune::PruneMemory,
+    source: &str,
+    tier: &crate::schedule::tier::Tier,
+    now: DateTime<Utc>,
+) -> anyhow::Result<crate::repo::prune::ForgetReport> {
+    let (all, _) = repo.snapshots()?;
+    let mine: Vec<_> = all
         .into_iter()
-        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source_name))
+        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source))
         .collect();
     let candidates: Vec<retention::Candidate> = mine
         .iter()
@@ -487,24 +492,11 @@ fn copy_job(shared: &Shared, source_name: &str) -> anyhow::Result<String> {
             pinned: None,
         })
         .collect();
-    let decisions = retention::plan(
-        &candidates,
-        &tier.retention,
-        &config.service.time_zone(),
-        now,
-    );
+    let zone = shared.loaded.config.service.time_zone();
+    let decisions = retention::plan(&candidates, &tier.retention, &zone, now);
     let doomed: Vec<_> = mine
         .into_iter()
         .filter(|s| decisions.iter().any(|d| !d.keep && d.id == s.id.to_hex()))
         .collect();
-    let mut catalog = Catalog::open(&shared.data_dir)?;
-    let mut memory = catalog.for_repo(&copy)?;
-    let forgotten = crate::repo::prune::forget(&copy, &mut memory, &doomed, false)?;
-    Ok(format!(
-        "copied snapshot {} from '{from_name}' to '{to_name}' ({} pack(s), {} bytes sent), {} forgotten there by retention",
-        newest.id.short(),
-        report.packs_copied,
-        report.bytes_copied,
-        forgotten.forgotten.len()
-    ))
+    Ok(crate::repo::prune::forget(repo, memory, &doomed, false)?)
 }
