@@ -157,7 +157,7 @@ impl S3Backend {
     /// Opens the repository at `url`; fails when the bucket is unreachable or holds no
     /// repository there.
     pub fn open(url: &S3Url, options: S3Options) -> Result<Self> {
-        let backend = Self::connect(url, options)?;
+        let (backend, _) = Self::connect(url, options)?;
         let configs = backend.list(ObjectKind::Config)?;
         if configs.is_empty() {
             return Err(Error::NotFound {
@@ -172,25 +172,9 @@ impl S3Backend {
     /// Prepares a new repository at `url`: the bucket must exist and hold nothing under the
     /// prefix.
     pub fn create(url: &S3Url, options: S3Options) -> Result<Self> {
-        let backend = Self::connect(url, options)?;
-        let prefix = backend.key("");
-        let this = &backend;
-        let taken = this.call("listing", "the repository prefix", |client| {
-            let prefix = prefix.clone();
-            async move {
-                let out = client
-                    .list_objects_v2()
-                    .bucket(&this.url.bucket)
-                    .prefix(prefix)
-                    .max_keys(1)
-                    .send()
-                    .await
-                    .map_err(|e| this.classify(e))?;
-                Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
-            }
-        })?;
-        if taken {
-            return Err(this.remote_error(
+        let (backend, prefix_used) = Self::connect(url, options)?;
+        if prefix_used {
+            return Err(backend.remote_error(
                 "refusing to create a repository",
                 "at that prefix".into(),
                 "the prefix is not empty; choose another bucket or prefix".into(),
@@ -200,7 +184,8 @@ impl S3Backend {
         Ok(backend)
     }
 
-    fn connect(url: &S3Url, options: S3Options) -> Result<Self> {
+    /// Reaches the bucket. Returns the backend and whether anything exists under the prefix.
+    fn connect(url: &S3Url, options: S3Options) -> Result<(Self, bool)> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("lifeboat-s3")
@@ -226,22 +211,22 @@ impl S3Backend {
         // or bucket name is wrong.
         let this = &backend;
         let prefix = this.key("");
-        this.call("reaching", "the bucket", |client| {
+        let prefix_used = this.call("reaching", "the bucket", |client| {
             let prefix = prefix.clone();
             async move {
-                client
+                let out = client
                     .list_objects_v2()
                     .bucket(&this.url.bucket)
                     .prefix(prefix)
                     .max_keys(1)
                     .send()
                     .await
-                    .map(|_| ())
-                    .map_err(|e| this.classify(e))
+                    .map_err(|e| this.classify(e))?;
+                Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
             }
         })?;
         backend.object_lock = backend.probe_object_lock()?;
-        Ok(backend)
+        Ok((backend, prefix_used))
     }
 
     /// Whether the bucket has Object Lock enabled. A store that does not implement the call,
@@ -275,15 +260,6 @@ impl S3Backend {
         )
     }
 
-    /// Whether objects here can be locked against deletion until a date.
-    pub fn object_lock_enabled(&self) -> bool {
-        self.object_lock
-    }
-
-    pub fn url(&self) -> &S3Url {
-        &self.url
-    }
-
     fn key(&self, rel: &str) -> String {
         if self.url.prefix.is_empty() {
             rel.to_string()
@@ -302,7 +278,7 @@ impl S3Backend {
         Error::Remote {
             action,
             what,
-            location: format!("{} at {}", self.url, self.endpoint),
+            location: self.location(),
             message,
             transient,
         }
