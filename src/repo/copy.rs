@@ -169,14 +169,16 @@ pub fn copy(
     }
 
     // 3. Manifests, last: each one commits its snapshot at the destination.
-    for snapshot in &todo {
-        let name = snapshot.id.to_hex();
-        let data = source.backend().get(ObjectKind::Snapshot, &name)?;
-        check_name(ObjectKind::Snapshot, &name, &data)?;
-        report.bytes_copied += data.len() as u64;
-        dest.put(ObjectKind::Snapshot, &name, data)?;
-        report.snapshots_copied.push(snapshot.id);
-    }
+    let manifests: Vec<String> = todo.iter().map(|s| s.id.to_hex()).collect();
+    progress.phase("copying snapshots", Some(manifests.len() as u64), false);
+    report.bytes_copied += transfer(
+        source.backend(),
+        dest,
+        ObjectKind::Snapshot,
+        &manifests,
+        progress,
+    )?;
+    report.snapshots_copied = todo.iter().map(|s| s.id).collect();
     progress.finish();
     Ok(report)
 }
