@@ -728,20 +728,9 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
             let now = chrono::Utc::now();
             let mut doomed = Vec::new();
             for (source, group) in sources {
-                let candidates: Vec<retention::Candidate> = group
-                    .iter()
-                    .map(|s| retention::Candidate {
-                        id: s.id.to_hex(),
-                        time: s.manifest.time,
-                        pinned: None,
-                    })
-                    .collect();
-                let decisions = retention::plan(&candidates, policy, &chrono::Local, now);
-                for d in decisions.iter().filter(|d| !d.keep) {
-                    if let Some(s) = group.iter().find(|s| s.id.to_hex() == d.id) {
-                        doomed.push((*s).clone());
-                    }
-                }
+                let (decisions, forgotten) =
+                    crate::repo::prune::by_policy(&group, policy, &chrono::Local, now);
+                doomed.extend(forgotten);
                 plan.push((source, decisions));
             }
             doomed

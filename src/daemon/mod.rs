@@ -15,7 +15,7 @@ use crate::config::{Loaded, SourceKind, Target, TargetKind};
 use crate::repo::backup::{self, BackupOptions};
 use crate::repo::crypto::{PublicCert, SecretKey};
 use crate::repo::Repository;
-use crate::schedule::{due, retention};
+use crate::schedule::due;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -144,7 +144,7 @@ pub async fn serve(
     log(
         &shared.clock,
         &format!(
-            "serving {} source(s) in {tz} with {workers} worker(s)",
+            "serving {} schedule(s) in {tz} with {workers} worker(s)",
             shared.schedules.len()
         ),
     );
@@ -481,22 +481,10 @@ fn forget_by_retention(
 ) -> anyhow::Result<crate::repo::prune::ForgetReport> {
     let (all, _) = repo.snapshots()?;
     let mine: Vec<_> = all
-        .into_iter()
+        .iter()
         .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source))
         .collect();
-    let candidates: Vec<retention::Candidate> = mine
-        .iter()
-        .map(|s| retention::Candidate {
-            id: s.id.to_hex(),
-            time: s.manifest.time,
-            pinned: None,
-        })
-        .collect();
     let zone = shared.loaded.config.service.time_zone();
-    let decisions = retention::plan(&candidates, &tier.retention, &zone, now);
-    let doomed: Vec<_> = mine
-        .into_iter()
-        .filter(|s| decisions.iter().any(|d| !d.keep && d.id == s.id.to_hex()))
-        .collect();
+    let (_, doomed) = crate::repo::prune::by_policy(&mine, &tier.retention, &zone, now);
     Ok(crate::repo::prune::forget(repo, memory, &doomed, false)?)
 }

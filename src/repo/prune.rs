@@ -13,6 +13,7 @@ use super::ids::{IndexId, PackId, SnapshotId};
 use super::{Error, Repository, Result, Snapshot};
 use crate::backend::{self, ObjectKind};
 use crate::progress::Progress;
+use crate::schedule::retention;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
@@ -49,6 +50,36 @@ pub struct PruneReport {
     pub indexes_deleted: u64,
     pub still_locked: Vec<Locked>,
     pub dry_run: bool,
+}
+
+/// Applies a retention policy to the snapshots of one source: the decisions (newest first,
+/// with reasons) and the snapshots the policy forgets.
+pub fn by_policy<Tz: chrono::TimeZone>(
+    snapshots: &[&Snapshot],
+    policy: &retention::Policy,
+    tz: &Tz,
+    now: DateTime<Utc>,
+) -> (Vec<retention::Decision>, Vec<Snapshot>) {
+    let candidates: Vec<retention::Candidate> = snapshots
+        .iter()
+        .map(|s| retention::Candidate {
+            id: s.id.to_hex(),
+            time: s.manifest.time,
+            pinned: None,
+        })
+        .collect();
+    let decisions = retention::plan(&candidates, policy, tz, now);
+    let forgotten: HashSet<&str> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.as_str())
+        .collect();
+    let doomed = snapshots
+        .iter()
+        .filter(|s| forgotten.contains(s.id.to_hex().as_str()))
+        .map(|s| (*s).clone())
+        .collect();
+    (decisions, doomed)
 }
 
 /// Deletes the manifests of `snapshots`, except those still locked.
