@@ -297,3 +297,32 @@ fn the_daily_copy_goes_to_the_second_site() {
         fs::read(src.join("ledger.db")).unwrap()
     );
 }
+
+#[test]
+fn scheduled_backups_reach_an_s3_target() {
+    let ws = Workspace::with(Store::S3);
+    fs::create_dir_all(ws.path("src")).unwrap();
+    random_file(&ws.path("src/ledger.db"), 2 << 20, 11);
+    let cfg = config(&ws);
+    let local_target = format!("kind = \"local\"\npath = \"{}\"", ws.path("repo").display());
+    let s3_target = format!(
+        "kind = \"s3\"\nurl = \"{}\"\nendpoint = \"{}\"\npath_style = true",
+        ws.repo(),
+        ws.server.as_ref().unwrap().endpoint()
+    );
+    let text = fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains(&local_target));
+    fs::write(&cfg, text.replace(&local_target, &s3_target)).unwrap();
+
+    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:59:00Z");
+    daemon.wait_for("done: nas: snapshot", 2);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
+    let list = ws
+        .lifeboat(&["snapshots", "--json", "--repo"])
+        .arg(ws.repo())
+        .ok()
+        .json();
+    assert!(list.as_array().unwrap().len() >= 2, "{list}");
+    ws.check(true).ok();
+}
