@@ -56,7 +56,15 @@ impl LocalBackend {
             }
             Err(e) => return Err(io("reading", e)),
         }
-        for dir in ["config", "data", "index", "snapshots", "tmp"] {
+        for dir in [
+            "config",
+            "data",
+            "index",
+            "snapshots",
+            "sessions",
+            "marks",
+            "tmp",
+        ] {
             fs::create_dir_all(root.join(dir)).map_err(|e| io("creating", e))?;
         }
         for byte in 0..=255u8 {
@@ -117,6 +125,11 @@ impl Backend for LocalBackend {
             .and_then(|_| tmp.as_file().sync_all())
             .map_err(|e| self.io_err("writing", what.clone(), e))?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
+        if !kind.kept() {
+            // Repositories made before sessions and marks existed lack their folders.
+            fs::create_dir_all(&parent)
+                .map_err(|e| self.io_err("creating the folder of", what.clone(), e))?;
+        }
         tmp.persist(&path)
             .map_err(|e| self.io_err("moving into place", what.clone(), e.error))?;
         sync_dir(&parent).map_err(|e| self.io_err("flushing the folder of", what, e))
@@ -132,6 +145,9 @@ impl Backend for LocalBackend {
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>> {
         let base = self.root.join(kind.dir());
+        if !kind.kept() && !base.exists() {
+            return Ok(Vec::new()); // a repository made before sessions and marks existed
+        }
         let mut dirs = vec![base.clone()];
         if kind.fanned_out() {
             dirs = fs::read_dir(&base)

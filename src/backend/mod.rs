@@ -19,9 +19,14 @@ pub enum ObjectKind {
     Data,
     Index,
     Snapshot,
+    /// A writer at work (see `repo::session`): short-lived, never locked.
+    Session,
+    /// Packs prune found unreferenced and will delete (see `repo::session`): never locked.
+    Mark,
 }
 
 impl ObjectKind {
+    /// The kinds that hold the repository's contents (not the coordination objects).
     pub const ALL: [ObjectKind; 4] = [
         ObjectKind::Config,
         ObjectKind::Index,
@@ -35,7 +40,15 @@ impl ObjectKind {
             ObjectKind::Data => "data",
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshots",
+            ObjectKind::Session => "sessions",
+            ObjectKind::Mark => "marks",
         }
+    }
+
+    /// Whether objects of this kind are the repository's contents, which Object Lock protects;
+    /// sessions and marks come and go and are never locked.
+    pub fn kept(self) -> bool {
+        !matches!(self, ObjectKind::Session | ObjectKind::Mark)
     }
 
     /// Data objects are many: they are fanned out over 256 sub-folders by their first byte.

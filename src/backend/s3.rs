@@ -413,7 +413,12 @@ impl S3Backend {
         }
     }
 
-    async fn put_single(&self, key: &str, body: Bytes) -> std::result::Result<(), Failure> {
+    async fn put_single(
+        &self,
+        kind: ObjectKind,
+        key: &str,
+        body: Bytes,
+    ) -> std::result::Result<(), Failure> {
         let mut req = self
             .client
             .put_object()
@@ -423,7 +428,7 @@ impl S3Backend {
             .checksum_sha256(sha256_b64(&body))
             .content_length(body.len() as i64)
             .body(ByteStream::from(body));
-        if let Some(until) = self.lock_until() {
+        if let Some(until) = self.lock_until(kind) {
             req = req
                 .object_lock_mode(ObjectLockMode::Compliance)
                 .object_lock_retain_until_date(to_smithy(until));
@@ -442,7 +447,7 @@ impl S3Backend {
                 .bucket(&self.url.bucket)
                 .key(key)
                 .checksum_algorithm(ChecksumAlgorithm::Sha256);
-            if let Some(until) = self.lock_until() {
+            if let Some(until) = self.lock_until(kind) {
                 req = req
                     .object_lock_mode(ObjectLockMode::Compliance)
                     .object_lock_retain_until_date(to_smithy(until));
@@ -562,8 +567,9 @@ impl S3Backend {
     }
 
     /// The retain-until date new objects get, when the bucket has Object Lock.
-    fn lock_until(&self) -> Option<DateTime<Utc>> {
-        if !self.object_lock {
+    /// The lock date for a new object of `kind`, if new objects are being locked.
+    fn lock_until(&self, kind: ObjectKind) -> Option<DateTime<Utc>> {
+        if !self.object_lock || !kind.kept() {
             return None;
         }
         self.new_objects_until.lock().map(|u| *u).unwrap_or(None)
@@ -757,7 +763,7 @@ impl Backend for S3Backend {
         }
         self.on_object("storing", kind, name, |_, key| {
             let body = body.clone();
-            async move { self.put_single(&key, body).await }
+            async move { self.put_single(kind, &key, body).await }
         })
     }
 

@@ -651,6 +651,10 @@ impl LockMemory for RepoCatalog<'_> {
 }
 
 impl BackupCache for RepoCatalog<'_> {
+    fn forget_missing(&mut self, packs: &[PackId]) -> repo::Result<()> {
+        self.remove_packs(packs).map_err(to_repo)
+    }
+
     fn indexes_of(&mut self, packs: &[PackId]) -> repo::Result<Vec<IndexId>> {
         let mut stmt = self
             .sql(

@@ -367,10 +367,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    crate::repo::session::this_host()
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -667,6 +664,19 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
+/// Opens a repository to delete from it: as its signer, with its catalog. No lock: forget
+/// deletes only manifests, and prune deletes in two phases, safely beside running backups.
+fn open_to_delete(
+    ctx: &Context,
+    repo: &RepoArg,
+    signing_key: &std::path::Path,
+) -> anyhow::Result<(SecretKey, Repository, Catalog)> {
+    let signing = load_secret(signing_key)?;
+    let repository = Repository::open(open_backend(repo)?, signing.public())?;
+    ctx.pin_signer(&repository.config.id, &signing.public())?;
+    Ok((signing, repository, Catalog::open(&ctx.data_dir)?))
+}
+
 /// Opens a repository to change it: as its signer, holding its lock, with its catalog.
 fn open_for_writing(
     ctx: &Context,
@@ -707,7 +717,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &common.repo, &common.signing_key)?;
+    let (_, repo, mut catalog) = open_to_delete(ctx, &common.repo, &common.signing_key)?;
     let mut plan: Vec<(String, Vec<retention::Decision>)> = Vec::new();
     let snapshots = match &policy {
         None => args
@@ -784,28 +794,59 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
 
 pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
     let common = &args.common;
-    let (_, repo, _lock, mut catalog) = open_for_writing(ctx, &common.repo, &common.signing_key)?;
+    let (_, repo, mut catalog) = open_to_delete(ctx, &common.repo, &common.signing_key)?;
     let mut memory = catalog.for_repo(&repo)?;
     let progress = ctx.progress();
-    let report = crate::repo::prune::prune(&repo, &mut memory, common.dry_run, &progress)
+    let options = crate::repo::prune::PruneOptions {
+        dry_run: common.dry_run,
+        ..Default::default()
+    };
+    let report = crate::repo::prune::prune(&repo, &mut memory, options, &progress)
         .inspect_err(|_| progress.finish_quietly())?;
     if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        eprintln!(
-            "{} {} unused pack(s) ({}) and {} index(es); {} pack(s) in use by {} snapshot(s)",
-            if common.dry_run {
-                "would delete"
-            } else {
-                "deleted"
-            },
-            report.packs_deleted,
-            human_bytes(report.bytes_freed),
-            report.indexes_deleted,
-            report.packs_kept,
-            report.snapshots
-        );
-        print_locked(&report.still_locked);
+        print_prune(&report);
     }
     Ok(exit::OK)
+}
+
+fn print_prune(report: &crate::repo::prune::PruneReport) {
+    let (would, marked) = if report.dry_run {
+        ("would delete", "would mark")
+    } else {
+        ("deleted", "marked")
+    };
+    eprintln!(
+        "{} pack(s) in use by {} snapshot(s); {marked} {} unused pack(s) for deletion",
+        report.packs_kept, report.snapshots, report.packs_marked
+    );
+    eprintln!(
+        "{would} {} pack(s) ({}) and {} index(es){}",
+        report.packs_deleted,
+        human_bytes(report.bytes_freed),
+        report.indexes_deleted,
+        if report.packs_spared > 0 {
+            format!(
+                "; kept {} marked pack(s) that new snapshots use",
+                report.packs_spared
+            )
+        } else {
+            String::new()
+        }
+    );
+    for w in &report.waiting {
+        eprintln!(
+            "{} marked pack(s) wait for a later prune: in use possibly by {}",
+            w.packs,
+            w.sessions.join(", ")
+        );
+    }
+    for s in &report.stale_sessions {
+        eprintln!("removed the stale session of a {s} that stopped refreshing it");
+    }
+    for p in &report.problems {
+        eprintln!("ignored: {p}");
+    }
+    print_locked(&report.still_locked);
 }

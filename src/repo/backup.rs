@@ -12,6 +12,7 @@ use super::ids::{ChunkId, IndexId, PackId, SnapshotId};
 use super::index::PackInfo;
 use super::lock::{ensure_locked, lock_target, LockMemory, LockStats};
 use super::pack::PackBuilder;
+use super::session::{Session, SessionKind, Timing};
 use super::snapshot::{Manifest, Snapshot, SnapshotStats, SNAPSHOT_FORMAT};
 use super::tree::{ChunkRef, Entry, EntryKind};
 use super::{Error, Repository, Result};
@@ -41,6 +42,9 @@ pub trait BackupCache: LockMemory {
     fn file_cache(&mut self, paths_key: &str) -> Result<(Option<SnapshotId>, FileCache)>;
     /// The indexes that cover these packs.
     fn indexes_of(&mut self, packs: &[PackId]) -> Result<Vec<IndexId>>;
+    /// Packs found missing from the repository (a prune elsewhere deleted them): never
+    /// deduplicate against them again.
+    fn forget_missing(&mut self, packs: &[PackId]) -> Result<()>;
 }
 
 /// What a file looked like when it was last backed up.
@@ -234,6 +238,8 @@ struct Run<'a> {
     sent: HashSet<ChunkId>,
     /// Packs holding chunks this snapshot reuses.
     reused_packs: BTreeSet<PackId>,
+    /// Packs a prune is about to delete: not to be reused.
+    condemned: HashSet<PackId>,
     /// Packs written by this run.
     written: Vec<PackInfo>,
     stats: SnapshotStats,
@@ -277,6 +283,14 @@ impl Run<'_> {
         }
     }
 
+    /// The pack to reuse for a chunk the repository has, unless a prune is about to delete it.
+    fn reusable(&mut self, id: &ChunkId) -> Result<Option<PackId>> {
+        Ok(self
+            .cache
+            .chunk_pack(id)?
+            .filter(|p| !self.condemned.contains(p)))
+    }
+
     /// Decides what to do with one chunk of content: nothing (zero run), reuse, or store.
     fn add_chunk(&mut self, data: Vec<u8>, refs: &mut Vec<ChunkRef>) -> Result<()> {
         let len = data.len() as u64;
@@ -292,7 +306,7 @@ impl Run<'_> {
         if self.sent.contains(&id) {
             return Ok(());
         }
-        if let Some(pack) = self.cache.chunk_pack(&id)? {
+        if let Some(pack) = self.reusable(&id)? {
             self.reused_packs.insert(pack);
             return Ok(());
         }
@@ -310,7 +324,7 @@ impl Run<'_> {
                 if self.sent.contains(id) {
                     continue;
                 }
-                match self.cache.chunk_pack(id)? {
+                match self.reusable(id)? {
                     Some(p) => packs.push(p),
                     None => return Ok(false),
                 }
@@ -429,7 +443,7 @@ impl Run<'_> {
             if queued.contains(&id) {
                 continue;
             }
-            if let Some(pack) = self.cache.chunk_pack(&id)? {
+            if let Some(pack) = self.reusable(&id)? {
                 self.reused_packs.insert(pack);
                 continue;
             }
@@ -470,6 +484,14 @@ pub fn backup(
 ) -> Result<BackupOutcome> {
     repo.check_signing_key(signing)?;
     let started = Instant::now();
+    // Announced before anything is decided: a prune now leaves alone what this run may reuse.
+    let session = Session::begin(
+        repo.backend.clone(),
+        &repo.config.id,
+        SessionKind::Backup,
+        Timing::default(),
+        progress,
+    )?;
     let time = options.time.unwrap_or_else(chrono::Utc::now);
     let roots =
         fs_source::normalize_roots(&options.paths).map_err(|e| Error::Source(e.to_string()))?;
@@ -500,6 +522,7 @@ pub fn backup(
         hardlinks: HashMap::new(),
         sent: HashSet::new(),
         reused_packs: BTreeSet::new(),
+        condemned: session.condemned().clone(),
         written: Vec::new(),
         stats: SnapshotStats::default(),
         packers: Packers::start(repo, threads, repo.backend.uploads()),
@@ -536,15 +559,23 @@ pub fn backup(
     }
     let mut packs: BTreeSet<PackId> = run.reused_packs.clone();
     packs.extend(run.written.iter().map(|p| p.id));
-    // The cache may remember packs that were removed from the repository since: never commit
+    // The cache may remember packs that a prune on another host removed since: never commit
     // a snapshot that points at missing data.
+    let mut missing = Vec::new();
     for p in &run.reused_packs {
         if !repo.backend.exists(ObjectKind::Data, &p.to_hex())? {
-            return Err(Error::Corrupt {
-                object: ObjectKind::Data.path(&p.to_hex()),
-                reason: "the catalog lists it but the repository does not have it; run 'lifeboat catalog rebuild'".into(),
-            });
+            missing.push(*p);
         }
+    }
+    if !missing.is_empty() {
+        run.cache.forget_missing(&missing)?;
+        return Err(Error::Interrupted(format!(
+            "{} pack(s) this backup reuses, such as {}, are no longer in the repository \
+             (removed by a prune elsewhere?); nothing was committed. The catalog has forgotten \
+             them: run the backup again and it stores that data anew",
+            missing.len(),
+            ObjectKind::Data.path(&missing[0].to_hex())
+        )));
     }
     let mut locks = LockStats::default();
     if let Some((needed, target)) = lock_dates {
@@ -587,8 +618,11 @@ pub fn backup(
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     let signed = super::crypto::sign(signing, &json)?;
     let id = SnapshotId::of(&signed);
+    session.guard()?;
     repo.backend
         .put(ObjectKind::Snapshot, &id.to_hex(), signed)?;
+    // A session left behind (the store failed just now) goes stale and prune removes it.
+    let _ = session.end();
     progress.finish();
     Ok(BackupOutcome {
         snapshot: Snapshot { id, manifest },

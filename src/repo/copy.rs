@@ -10,6 +10,7 @@
 
 use super::ids::{PackId, SnapshotId};
 use super::lock::{ensure_locked, lock_target, LockStats, NoMemory};
+use super::session::{Session, SessionKind, Timing};
 use super::{check_name, Error, Repository, Result, Snapshot};
 use crate::backend::{Backend, ObjectKind};
 use crate::progress::Progress;
@@ -71,6 +72,16 @@ pub fn copy(
         created: prepare_destination(source, dest.as_ref())?,
         ..Default::default()
     };
+    // Packs keep their names in a copy, so what the destination already has is reused as it
+    // is: announced before looking, this copy holds up every sweep there until it is done, and
+    // it starts only once no sweep is running.
+    let session = Session::begin(
+        dest.clone(),
+        &source.config.id,
+        SessionKind::Copy,
+        Timing::default(),
+        progress,
+    )?;
     let have_snapshots: HashSet<String> = dest
         .list(ObjectKind::Snapshot)?
         .into_iter()
@@ -169,6 +180,7 @@ pub fn copy(
     }
 
     // 3. Manifests, last: each one commits its snapshot at the destination.
+    session.guard()?;
     let manifests: Vec<String> = todo.iter().map(|s| s.id.to_hex()).collect();
     progress.phase("copying snapshots", Some(manifests.len() as u64), false);
     report.bytes_copied += transfer(
@@ -179,6 +191,8 @@ pub fn copy(
         progress,
     )?;
     report.snapshots_copied = todo.iter().map(|s| s.id).collect();
+    // A session left behind goes stale and prune removes it.
+    let _ = session.end();
     progress.finish();
     Ok(report)
 }

@@ -3,7 +3,8 @@
 //!
 //! Objects: `config/` (the signed repository config), `data/` (packs of compressed chunks,
 //! encrypted), `index/` (where chunks live, signed and encrypted), `snapshots/` (signed
-//! manifests, the commit points). Every object's name is the SHA-256 of its stored bytes.
+//! manifests, the commit points), and the coordination objects `sessions/` and `marks/` (see
+//! `session`). Every object's name is the SHA-256 of its stored bytes.
 
 pub mod backup;
 pub mod check;
@@ -17,6 +18,7 @@ pub mod lock;
 pub mod pack;
 pub mod prune;
 pub mod restore;
+pub mod session;
 pub mod snapshot;
 pub mod tree;
 
@@ -60,6 +62,9 @@ pub enum Error {
     Target(String),
     #[error("{0}")]
     Invalid(String),
+    /// The run stopped before its commit and may succeed if run again.
+    #[error("{0}")]
+    Interrupted(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -68,6 +73,7 @@ impl Error {
     /// Whether running the same command again may succeed without changing anything.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Backend(e) if e.is_transient())
+            || matches!(self, Error::Interrupted(_))
     }
 
     /// Whether the error means the repository holds damaged or unauthentic data.

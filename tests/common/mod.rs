@@ -154,6 +154,29 @@ impl Workspace {
         }
     }
 
+    /// The workspace's repository store, opened in this process (as another host would).
+    pub fn backend(&self) -> std::sync::Arc<dyn lifeboat::backend::Backend> {
+        use lifeboat::backend::{LocalBackend, S3Backend, S3Options, S3Url};
+        match &self.server {
+            None => std::sync::Arc::new(LocalBackend::open(&self.path("repo")).expect("open")),
+            Some(server) => {
+                for (k, v) in server.client_env() {
+                    // Edition 2021; every server of the tests has the same credentials, so
+                    // other threads see the same values whenever they read them.
+                    std::env::set_var(k, v);
+                }
+                let url = S3Url::parse(&self.repo()).expect("url");
+                let options = S3Options {
+                    endpoint: Some(server.endpoint()),
+                    path_style: true,
+                    region: Some("us-east-1".into()),
+                    ..S3Options::default()
+                };
+                std::sync::Arc::new(S3Backend::open(&url, options).expect("open"))
+            }
+        }
+    }
+
     pub fn server(&mut self) -> &mut s3::S3Server {
         self.server.as_mut().expect("an S3 workspace")
     }
