@@ -76,10 +76,19 @@ struct Daemon {
 
 impl Daemon {
     fn start(ws: &Workspace, cfg: &std::path::Path, clock_start: &str) -> Daemon {
+        Self::start_at_speed(ws, cfg, clock_start, 600)
+    }
+
+    fn start_at_speed(
+        ws: &Workspace,
+        cfg: &std::path::Path,
+        clock_start: &str,
+        speed: u32,
+    ) -> Daemon {
         let mut c = ws.lifeboat(&["serve", "--config"]);
         c.arg(cfg)
             .env("LIFEBOAT_CLOCK_START", clock_start)
-            .env("LIFEBOAT_CLOCK_SPEED", "600");
+            .env("LIFEBOAT_CLOCK_SPEED", speed.to_string());
         let mut child =
             c.0.stderr(Stdio::piped())
                 .stdout(Stdio::null())
@@ -120,6 +129,17 @@ impl Daemon {
         }
     }
 
+    /// The next log line (waits for it, up to two minutes).
+    fn next(&mut self) -> String {
+        match self.lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(_) => panic!("the daemon went quiet:\n{}", self.seen.join("\n")),
+        }
+    }
+
     fn signal(&self, sig: libc::c_int) {
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, sig);
@@ -148,6 +168,8 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
     let ws = Workspace::empty(Store::Local);
     fs::create_dir_all(ws.path("src")).unwrap();
     fs::write(ws.path("src/orders.csv"), "1,widget\n").unwrap();
+    // A first start that crashed while creating the target left its folders but no config.
+    lifeboat::backend::LocalBackend::create(&ws.path("repo")).unwrap();
     let cfg = config(&ws);
     let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:58:00Z");
     daemon.wait_for("done: nas: snapshot", 3);
@@ -324,5 +346,80 @@ fn scheduled_backups_reach_an_s3_target() {
         .ok()
         .json();
     assert!(list.as_array().unwrap().len() >= 2, "{list}");
+    ws.check(true).ok();
+}
+
+#[test]
+fn retention_forgets_and_scheduled_prune_frees_space() {
+    let ws = Workspace::empty(Store::Local);
+    fs::create_dir_all(ws.path("src")).unwrap();
+    let ledger = ws.path("src/ledger.db");
+    random_file(&ledger, 256 << 10, 0);
+    let cfg = config(&ws);
+    // Hourly backups kept one day, and a prune at a quarter past every hour.
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replacen("tier = \"90/48\"", "tier = \"1/24\"", 1)
+        .replace(
+            "jitter = \"0s\"",
+            "jitter = \"0s\"\nprune = \"0 15 * * * *\"",
+        );
+    fs::write(&cfg, text).unwrap();
+
+    // 6000 times faster: an hour every 0.6 s, a day every 14.4 s.
+    let mut daemon = Daemon::start_at_speed(&ws, &cfg, "2026-11-23T00:00:00Z", 6000);
+    let (mut backups, mut forgot, mut freed) = (0u64, false, false);
+    while !(forgot && freed) {
+        let line = daemon.next();
+        if line.contains("done: nas: snapshot") {
+            // Each backup sees new data, so a forgotten snapshot leaves packs behind.
+            backups += 1;
+            random_file(&ledger, 256 << 10, backups);
+            forgot |= !line.contains(", 0 forgotten by retention");
+        }
+        if line.contains("done: deleted") && !line.contains("done: deleted 0 pack(s)") {
+            freed = true;
+        }
+    }
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
+
+    let runs = ws.lifeboat(&["runs", "--json"]).ok().json();
+    let runs = runs.as_array().unwrap();
+    let forgets: Vec<_> = runs.iter().filter(|r| r["kind"] == "forget").collect();
+    assert!(!forgets.is_empty(), "{runs:#?}");
+    assert!(forgets.iter().all(|r| r["source"] == "erp-files"
+        && r["tier"] == "1/24"
+        && r["summary"].as_str().unwrap().starts_with("forgot ")));
+    let prunes: Vec<_> = runs
+        .iter()
+        .filter(|r| r["kind"] == "prune" && r["result"] == "success")
+        .collect();
+    assert!(
+        prunes
+            .iter()
+            .any(|r| r["bytes_freed"].as_u64().unwrap() > 0),
+        "{runs:#?}"
+    );
+    assert!(prunes.iter().all(|r| r["source"] == "nas>prune"));
+
+    // What is left is the last day's snapshots, and the repository is whole.
+    let list = ws
+        .lifeboat(&["snapshots", "--json", "--repo"])
+        .arg(ws.path("repo"))
+        .ok()
+        .json();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let newest = *times.iter().max().unwrap();
+    let oldest = *times.iter().min().unwrap();
+    assert!(
+        newest - oldest <= chrono::Duration::hours(26),
+        "kept {oldest} to {newest}"
+    );
     ws.check(true).ok();
 }

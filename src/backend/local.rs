@@ -25,6 +25,12 @@ impl LocalBackend {
                 location: backend.location(),
             });
         }
+        if !root.join("tmp").is_dir() {
+            // A creation was cut off (or a sync tool dropped empty folders): finish it. On a
+            // read-only copy this fails, which is fine: reading needs none of these folders,
+            // and a write says what it cannot create.
+            let _ = make_layout(root);
+        }
         Ok(backend)
     }
 
@@ -56,21 +62,7 @@ impl LocalBackend {
             }
             Err(e) => return Err(io("reading", e)),
         }
-        for dir in [
-            "config",
-            "data",
-            "index",
-            "snapshots",
-            "sessions",
-            "marks",
-            "tmp",
-        ] {
-            fs::create_dir_all(root.join(dir)).map_err(|e| io("creating", e))?;
-        }
-        for byte in 0..=255u8 {
-            fs::create_dir_all(root.join("data").join(format!("{byte:02x}")))
-                .map_err(|e| io("creating", e))?;
-        }
+        make_layout(root).map_err(|e| io("creating", e))?;
         sync_dir(root).map_err(|e| io("flushing", e))?;
         Ok(backend)
     }
@@ -87,6 +79,19 @@ impl LocalBackend {
             source,
         }
     }
+}
+
+/// The folders of a repository, `tmp/` last: a creation cut off before it is finished when
+/// the repository is next opened.
+fn make_layout(root: &Path) -> std::io::Result<()> {
+    for dir in ["config", "data", "index", "snapshots", "sessions", "marks"] {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    for byte in 0..=255u8 {
+        fs::create_dir_all(root.join("data").join(format!("{byte:02x}")))?;
+    }
+    fs::create_dir_all(root.join("tmp"))?;
+    sync_dir(root)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -180,5 +185,26 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_err("deleting", kind.path(name), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_finishes_a_creation_that_was_cut_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("repo");
+        LocalBackend::create(&root).expect("create");
+        // As if the creation had stopped after the first folders.
+        fs::remove_dir(root.join("tmp")).expect("rm tmp");
+        fs::remove_dir(root.join("data/ff")).expect("rm data/ff");
+        let backend = LocalBackend::open(&root).expect("open");
+        let name = format!("ff{}", "0".repeat(62));
+        backend
+            .put(ObjectKind::Data, &name, b"pack".to_vec())
+            .expect("put after repair");
+        assert_eq!(backend.get(ObjectKind::Data, &name).expect("get"), b"pack");
     }
 }

@@ -172,6 +172,9 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN scheduled TEXT;
      ALTER TABLE runs ADD COLUMN job INTEGER;
      ALTER TABLE jobs ADD COLUMN not_before TEXT;",
+    // 5: runs that make no snapshot (forget, prune) say what they did, and what they freed.
+    "ALTER TABLE runs ADD COLUMN summary TEXT;
+     ALTER TABLE runs ADD COLUMN bytes_freed INTEGER;",
 ];
 
 pub struct Catalog {
@@ -190,7 +193,7 @@ impl Catalog {
     pub fn runs(&self, repo: Option<&str>) -> Result<Vec<RunRecord>> {
         let mut stmt = self.sql(self.conn.prepare(
             "SELECT id, repo, kind, source, tier, scheduled, job, started, finished, result,
-                    snapshot, files, bytes_read, bytes_added, error
+                    snapshot, files, bytes_read, bytes_added, error, summary, bytes_freed
              FROM runs WHERE ?1 IS NULL OR repo = ?1 ORDER BY id",
         ))?;
         let rows = stmt.query_map([repo], |r| {
@@ -210,6 +213,8 @@ impl Catalog {
                 bytes_read: r.get(12)?,
                 bytes_added: r.get(13)?,
                 error: r.get(14)?,
+                summary: r.get(15)?,
+                bytes_freed: r.get(16)?,
             })
         });
         let rows = self.sql(rows)?;
@@ -325,6 +330,9 @@ pub struct RunRecord {
     pub bytes_read: Option<i64>,
     pub bytes_added: Option<i64>,
     pub error: Option<String>,
+    /// What a run that makes no snapshot did ("forgot 3 snapshots", "deleted 12 packs …").
+    pub summary: Option<String>,
+    pub bytes_freed: Option<i64>,
 }
 
 impl RepoCatalog<'_> {
@@ -376,6 +384,29 @@ impl RepoCatalog<'_> {
 
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
         self.catalog.runs(Some(&self.repo))
+    }
+
+    /// Ends a run that makes no snapshot (forget, prune): what it did, or why it failed.
+    pub fn finish_upkeep(
+        &mut self,
+        run: i64,
+        outcome: std::result::Result<&str, &str>,
+        bytes_freed: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let now = now.to_rfc3339();
+        let r = match outcome {
+            Ok(summary) => self.conn().execute(
+                "UPDATE runs SET finished = ?2, result = 'success', summary = ?3, bytes_freed = ?4
+                 WHERE id = ?1",
+                params![run, now, summary, bytes_freed as i64],
+            ),
+            Err(error) => self.conn().execute(
+                "UPDATE runs SET finished = ?2, result = 'failure', error = ?3 WHERE id = ?1",
+                params![run, now, error],
+            ),
+        };
+        self.sql(r).map(|_| ())
     }
 
     /// Marks a run as the daemon's run of `source` (tier, slot, job).

@@ -62,9 +62,10 @@ pub fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<i32> {
     }
     for r in &runs {
         println!(
-            "{:>5} {} {:<8} {:<16} {:<7} {:<25} {}",
+            "{:>5} {} {:<6} {:<8} {:<16} {:<7} {:<25} {}",
             r.id,
             r.started,
+            r.kind,
             r.result,
             r.source.as_deref().unwrap_or("-"),
             r.tier.as_deref().unwrap_or("-"),
@@ -77,7 +78,7 @@ pub fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<i32> {
                     r.bytes_read.unwrap_or(0),
                     r.bytes_added.unwrap_or(0)
                 ),
-                (None, None) => String::new(),
+                (None, None) => r.summary.clone().unwrap_or_default(),
             }
         );
     }

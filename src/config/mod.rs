@@ -43,6 +43,14 @@ pub struct Service {
     /// the same tier do not all hit a target at the same second.
     #[serde(default = "default_jitter")]
     pub jitter: Spanned<String>,
+    /// When every target is pruned (a cron expression in the service's time zone), or
+    /// `never` to leave it to `lifeboat prune`.
+    #[serde(default = "default_prune")]
+    pub prune: Spanned<String>,
+}
+
+fn default_prune() -> Spanned<String> {
+    Spanned::new(0..0, "0 30 3 * * *".into())
 }
 
 fn default_workers() -> usize {
@@ -222,6 +230,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     let jitter = &config.service.jitter;
     if let Err(e) = parse_span(jitter.get_ref()) {
         problem(at(&jitter.span()), format!("jitter: {e}"));
+    }
+    let prune = &config.service.prune;
+    if let Err(e) = crate::schedule::tier::Tier::prune(prune.get_ref()) {
+        problem(at(&prune.span()), format!("prune: {e}"));
     }
     if config.service.workers == 0 {
         problem(0, "workers must be at least 1".into());
@@ -453,7 +465,8 @@ mod tests {
                 "targets = [\"nsa\"]\ncopy_to",
             )
             .replace("tier = \"30/24\"", "tier = \"30/7\"")
-            .replace("rpo = \"1d\"", "rpo = \"soon\"");
+            .replace("rpo = \"1d\"", "rpo = \"soon\"")
+            .replace("prune = \"0 30 3 * * *\"", "prune = \"daily\"");
         let found = problems(&broken);
         let has = |line_text: &str, says: &str| {
             let line = broken.lines().position(|l| l.contains(line_text)).unwrap() + 1;
@@ -467,7 +480,8 @@ mod tests {
         has("targets = [\"nsa\"]", "target 'nsa', which is not defined");
         has("tier = \"30/7\"", "spread evenly");
         has("rpo = \"soon\"", "rpo");
-        assert_eq!(found.len(), 5, "{found:#?}");
+        has("prune = \"daily\"", "prune: cron 'daily' is not valid");
+        assert_eq!(found.len(), 6, "{found:#?}");
     }
 
     #[test]

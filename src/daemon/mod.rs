@@ -3,7 +3,8 @@
 //! A loop plans due slots into the job queue in the catalog (one catch-up per source after
 //! downtime), and up to `workers` jobs run at once, each after a random jitter. A job backs
 //! up its source to each of its targets (creating the repository on first use), then applies
-//! the tier's retention to that source's snapshots. SIGTERM or Ctrl-C stops planning and
+//! the tier's retention to that source's snapshots. Each target is pruned on the service's
+//! prune schedule, beside running backups (prune is two-phase). SIGTERM or Ctrl-C stops planning and
 //! claiming; running jobs finish before the daemon exits. Jobs cut off by a crash are found at
 //! the next start and run again. One daemon per data directory.
 //!
@@ -238,6 +239,8 @@ fn log(clock: &Clock, message: &str) {
 /// One job: back up the source to each target, then apply the tier's retention there.
 /// The schedule key of a source's daily copy to its second site.
 const COPY_SUFFIX: &str = ">copy";
+/// The schedule key of a target's prune.
+const PRUNE_SUFFIX: &str = ">prune";
 
 fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::Tier>, String> {
     let mut out = loaded.tiers.clone();
@@ -247,12 +250,21 @@ fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::
             out.insert(format!("{name}{COPY_SUFFIX}"), copy_tier.clone());
         }
     }
+    if let Some(prune) = crate::schedule::tier::Tier::prune(loaded.config.service.prune.get_ref())?
+    {
+        for name in loaded.config.targets.keys() {
+            out.insert(format!("{name}{PRUNE_SUFFIX}"), prune.clone());
+        }
+    }
     Ok(out)
 }
 
 fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> {
     if let Some(source) = job.source.strip_suffix(COPY_SUFFIX) {
-        return copy_job(shared, source).map_err(|e| format!("{e:#}"));
+        return copy_job(shared, job, source).map_err(|e| format!("{e:#}"));
+    }
+    if let Some(target) = job.source.strip_suffix(PRUNE_SUFFIX) {
+        return prune_job(shared, job, target).map_err(|e| format!("{e:#}"));
     }
     let source_name = job.source.as_str();
     let config = &shared.loaded.config;
@@ -286,6 +298,7 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
     Ok(summaries.join("; "))
 }
 
+/// Opens a target's store, creating it when it does not exist yet; says whether it is new.
 fn open_target(target: &Target) -> crate::backend::Result<(Arc<dyn Backend>, bool)> {
     match target.kind.get_ref() {
         TargetKind::Local => {
@@ -297,23 +310,7 @@ fn open_target(target: &Target) -> crate::backend::Result<(Arc<dyn Backend>, boo
             }
         }
         TargetKind::S3 => {
-            let url = target
-                .url
-                .as_ref()
-                .and_then(|u| S3Url::parse(u.get_ref()).ok())
-                .ok_or_else(|| crate::backend::Error::Remote {
-                    action: "opening",
-                    what: "the target".into(),
-                    location: "s3".into(),
-                    message: "no valid url".into(),
-                    transient: false,
-                })?;
-            let options = S3Options {
-                endpoint: target.endpoint.clone(),
-                region: target.region.clone(),
-                path_style: target.path_style,
-                ..S3Options::default()
-            };
+            let (url, options) = s3_settings(target)?;
             match S3Backend::open(&url, options.clone()) {
                 Ok(b) => Ok((Arc::new(b), false)),
                 Err(e) if e.is_not_found() => {
@@ -325,6 +322,28 @@ fn open_target(target: &Target) -> crate::backend::Result<(Arc<dyn Backend>, boo
     }
 }
 
+/// An S3 target's address and settings (validated when the config was loaded).
+fn s3_settings(target: &Target) -> crate::backend::Result<(S3Url, S3Options)> {
+    let url = target
+        .url
+        .as_ref()
+        .and_then(|u| S3Url::parse(u.get_ref()).ok())
+        .ok_or_else(|| crate::backend::Error::Remote {
+            action: "opening",
+            what: "the target".into(),
+            location: "s3".into(),
+            message: "no valid url".into(),
+            transient: false,
+        })?;
+    let options = S3Options {
+        endpoint: target.endpoint.clone(),
+        region: target.region.clone(),
+        path_style: target.path_style,
+        ..S3Options::default()
+    };
+    Ok((url, options))
+}
+
 fn backup_to(
     shared: &Shared,
     job: &catalog::jobs::Job,
@@ -334,7 +353,8 @@ fn backup_to(
 ) -> anyhow::Result<String> {
     let source_name = job.source.as_str();
     let (backend, fresh) = open_target(target)?;
-    let repo = if fresh {
+    // A store whose creation a crash cut off before the config was written is still blank.
+    let repo = if fresh || Repository::is_blank(backend.as_ref())? {
         if shared.recipients.is_empty() {
             anyhow::bail!("the target holds no repository and [service] lists no recipients to create one for");
         }
@@ -342,16 +362,7 @@ fn backup_to(
     } else {
         Repository::open(backend, shared.signing.public())?
     };
-    if let Some(pinned) =
-        catalog::pin_signer(&shared.data_dir, &repo.config.id, &shared.signing.public())?
-    {
-        anyhow::bail!(
-            "repository {} is pinned to service certificate {}, not this service's {}",
-            repo.config.id,
-            pinned.describe(),
-            shared.signing.public().describe()
-        );
-    }
+    check_pinned(shared, &repo)?;
     let _lock = catalog::lock_repository(&shared.data_dir, &repo.config.id)?
         .ok_or_else(|| anyhow::anyhow!("another writer holds repository {}", repo.config.id))?;
     let mut catalog = Catalog::open(&shared.data_dir)?;
@@ -390,7 +401,7 @@ fn backup_to(
     cache.finish_run(run, Ok(snapshot), shared.clock.now())?;
 
     // Retention for this source, on this target.
-    let forgotten = forget_by_retention(shared, &repo, &mut cache, source_name, tier, now)?;
+    let forgotten = forget_by_retention(shared, job, &repo, &mut cache, source_name, tier, now)?;
     Ok(format!(
         "snapshot {} ({} files, {} bytes added), {} forgotten by retention",
         snapshot.id.short(),
@@ -400,10 +411,116 @@ fn backup_to(
     ))
 }
 
+/// Refuses a repository signed by another service than this one.
+fn check_pinned(shared: &Shared, repo: &Repository) -> anyhow::Result<()> {
+    if let Some(pinned) =
+        catalog::pin_signer(&shared.data_dir, &repo.config.id, &shared.signing.public())?
+    {
+        anyhow::bail!(
+            "repository {} is pinned to service certificate {}, not this service's {}",
+            repo.config.id,
+            pinned.describe(),
+            shared.signing.public().describe()
+        );
+    }
+    Ok(())
+}
+
+/// A target's scheduled prune. It takes no turn on the target: prune works in two phases and
+/// leaves alone whatever a backup running meanwhile may use.
+fn prune_job(
+    shared: &Shared,
+    job: &catalog::jobs::Job,
+    target_name: &str,
+) -> anyhow::Result<String> {
+    use crate::repo::prune::{prune, PruneOptions};
+    let target = shared
+        .loaded
+        .config
+        .targets
+        .get(target_name)
+        .ok_or_else(|| anyhow::anyhow!("target '{target_name}' is no longer configured"))?;
+    let backend = match open_existing(target)? {
+        Some(b) if !Repository::is_blank(b.as_ref())? => b,
+        _ => return Ok(format!("target '{target_name}' holds no repository yet")),
+    };
+    let repo = Repository::open(backend, shared.signing.public())?;
+    check_pinned(shared, &repo)?;
+    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut memory = catalog.for_repo(&repo)?;
+    let run = memory.start_run("prune", shared.clock.now())?;
+    memory.tag_run(run, &job.source, "prune", job.scheduled, job.id)?;
+    let outcome = prune(
+        &repo,
+        &mut memory,
+        PruneOptions::default(),
+        &crate::progress::Silent,
+    );
+    let now = shared.clock.now();
+    match outcome {
+        Ok(report) => {
+            let mut summary = format!(
+                "deleted {} pack(s) ({} bytes) and {} index(es); marked {} for deletion",
+                report.packs_deleted,
+                report.bytes_freed,
+                report.indexes_deleted,
+                report.packs_marked
+            );
+            for w in &report.waiting {
+                summary.push_str(&format!(
+                    "; {} marked pack(s) wait for {}",
+                    w.packs,
+                    w.sessions.join(", ")
+                ));
+            }
+            if !report.still_locked.is_empty() {
+                summary.push_str(&format!(
+                    "; {} object(s) kept under Object Lock",
+                    report.still_locked.len()
+                ));
+            }
+            memory.finish_upkeep(run, Ok(&summary), report.bytes_freed, now)?;
+            Ok(summary)
+        }
+        Err(e) => {
+            memory.finish_upkeep(run, Err(&e.to_string()), 0, now)?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Opens a target's store if it holds a repository; never creates anything.
+fn open_existing(target: &Target) -> crate::backend::Result<Option<Arc<dyn Backend>>> {
+    let opened = match target.kind.get_ref() {
+        TargetKind::Local => {
+            LocalBackend::open(&target.path.clone().unwrap_or_default()).map(|b| {
+                let b: Arc<dyn Backend> = Arc::new(b);
+                b
+            })
+        }
+        TargetKind::S3 => {
+            let (url, options) = s3_settings(target)?;
+            S3Backend::open(&url, options).map(|b| {
+                let b: Arc<dyn Backend> = Arc::new(b);
+                b
+            })
+        }
+    };
+    match opened {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The daily disaster-recovery copy: the source's newest snapshot, from its first target to
 /// its `copy_to` target (which becomes a replica of that repository), then the copy tier's
 /// retention there.
-fn copy_job(shared: &Shared, source_name: &str) -> anyhow::Result<String> {
+fn copy_job(
+    shared: &Shared,
+    job: &catalog::jobs::Job,
+    source_name: &str,
+) -> anyhow::Result<String> {
     let config = &shared.loaded.config;
     let source = config
         .sources
@@ -454,6 +571,7 @@ fn copy_job(shared: &Shared, source_name: &str) -> anyhow::Result<String> {
     let mut memory = catalog.for_repo(&copy)?;
     let forgotten = forget_by_retention(
         shared,
+        job,
         &copy,
         &mut memory,
         source_name,
@@ -470,11 +588,12 @@ fn copy_job(shared: &Shared, source_name: &str) -> anyhow::Result<String> {
 }
 
 /// Applies `tier`'s retention to the snapshots of `source` in `repo`: forgets those it does
-/// not keep (never the newest, never a locked one).
+/// not keep (never the newest, never a locked one), and records that as a run of `job`.
 fn forget_by_retention(
     shared: &Shared,
+    job: &catalog::jobs::Job,
     repo: &Repository,
-    memory: &mut dyn crate::repo::prune::PruneMemory,
+    memory: &mut catalog::RepoCatalog<'_>,
     source: &str,
     tier: &crate::schedule::tier::Tier,
     now: DateTime<Utc>,
@@ -486,5 +605,32 @@ fn forget_by_retention(
         .collect();
     let zone = shared.loaded.config.service.time_zone();
     let (_, doomed) = crate::repo::prune::by_policy(&mine, &tier.retention, &zone, now);
-    Ok(crate::repo::prune::forget(repo, memory, &doomed, false)?)
+    if doomed.is_empty() {
+        return Ok(Default::default());
+    }
+    let run = memory.start_run("forget", now)?;
+    memory.tag_run(run, &job.source, &tier.name, job.scheduled, job.id)?;
+    match crate::repo::prune::forget(repo, memory, &doomed, false) {
+        Ok(report) => {
+            let ids: Vec<String> = report.forgotten.iter().map(|id| id.short()).collect();
+            let mut summary = format!(
+                "forgot {} snapshot(s) of '{source}' by the retention of tier {}: {}",
+                ids.len(),
+                tier.name,
+                ids.join(" ")
+            );
+            if !report.still_locked.is_empty() {
+                summary.push_str(&format!(
+                    "; kept {} still under Object Lock",
+                    report.still_locked.len()
+                ));
+            }
+            memory.finish_upkeep(run, Ok(&summary), 0, shared.clock.now())?;
+            Ok(report)
+        }
+        Err(e) => {
+            memory.finish_upkeep(run, Err(&e.to_string()), 0, shared.clock.now())?;
+            Err(e.into())
+        }
+    }
 }

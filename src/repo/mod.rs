@@ -184,6 +184,17 @@ impl Repository {
         })
     }
 
+    /// Whether a store holds nothing of a repository: no config and no other object, as after
+    /// a creation cut off before its config was written. Such a store can be initialised.
+    pub fn is_blank(backend: &dyn Backend) -> Result<bool> {
+        for kind in ObjectKind::ALL {
+            if !backend.list(kind)?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn read_config_object(backend: &dyn Backend) -> Result<(String, Vec<u8>)> {
         let mut names = backend.list(ObjectKind::Config)?;
         match names.len() {

@@ -27,6 +27,10 @@ pub enum Action {
     Backup,
     /// Copy the newest snapshot to the source's second target.
     Copy,
+    /// Delete the data no snapshot needs from a target (the daemon's own schedule, not a
+    /// tier a source can name).
+    #[serde(skip_deserializing)]
+    Prune,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +128,21 @@ impl Tier {
             schedule,
             retention,
         })
+    }
+
+    /// The schedule of the daemon's prune runs: `cron`, or none for `never`.
+    pub fn prune(cron: &str) -> Result<Option<Tier>, String> {
+        if cron.trim() == "never" {
+            return Ok(None);
+        }
+        Tier::new(
+            "prune".into(),
+            "delete the data no snapshot needs".into(),
+            Action::Prune,
+            cron,
+            Policy::default(),
+        )
+        .map(Some)
     }
 
     /// A shipped preset by name (`90/48`, `14/1`, …), else the shorthand `DAYS/PER_DAY`: runs
