@@ -175,7 +175,65 @@ fn forget_by_policy_decides_per_source_with_reasons(store: Store) {
     }
 }
 
+/// `lifeboat hold SUBCOMMAND … --repo REPO`.
+fn hold(ws: &Workspace, args: &[&str]) -> Run {
+    let mut c = ws.lifeboat(&["hold"]);
+    c.args(args).arg("--repo").arg(ws.repo());
+    c.run()
+}
+
+fn a_held_snapshot_survives_retention_and_forget_until_released(store: Store) {
+    let ws = Workspace::with(store);
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        fs::write(src.join("ledger"), format!("version {i}")).unwrap();
+        ids.push(ws.backup(&[&src])["id"].as_str().unwrap().to_string());
+    }
+    let first = ids[0].as_str();
+    hold(
+        &ws,
+        &["place", &first[..12], "--reason", "legal hold case 17"],
+    )
+    .ok();
+    let listed = hold(&ws, &["list", "--json"]).ok().json();
+    assert_eq!(listed[0]["snapshot"], first, "{listed}");
+    assert_eq!(listed[0]["reason"], "legal hold case 17");
+
+    // Retention keeps it, and says why; the unheld middle one goes.
+    let done = run(&ws, &["forget", "--keep-last", "1"]);
+    let decisions = done["plan"][0]["decisions"].as_array().unwrap();
+    let held = decisions.iter().find(|d| d["id"] == first).unwrap();
+    assert_eq!(held["keep"], true, "{done}");
+    assert_eq!(held["reasons"][0], "pinned: held: legal hold case 17");
+    assert_eq!(done["result"]["forgotten"], serde_json::json!([ids[1]]));
+
+    // Forgetting it by name is refused while it is held.
+    let refused = run(&ws, &["forget", first]);
+    assert_eq!(refused["result"]["forgotten"], serde_json::json!([]));
+    assert_eq!(refused["result"]["held"][0]["reason"], "legal hold case 17");
+    assert_eq!(ws.objects("snapshots").len(), 2);
+
+    // Released, it goes like any other; a second release finds nothing to release.
+    hold(&ws, &["release", first]).ok();
+    assert_eq!(
+        hold(&ws, &["list", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let gone = run(&ws, &["forget", first]);
+    assert_eq!(gone["result"]["forgotten"], serde_json::json!([first]));
+    let again = hold(&ws, &["release", first]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stderr.contains("no such hold"), "{}", again.stderr);
+    // A hold needs a reason.
+    let bare = hold(&ws, &["place", &ids[2], "--reason", " "]);
+    assert_eq!(bare.code, 2, "{}", bare.stderr);
+    ws.check(true).ok();
+}
+
 on_every_backend!(
     forget_then_prune_frees_only_what_forgotten_snapshots_used,
     forget_by_policy_decides_per_source_with_reasons,
+    a_held_snapshot_survives_retention_and_forget_until_released,
 );

@@ -84,7 +84,15 @@ impl LocalBackend {
 /// The folders of a repository, `tmp/` last: a creation cut off before it is finished when
 /// the repository is next opened.
 fn make_layout(root: &Path) -> std::io::Result<()> {
-    for dir in ["config", "data", "index", "snapshots", "sessions", "marks"] {
+    for dir in [
+        "config",
+        "data",
+        "index",
+        "snapshots",
+        "sessions",
+        "marks",
+        "holds",
+    ] {
         fs::create_dir_all(root.join(dir))?;
     }
     for byte in 0..=255u8 {
@@ -131,7 +139,7 @@ impl Backend for LocalBackend {
             .map_err(|e| self.io_err("writing", what.clone(), e))?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         if !kind.kept() {
-            // Repositories made before sessions and marks existed lack their folders.
+            // Repositories made before sessions, marks and holds existed lack their folders.
             fs::create_dir_all(&parent)
                 .map_err(|e| self.io_err("creating the folder of", what.clone(), e))?;
         }
@@ -151,7 +159,7 @@ impl Backend for LocalBackend {
     fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>> {
         let base = self.root.join(kind.dir());
         if !kind.kept() && !base.exists() {
-            return Ok(Vec::new()); // a repository made before sessions and marks existed
+            return Ok(Vec::new()); // a repository made before these folders existed
         }
         let mut dirs = vec![base.clone()];
         if kind.fanned_out() {

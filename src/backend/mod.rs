@@ -23,6 +23,9 @@ pub enum ObjectKind {
     Session,
     /// Packs prune found unreferenced and will delete (see `repo::session`): never locked.
     Mark,
+    /// A snapshot that retention must keep (see `repo::hold`): never locked, so it can be
+    /// released.
+    Hold,
 }
 
 impl ObjectKind {
@@ -42,13 +45,17 @@ impl ObjectKind {
             ObjectKind::Snapshot => "snapshots",
             ObjectKind::Session => "sessions",
             ObjectKind::Mark => "marks",
+            ObjectKind::Hold => "holds",
         }
     }
 
     /// Whether objects of this kind are the repository's contents, which Object Lock protects;
-    /// sessions and marks come and go and are never locked.
+    /// sessions, marks and holds come and go and are never locked.
     pub fn kept(self) -> bool {
-        !matches!(self, ObjectKind::Session | ObjectKind::Mark)
+        !matches!(
+            self,
+            ObjectKind::Session | ObjectKind::Mark | ObjectKind::Hold
+        )
     }
 
     /// Data objects are many: they are fanned out over 256 sub-folders by their first byte.

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod config;
+mod hold;
 mod keys;
 mod repo;
 mod schedule;
@@ -69,6 +70,9 @@ enum Command {
     Forget(repo::ForgetArgs),
     /// Delete the data no snapshot needs. Objects under Object Lock are kept and listed.
     Prune(repo::PruneArgs),
+    /// Keep snapshots whatever retention says (legal holds).
+    #[command(subcommand)]
+    Hold(hold::HoldCommand),
     /// Copy snapshots to another repository (a second site), sending only what it lacks.
     Copy(repo::CopyArgs),
     /// The recorded runs: source, tier, slot, start, end, result, bytes, error.
@@ -242,6 +246,7 @@ pub fn main() -> i32 {
         Command::Copy(a) => repo::copy(&ctx, a),
         Command::Forget(a) => repo::forget(&ctx, a),
         Command::Prune(a) => repo::prune(&ctx, a),
+        Command::Hold(c) => hold::run(&ctx, c),
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),

@@ -736,10 +736,11 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
                 sources.entry(source_of(s)).or_default().push(s);
             }
             let now = chrono::Utc::now();
+            let pins = crate::repo::hold::pins(repo.backend().as_ref(), &repo.config.id)?;
             let mut doomed = Vec::new();
             for (source, group) in sources {
                 let (decisions, forgotten) =
-                    crate::repo::prune::by_policy(&group, policy, &chrono::Local, now);
+                    crate::repo::prune::by_policy(&group, policy, &chrono::Local, now, &pins);
                 doomed.extend(forgotten);
                 plan.push((source, decisions));
             }
@@ -783,6 +784,9 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
                     "forgot "
                 }
             );
+        }
+        for h in &report.held {
+            eprintln!("kept {} (held: {})", h.snapshot, h.reason);
         }
         print_locked(&report.still_locked);
         if !report.forgotten.is_empty() && !common.dry_run {

@@ -588,7 +588,8 @@ fn copy_job(
 }
 
 /// Applies `tier`'s retention to the snapshots of `source` in `repo`: forgets those it does
-/// not keep (never the newest, never a locked one), and records that as a run of `job`.
+/// not keep (never the newest, never a held or locked one), and records that as a run of
+/// `job`.
 fn forget_by_retention(
     shared: &Shared,
     job: &catalog::jobs::Job,
@@ -604,7 +605,8 @@ fn forget_by_retention(
         .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source))
         .collect();
     let zone = shared.loaded.config.service.time_zone();
-    let (_, doomed) = crate::repo::prune::by_policy(&mine, &tier.retention, &zone, now);
+    let pins = crate::repo::hold::pins(repo.backend().as_ref(), &repo.config.id)?;
+    let (_, doomed) = crate::repo::prune::by_policy(&mine, &tier.retention, &zone, now, &pins);
     if doomed.is_empty() {
         return Ok(Default::default());
     }

@@ -12,6 +12,7 @@ pub mod chunker;
 pub mod copy;
 pub mod crypto;
 pub mod export;
+pub mod hold;
 pub mod ids;
 pub mod index;
 pub mod lock;

@@ -35,27 +35,38 @@ pub struct Locked {
     pub until: DateTime<Utc>,
 }
 
+/// A snapshot kept because it is held.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Held {
+    pub snapshot: SnapshotId,
+    pub reason: String,
+}
+
 #[derive(Debug, Default, serde::Serialize)]
 pub struct ForgetReport {
     pub forgotten: Vec<SnapshotId>,
     pub still_locked: Vec<Locked>,
+    /// Snapshots asked for but held (see `hold`): kept.
+    pub held: Vec<Held>,
     pub dry_run: bool,
 }
 
 /// Applies a retention policy to the snapshots of one source: the decisions (newest first,
-/// with reasons) and the snapshots the policy forgets.
+/// with reasons) and the snapshots the policy forgets. Held snapshots (`pins`, from
+/// `hold::pins`) are kept.
 pub fn by_policy<Tz: chrono::TimeZone>(
     snapshots: &[&Snapshot],
     policy: &retention::Policy,
     tz: &Tz,
     now: DateTime<Utc>,
+    pins: &HashMap<SnapshotId, String>,
 ) -> (Vec<retention::Decision>, Vec<Snapshot>) {
     let candidates: Vec<retention::Candidate> = snapshots
         .iter()
         .map(|s| retention::Candidate {
             id: s.id.to_hex(),
             time: s.manifest.time,
-            pinned: None,
+            pinned: pins.get(&s.id).map(|why| format!("held: {why}")),
         })
         .collect();
     let decisions = retention::plan(&candidates, policy, tz, now);
@@ -72,7 +83,7 @@ pub fn by_policy<Tz: chrono::TimeZone>(
     (decisions, doomed)
 }
 
-/// Deletes the manifests of `snapshots`, except those still locked.
+/// Deletes the manifests of `snapshots`, except those held or still locked.
 pub fn forget(
     repo: &Repository,
     memory: &mut dyn PruneMemory,
@@ -84,7 +95,15 @@ pub fn forget(
         dry_run,
         ..Default::default()
     };
+    let pins = super::hold::pins(backend.as_ref(), &repo.config.id)?;
     for s in snapshots {
+        if let Some(reason) = pins.get(&s.id) {
+            report.held.push(Held {
+                snapshot: s.id,
+                reason: reason.clone(),
+            });
+            continue;
+        }
         let name = s.id.to_hex();
         if let Some(until) = backend.locked_until(ObjectKind::Snapshot, &name)? {
             report.still_locked.push(Locked {

@@ -142,7 +142,11 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 /// Stores a coordination object under its SHA-256; returns the name.
-fn put_json<T: Serialize>(backend: &dyn Backend, kind: ObjectKind, value: &T) -> Result<String> {
+pub(crate) fn put_json<T: Serialize>(
+    backend: &dyn Backend,
+    kind: ObjectKind,
+    value: &T,
+) -> Result<String> {
     let bytes = to_json(value)?;
     let name = super::ids::Hash::of(&bytes).to_hex();
     backend.put(kind, &name, bytes)?;
@@ -152,7 +156,7 @@ fn put_json<T: Serialize>(backend: &dyn Backend, kind: ObjectKind, value: &T) ->
 /// Reads every object of a coordination kind. Objects that vanish meanwhile are skipped (their
 /// writer ended); damaged ones are returned as problems, not errors, so one bad object cannot
 /// stop garbage collection for good.
-fn read_all<T: for<'de> Deserialize<'de>>(
+pub(crate) fn read_all<T: for<'de> Deserialize<'de>>(
     backend: &dyn Backend,
     kind: ObjectKind,
     format: &str,
