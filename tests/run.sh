@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
-# stock tools they compare against: gpg, sq, zstd; the S3 servers they run: s3s-fs from
-# crates.io, moto from PyPI in a venv under target/), then runs every test.
+# stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 from
+# Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,10 @@ command -v sq   >/dev/null || missing+=(sq)
 command -v sqv  >/dev/null || missing+=(sqv)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v tar  >/dev/null || missing+=(tar)
+command -v pg_dump >/dev/null || missing+=(postgresql-15 postgresql-client-15)
+if ! command -v initdb >/dev/null && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  missing+=(postgresql-15)
+fi
 if ((${#missing[@]})); then
   echo "installing test tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -46,9 +46,35 @@ pub struct BackupArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Files and folders to back up.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
     paths: Vec<PathBuf>,
+}
+
+/// A database to dump instead of files, or to restore into.
+#[derive(clap::Args, Clone)]
+pub struct DatabaseArgs {
+    /// Back up a PostgreSQL database: postgres://USER@HOST[:PORT]/DATABASE (no password here).
+    #[arg(long, value_name = "ADDRESS")]
+    postgres: Option<String>,
+    /// A .pgpass file with the database password.
+    #[arg(long, value_name = "FILE")]
+    pg_passfile: Option<PathBuf>,
+    /// The environment variable holding the database password.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn postgres(&self, address: &str) -> anyhow::Result<crate::source::postgres::Connection> {
+        let mut c = crate::source::postgres::Connection::parse(address)
+            .map_err(|e| CliError::new(exit::USAGE, e))?;
+        c.passfile = self.pg_passfile.clone();
+        c.password_env = self.password_env.clone();
+        Ok(c)
+    }
 }
 
 #[derive(clap::Args)]
@@ -89,8 +115,18 @@ pub struct RestoreArgs {
     /// Snapshot id (or a unique prefix), or `latest`.
     snapshot: String,
     /// The folder to restore into (created if missing; existing entries are never overwritten).
-    #[arg(long)]
-    target: PathBuf,
+    #[arg(long, required_unless_present = "to_postgres")]
+    target: Option<PathBuf>,
+    /// Restore a PostgreSQL snapshot into this server and new database:
+    /// postgres://USER@HOST[:PORT]/DATABASE (roles first, then the database, created).
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "target")]
+    to_postgres: Option<String>,
+    /// A .pgpass file with the password of the server restored into.
+    #[arg(long, value_name = "FILE")]
+    pg_passfile: Option<PathBuf>,
+    /// The environment variable holding the password of the server restored into.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
     /// Restore only this path (a file or a folder) of the snapshot (repeatable).
     #[arg(long = "include")]
     includes: Vec<String>,
@@ -300,6 +336,13 @@ fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> 
 }
 
 pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
+    // Bad addresses are refused before anything is opened or recorded.
+    let postgres = args
+        .database
+        .postgres
+        .as_deref()
+        .map(|a| args.database.postgres(a))
+        .transpose()?;
     let (signing, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
     let mut cache = catalog.for_repo(&repo)?;
     let run = cache.start_run("backup", chrono::Utc::now())?;
@@ -314,7 +357,21 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
         time: None,
     };
     let progress = ctx.progress();
-    let outcome = match backup::backup(&repo, &signing, &mut cache, &options, &progress) {
+    let result = match postgres {
+        Some(connection) => {
+            let mut source = crate::source::postgres::PostgresSource::new(connection);
+            backup::backup_streams(
+                &repo,
+                &signing,
+                &mut cache,
+                &options,
+                &mut source,
+                &progress,
+            )
+        }
+        None => backup::backup(&repo, &signing, &mut cache, &options, &progress),
+    };
+    let outcome = match result {
         Ok(o) => o,
         Err(e) => {
             progress.finish_quietly();
@@ -346,6 +403,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
                 "retain_until": snapshot.manifest.retain_until,
                 "objects_locked": outcome.locks.locked,
                 "objects_already_locked": outcome.locks.already,
+                "details": snapshot.manifest.details,
                 "warnings": outcome.warnings,
             })
         );
@@ -512,8 +570,12 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
     let (repo, key, snapshot) =
         open_snapshot(ctx, &args.repo, &args.signer, &args.key, &args.snapshot)?;
     let progress = ctx.progress();
+    if let Some(address) = &args.to_postgres {
+        return restore_postgres(&args, address, &repo, &key, &snapshot, &progress);
+    }
+    let target = args.target.clone().unwrap_or_default();
     let options = RestoreOptions {
-        target: args.target.clone(),
+        target: target.clone(),
         includes: args.includes,
         threads: 0,
     };
@@ -527,7 +589,7 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
         println!(
             "{}",
             serde_json::json!({
-                "snapshot": snapshot.id.to_hex(), "target": args.target, "files": outcome.files,
+                "snapshot": snapshot.id.to_hex(), "target": target, "files": outcome.files,
                 "dirs": outcome.dirs, "symlinks": outcome.symlinks, "bytes": outcome.bytes,
                 "duration_ms": started.elapsed().as_millis() as u64, "warnings": outcome.warnings,
             })
@@ -536,10 +598,73 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
         eprintln!(
             "restored snapshot {} into {}: {} files, {} in {:.1}s",
             snapshot.id.short(),
-            args.target.display(),
+            target.display(),
             outcome.files,
             human_bytes(outcome.bytes),
             started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Restores a snapshot of a PostgreSQL source into a server: its roles, then its database.
+fn restore_postgres(
+    args: &RestoreArgs,
+    address: &str,
+    repo: &crate::repo::Repository,
+    key: &SecretKey,
+    snapshot: &crate::repo::snapshot::Snapshot,
+    progress: &crate::progress::Terminal,
+) -> anyhow::Result<i32> {
+    use crate::progress::Progress;
+    use crate::source::postgres;
+    let database = snapshot.manifest.details.get("database");
+    if snapshot.manifest.details.get("kind").map(String::as_str) != Some("postgres") {
+        return Err(CliError::new(
+            exit::USAGE,
+            format!(
+                "snapshot {} is not of a PostgreSQL source; restore it into a folder with --target",
+                snapshot.id.short()
+            ),
+        )
+        .into());
+    }
+    let files = restore::files(repo, key, snapshot)?;
+    let dump = postgres::PostgresSource::dump_name(database.map(String::as_str).unwrap_or(""));
+    let mut target = crate::source::postgres::Connection::parse(address)
+        .map_err(|e| CliError::new(exit::USAGE, e))?;
+    target.passfile = args.pg_passfile.clone();
+    target.password_env = args.password_env.clone();
+    let started = std::time::Instant::now();
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    progress.phase("restoring", Some(total), true);
+    postgres::restore(&target, &dump, &mut |name, out| {
+        let file = files
+            .iter()
+            .find(|f| f.path == name.as_bytes())
+            .ok_or_else(|| crate::repo::Error::Corrupt {
+                object: format!("snapshot {}", snapshot.id.short()),
+                reason: format!("it lacks {name}"),
+            })?;
+        restore::stream_file(repo, key, snapshot, file, out, progress)
+    })
+    .inspect_err(|_| progress.finish_quietly())?;
+    progress.finish();
+    let elapsed = started.elapsed();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "snapshot": snapshot.id.to_hex(), "postgres": target.describe(),
+                "bytes": total, "duration_ms": elapsed.as_millis() as u64,
+            })
+        );
+    } else {
+        eprintln!(
+            "restored snapshot {} into {} in {:.1}s",
+            snapshot.id.short(),
+            target.describe(),
+            elapsed.as_secs_f64()
         );
     }
     Ok(exit::OK)

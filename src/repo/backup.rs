@@ -71,6 +71,28 @@ pub struct BackupOptions {
     pub time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A source that is not a file tree: named byte streams such as database dumps, each stored
+/// as one file of the snapshot, straight from the producer (no temporary copy).
+pub trait StreamSource {
+    /// What is backed up, without secrets (`postgres://db1:5432/erp`): the manifest's paths.
+    fn describe(&self) -> Vec<String>;
+    /// Produces the streams in order, handing each to `each` with its path in the snapshot.
+    /// Fails when the producer fails (a dump tool's exit status, with its own message).
+    fn produce(
+        &mut self,
+        each: &mut dyn FnMut(&str, &mut dyn std::io::Read) -> Result<()>,
+    ) -> Result<()>;
+    /// Facts learnt while producing (server version, database size, dump duration), recorded
+    /// in the manifest.
+    fn details(&self) -> BTreeMap<String, String>;
+}
+
+/// What a backup reads.
+enum Content<'a> {
+    Files,
+    Streams(&'a mut dyn StreamSource),
+}
+
 pub struct BackupOutcome {
     pub snapshot: Snapshot,
     pub paths_key: String,
@@ -429,6 +451,39 @@ impl Run<'_> {
         Ok((refs, size))
     }
 
+    /// Stores one stream as a file of the snapshot, at `path`.
+    fn add_stream(
+        &mut self,
+        path: &str,
+        reader: &mut dyn std::io::Read,
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let mut refs = Vec::new();
+        let mut size = 0u64;
+        let chunker = self.repo.config.chunker.clone();
+        chunker.chunk_stream(reader, |data| {
+            size += data.len() as u64;
+            self.stats.bytes_read += data.len() as u64;
+            self.progress.advance(data.len() as u64);
+            self.add_chunk(data, &mut refs)
+        })?;
+        // SAFETY: geteuid and getegid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        self.entries.push(Entry {
+            path: path.as_bytes().to_vec(),
+            kind: EntryKind::File { chunks: refs },
+            mode: 0o600,
+            uid,
+            gid,
+            mtime_sec: time.timestamp(),
+            mtime_nsec: 0,
+            size,
+        });
+        self.stats.files += 1;
+        self.stats.bytes += size;
+        self.collect(false)
+    }
+
     /// Stores the tree's chunks in their own packs, so that listing a snapshot does not need
     /// to decrypt file data.
     fn store_tree(&mut self, tree: &[u8]) -> Result<Vec<ChunkId>> {
@@ -474,12 +529,43 @@ impl Run<'_> {
     }
 }
 
-/// Backs up file trees and commits a snapshot.
+/// Backs up file trees (`options.paths`) and commits a snapshot.
 pub fn backup(
     repo: &Repository,
     signing: &SecretKey,
     cache: &mut dyn BackupCache,
     options: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    run_backup(repo, signing, cache, options, Content::Files, progress)
+}
+
+/// Backs up the streams of `source` (`options.paths` is not used) and commits a snapshot.
+/// If the source fails, nothing is committed.
+pub fn backup_streams(
+    repo: &Repository,
+    signing: &SecretKey,
+    cache: &mut dyn BackupCache,
+    options: &BackupOptions,
+    source: &mut dyn StreamSource,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    run_backup(
+        repo,
+        signing,
+        cache,
+        options,
+        Content::Streams(source),
+        progress,
+    )
+}
+
+fn run_backup(
+    repo: &Repository,
+    signing: &SecretKey,
+    cache: &mut dyn BackupCache,
+    options: &BackupOptions,
+    mut content: Content<'_>,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome> {
     repo.check_signing_key(signing)?;
@@ -493,9 +579,16 @@ pub fn backup(
         progress,
     )?;
     let time = options.time.unwrap_or_else(chrono::Utc::now);
-    let roots =
-        fs_source::normalize_roots(&options.paths).map_err(|e| Error::Source(e.to_string()))?;
-    let key = paths_key(&roots);
+    let (roots, paths) = match &content {
+        Content::Files => {
+            let roots = fs_source::normalize_roots(&options.paths)
+                .map_err(|e| Error::Source(e.to_string()))?;
+            let paths = roots.iter().map(|p| p.display().to_string()).collect();
+            (roots, paths)
+        }
+        Content::Streams(source) => (Vec::new(), source.describe()),
+    };
+    let key = paths.join("\n");
     let (parent, old_files) = cache.file_cache(&key)?;
     let threads = if options.threads == 0 {
         std::thread::available_parallelism()
@@ -529,22 +622,33 @@ pub fn backup(
         first_error: None,
     };
     let mut warnings = Vec::new();
-    let walked = {
-        let mut warn = |w: Warning| warnings.push(w);
-        let mut visit = |e: FsEntry<'_>, warn: &mut dyn FnMut(Warning)| {
-            run.visit(e, warn).map_err(|err| err.to_string())
-        };
-        fs_source::walk(&roots, &mut warn, &mut visit)
+    let filled = match &mut content {
+        Content::Files => {
+            let mut warn = |w: Warning| warnings.push(w);
+            let mut visit = |e: FsEntry<'_>, warn: &mut dyn FnMut(Warning)| {
+                run.visit(e, warn).map_err(|err| err.to_string())
+            };
+            fs_source::walk(&roots, &mut warn, &mut visit).map_err(|e| match e {
+                fs_source::WalkError::Root { .. } => Error::Source(e.to_string()),
+                fs_source::WalkError::Callback(s) => Error::Source(s),
+            })
+        }
+        Content::Streams(source) => {
+            let filled = source.produce(&mut |path, reader| run.add_stream(path, reader, time));
+            run.entries.sort_by(|a, b| a.path.cmp(&b.path));
+            filled
+        }
     };
     // Whatever happened, wait for the packers and remember every pack they stored: a later
     // backup can reuse them even if this one fails.
     run.packers.finish();
     let collected = run.collect(true);
-    walked.map_err(|e| match e {
-        fs_source::WalkError::Root { .. } => Error::Source(e.to_string()),
-        fs_source::WalkError::Callback(s) => Error::Source(s),
-    })?;
+    filled?;
     collected?;
+    let details = match &content {
+        Content::Files => BTreeMap::new(),
+        Content::Streams(source) => source.details(),
+    };
     let tree_bytes = super::tree::serialize(&run.entries);
     let tree = run.store_tree(&tree_bytes)?;
 
@@ -607,13 +711,14 @@ pub fn backup(
         repository: repo.config.id.clone(),
         time,
         hostname: options.hostname.clone(),
-        paths: roots.iter().map(|p| p.display().to_string()).collect(),
+        paths,
         tags: options.tags.clone(),
         parent,
         tree,
         packs: packs.into_iter().collect(),
         stats: run.stats.clone(),
         retain_until: options.retain_until,
+        details,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     let signed = super::crypto::sign(signing, &json)?;

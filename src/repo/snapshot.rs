@@ -47,6 +47,10 @@ pub struct Manifest {
     /// locked until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_until: Option<DateTime<Utc>>,
+    /// Facts about the source at backup time (a database's server version, size, dump
+    /// duration).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 /// A manifest together with its id.

@@ -1,3 +1,6 @@
-//! Sources: things to back up, each turned into a stream of entries. For now, file trees.
+//! Sources: things to back up. File trees are walked; databases are dumped by their own tools
+//! and streamed.
 
 pub mod fs;
+pub mod postgres;
+pub mod tool;

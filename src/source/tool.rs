@@ -1,0 +1,173 @@
+//! Running a dump tool (pg_dump, mariadb-dump) and streaming its output.
+//!
+//! The tool's standard output is handed to the consumer as it comes; its standard error is
+//! kept (the last 16 KiB) for the error message. A tool that exits non-zero, is killed, or
+//! whose output the consumer rejects fails the whole run with the tool's own words.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+
+/// The end of what a tool wrote to its standard error, at most this many bytes.
+const STDERR_TAIL: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("cannot run {tool}: {source} (is it installed and on PATH?)")]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{tool} failed ({status}){}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
+    Failed {
+        tool: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("reading the output of {tool}: {source}")]
+    Io {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `cmd`, hands its standard output to `consume`, then checks how it ended. If `consume`
+/// fails, the tool is killed and that error is returned.
+pub fn stream<E>(
+    mut cmd: Command,
+    consume: &mut dyn FnMut(&mut dyn Read) -> Result<(), E>,
+) -> Result<Result<(), E>, ToolError> {
+    let tool = tool_name(&cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
+        tool: tool.clone(),
+        source,
+    })?;
+    let stderr = collect_stderr(&mut child);
+    let mut stdout = child.stdout.take().ok_or_else(|| ToolError::Io {
+        tool: tool.clone(),
+        source: std::io::Error::other("no standard output"),
+    })?;
+    let consumed = consume(&mut stdout);
+    drop(stdout);
+    if consumed.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|source| ToolError::Io {
+        tool: tool.clone(),
+        source,
+    })?;
+    let stderr = stderr.join().unwrap_or_default();
+    if consumed.is_ok() && !status.success() {
+        return Err(ToolError::Failed {
+            tool,
+            status: describe_status(&status),
+            stderr: stderr.trim().to_string(),
+        });
+    }
+    Ok(consumed)
+}
+
+/// Runs `cmd` to its end and returns its standard output; fails with its standard error.
+pub fn output(mut cmd: Command) -> Result<Vec<u8>, ToolError> {
+    let tool = tool_name(&cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ToolError::Spawn {
+            tool: tool.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(ToolError::Failed {
+            tool,
+            status: describe_status(&out.status),
+            stderr: tail(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Runs `cmd` with `feed` writing its standard input; fails with its standard error.
+pub fn feed(
+    cmd: Command,
+    feed: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), ToolError> {
+    feed_collect(cmd, feed).map(|_| ())
+}
+
+/// Like `feed`, and returns what the tool wrote to its standard error when it succeeded
+/// (warnings a caller may want to look at).
+pub fn feed_collect(
+    mut cmd: Command,
+    feed: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<String, ToolError> {
+    let tool = tool_name(&cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
+        tool: tool.clone(),
+        source,
+    })?;
+    let stderr = collect_stderr(&mut child);
+    let fed = match child.stdin.take() {
+        Some(mut stdin) => feed(&mut stdin),
+        None => Err(std::io::Error::other("no standard input")),
+    };
+    let status = child.wait().map_err(|source| ToolError::Io {
+        tool: tool.clone(),
+        source,
+    })?;
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        return Err(ToolError::Failed {
+            tool,
+            status: describe_status(&status),
+            stderr: stderr.trim().to_string(),
+        });
+    }
+    fed.map_err(|source| ToolError::Io { tool, source })?;
+    Ok(stderr)
+}
+
+fn tool_name(cmd: &Command) -> String {
+    cmd.get_program().to_string_lossy().into_owned()
+}
+
+fn collect_stderr(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        if let Some(mut e) = stderr {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = e.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+                if all.len() > 4 * STDERR_TAIL {
+                    all.drain(..all.len() - STDERR_TAIL);
+                }
+            }
+        }
+        tail(&all)
+    })
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(STDERR_TAIL);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+fn describe_status(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
