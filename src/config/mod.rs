@@ -61,6 +61,17 @@ fn default_jitter() -> Spanned<String> {
     Spanned::new(0..0, "30s".into())
 }
 
+impl Source {
+    /// The PostgreSQL connection of a `postgres` source (validated at load).
+    pub fn postgres(&self) -> Option<crate::source::postgres::Connection> {
+        let mut c =
+            crate::source::postgres::Connection::parse(self.database.as_ref()?.get_ref()).ok()?;
+        c.passfile = self.passfile.clone();
+        c.password_env = self.password_env.clone();
+        Some(c)
+    }
+}
+
 impl Service {
     /// The jitter as a duration (validated at load).
     pub fn jitter(&self) -> chrono::Duration {
@@ -135,6 +146,12 @@ pub struct Source {
     /// Files and folders (kind `files`).
     #[serde(default)]
     pub paths: Vec<PathBuf>,
+    /// The database (kind `postgres`): `postgres://USER@HOST[:PORT]/DATABASE`, no password.
+    pub database: Option<Spanned<String>>,
+    /// A `.pgpass` file with the database password.
+    pub passfile: Option<PathBuf>,
+    /// The environment variable of the daemon that holds the database password.
+    pub password_env: Option<String>,
     /// A tier preset (`90/48`) or `DAYS/PER_DAY`.
     pub tier: Spanned<String>,
     /// Targets the backups go to.
@@ -352,6 +369,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
                 );
             }
         }
+        if matches!(source.kind, SourceKind::Postgres) {
+            match &source.database {
+                None => problem(
+                    at(&source.tier.span()),
+                    format!(
+                        "source '{name}' is of kind postgres but names no database \
+                         (database = \"postgres://USER@HOST/DATABASE\")"
+                    ),
+                ),
+                Some(db) => {
+                    if let Err(e) = crate::source::postgres::Connection::parse(db.get_ref()) {
+                        problem(at(&db.span()), format!("source '{name}': {e}"));
+                    }
+                }
+            }
+        }
         if matches!(source.kind, SourceKind::Files) && source.paths.is_empty() {
             problem(
                 at(&source.tier.span()),
@@ -511,6 +544,18 @@ mod tests {
         let line = bad.lines().position(|l| l == "[tenants.acme").unwrap() + 1;
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, line, "{found:?}");
+        // A postgres source without a database, or with a password in its address.
+        let nodb = EXAMPLE.replace(
+            "database = \"postgres://backup@erp-db.acme.internal:5432/erp\"\n",
+            "",
+        );
+        assert!(problems(&nodb)
+            .iter()
+            .any(|(_, m)| m.contains("names no database")));
+        let pw = EXAMPLE.replace("postgres://backup@", "postgres://backup:secret@");
+        assert!(problems(&pw)
+            .iter()
+            .any(|(_, m)| m.contains("holds a password")));
         // An unknown target kind.
         let kind = EXAMPLE.replace("kind = \"local\"", "kind = \"tape\"");
         assert!(
