@@ -303,7 +303,11 @@ fn prune_racing_backups_loses_nothing(store: Store) {
         let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         newest = done["id"].as_str().unwrap().to_string();
         let check = ws.check(true);
-        assert_eq!(check.code, 0, "round {round}: {}", check.stderr);
+        assert_eq!(
+            check.code, 0,
+            "round {round}: {}{}",
+            check.stdout, check.stderr
+        );
     }
     // What the earlier rounds left marked goes once nothing runs.
     cli(&ws, &["prune"]);

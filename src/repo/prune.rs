@@ -397,7 +397,9 @@ fn sweep(
         report.bytes_freed += size;
     }
 
-    let remaining: HashSet<&String> = stored.keys().filter(|n| !gone.contains(*n)).collect();
+    // An index goes when this sweep deleted every pack it still covers. Packs that are merely
+    // absent from the listing taken at the start may be new: a backup running meanwhile writes
+    // packs, then their index.
     for (name, _) in backend.list(ObjectKind::Index)? {
         let Ok(id) = name.parse::<IndexId>() else {
             continue;
@@ -405,7 +407,7 @@ fn sweep(
         let Some(packs) = coverage.get(&id) else {
             continue; // unknown to the catalog: keep it
         };
-        if packs.iter().any(|p| remaining.contains(&p.to_hex())) {
+        if !packs.iter().all(|p| gone.contains(&p.to_hex())) {
             continue;
         }
         if let Some(until) = backend.locked_until(ObjectKind::Index, &name)? {

@@ -135,6 +135,8 @@ pub fn this_host() -> String {
 pub struct Found<T> {
     pub objects: Vec<(String, T)>,
     pub problems: Vec<String>,
+    /// Whether some object was listed but gone when read.
+    pub vanished: bool,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -163,10 +165,14 @@ pub(crate) fn read_all<T: for<'de> Deserialize<'de>>(
 ) -> Result<Found<T>> {
     let mut good = Vec::new();
     let mut bad = Vec::new();
+    let mut vanished = false;
     for (name, _) in backend.list(kind)? {
         let data = match backend.get(kind, &name) {
             Ok(d) => d,
-            Err(e) if e.is_not_found() => continue,
+            Err(e) if e.is_not_found() => {
+                vanished = true;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         if let Err(e) = super::check_name(kind, &name, &data) {
@@ -188,12 +194,26 @@ pub(crate) fn read_all<T: for<'de> Deserialize<'de>>(
     Ok(Found {
         objects: good,
         problems: bad,
+        vanished,
     })
 }
 
 /// The sessions in the repository now, and the unreadable ones.
+///
+/// A refresh stores the new record before it deletes the old one, so a record that vanished
+/// between listing and reading has a successor: the listing is taken again until it holds
+/// still, or a writer could be missed.
 pub fn sessions(backend: &dyn Backend) -> Result<Found<SessionRecord>> {
-    read_all(backend, ObjectKind::Session, SESSION_FORMAT)
+    for _ in 0..50 {
+        let found = read_all(backend, ObjectKind::Session, SESSION_FORMAT)?;
+        if !found.vanished {
+            return Ok(found);
+        }
+    }
+    Err(Error::Interrupted(format!(
+        "the sessions in {} kept changing while being read; try again",
+        backend.location()
+    )))
 }
 
 /// The marks in the repository now, and the unreadable ones. Marks of another repository
@@ -202,6 +222,7 @@ pub fn marks(backend: &dyn Backend, repository: &str) -> Result<Found<MarkRecord
     let Found {
         objects: all,
         problems: mut bad,
+        ..
     } = read_all::<MarkRecord>(backend, ObjectKind::Mark, MARK_FORMAT)?;
     let mut good = Vec::new();
     for (name, mark) in all {
@@ -218,6 +239,7 @@ pub fn marks(backend: &dyn Backend, repository: &str) -> Result<Found<MarkRecord
     Ok(Found {
         objects: good,
         problems: bad,
+        vanished: false,
     })
 }
 
