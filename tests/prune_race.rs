@@ -76,18 +76,6 @@ impl Progress for Gate {
     fn finish(&self) {}
 }
 
-/// The workspace's CLI with the repository and service key, as JSON.
-fn cli(ws: &Workspace, args: &[&str]) -> serde_json::Value {
-    ws.lifeboat(args)
-        .arg("--repo")
-        .arg(ws.repo())
-        .arg("--signing-key")
-        .arg(ws.path("keys/svc.key"))
-        .arg("--json")
-        .ok()
-        .json()
-}
-
 /// Host B's catalog, rebuilt from the repository so it knows every stored chunk.
 fn host_b(ws: &Workspace) -> PathBuf {
     let dir = ws.path("host-b");
@@ -144,7 +132,7 @@ fn forgotten_data(ws: &Workspace) -> (PathBuf, u64) {
     random_file(&src.join("a.bin"), 3 * MIB, 1);
     let first = ws.backup(&[&src]);
     random_file(&src.join("z.bin"), 3 * MIB, 2);
-    cli(ws, &["forget", first["id"].as_str().unwrap()]);
+    ws.signed_json(&["forget", first["id"].as_str().unwrap()]);
     (src, 3 * MIB as u64)
 }
 
@@ -161,7 +149,7 @@ fn prune_waits_for_a_backup_that_reuses_marked_packs(store: Store) {
 
     // Host A prunes meanwhile: the packs are unreferenced, so they are marked, but the
     // running backup has not claimed that mark, so nothing is deleted.
-    let first = cli(&ws, &["prune"]);
+    let first = ws.signed_json(&["prune"]);
     assert!(first["packs_marked"].as_u64().unwrap() >= 1, "{first}");
     assert_eq!(first["packs_deleted"], 0, "{first}");
     let waiting = first["waiting"].as_array().unwrap();
@@ -185,7 +173,7 @@ fn prune_waits_for_a_backup_that_reuses_marked_packs(store: Store) {
     );
 
     // The next prune finds the marked packs in use by the new snapshot, and keeps them.
-    let second = cli(&ws, &["prune"]);
+    let second = ws.signed_json(&["prune"]);
     assert!(second["packs_spared"].as_u64().unwrap() >= 1, "{second}");
     assert_eq!(second["marks_swept"], 1, "{second}");
     assert_eq!(second["waiting"].as_array().unwrap().len(), 0, "{second}");
@@ -206,7 +194,7 @@ fn a_backup_after_the_mark_stores_marked_data_again(store: Store) {
         &lifeboat::progress::Silent,
     )
     .unwrap();
-    let marked = cli(&ws, &["prune"]);
+    let marked = ws.signed_json(&["prune"]);
     assert!(marked["packs_marked"].as_u64().unwrap() >= 1, "{marked}");
     assert_eq!(marked["packs_deleted"], 0, "{marked}");
     assert!(marked["waiting"][0]["sessions"][0]
@@ -224,10 +212,15 @@ fn a_backup_after_the_mark_stores_marked_data_again(store: Store) {
         outcome.snapshot.manifest.stats.bytes_added
     );
 
+    // a.bin is now in two packs that exist, the marked one and the new one: the repository
+    // is whole, and the snapshot names the pack it uses.
+    let check = ws.check(true);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+
     // Once the copy ends, the marked packs go; the backup claimed the mark, so it does not
     // hold the sweep up.
     copy.end().unwrap();
-    let swept = cli(&ws, &["prune"]);
+    let swept = ws.signed_json(&["prune"]);
     assert!(swept["packs_deleted"].as_u64().unwrap() >= 1, "{swept}");
     assert_eq!(swept["packs_spared"], 0, "{swept}");
     assert_eq!(swept["waiting"].as_array().unwrap().len(), 0, "{swept}");
@@ -256,7 +249,7 @@ fn a_stale_session_does_not_hold_prune_up(store: Store) {
         .put(lifeboat::backend::ObjectKind::Session, &name, bytes)
         .unwrap();
 
-    let report = cli(&ws, &["prune"]);
+    let report = ws.signed_json(&["prune"]);
     assert!(report["packs_deleted"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(report["stale_sessions"].as_array().unwrap().len(), 1);
     assert!(report["stale_sessions"][0]
@@ -292,8 +285,8 @@ fn prune_racing_backups_loses_nothing(store: Store) {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        cli(&ws, &["forget", &newest]);
-        cli(&ws, &["prune"]);
+        ws.signed_json(&["forget", &newest]);
+        ws.signed_json(&["prune"]);
         let out = running.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -310,7 +303,7 @@ fn prune_racing_backups_loses_nothing(store: Store) {
         );
     }
     // What the earlier rounds left marked goes once nothing runs.
-    cli(&ws, &["prune"]);
+    ws.signed_json(&["prune"]);
     assert!(ws.objects("marks").is_empty());
     assert_restores(&ws, &newest, &src);
 }

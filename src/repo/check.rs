@@ -198,11 +198,25 @@ pub fn check(
         let present_packs: HashSet<PackId> =
             data_present.iter().filter_map(|p| p.parse().ok()).collect();
         let mut indexed: HashMap<PackId, Vec<super::index::PackEntry>> = HashMap::new();
+        // Chunks stored in more than one pack that exists (a backup stores a chunk again rather
+        // than reuse a pack prune has marked): every such pack, since the map keeps one.
+        let mut duplicates: HashMap<ChunkId, Vec<PackId>> = HashMap::new();
         for id in repo.index_ids()? {
             match repo.load_index(key, &id) {
                 Ok(packs) => {
                     for p in packs {
                         for e in &p.entries {
+                            if present_packs.contains(&p.id) {
+                                if let Some((old, _)) = map.chunks.get(&e.chunk) {
+                                    if present_packs.contains(old) && *old != p.id {
+                                        let all = duplicates.entry(e.chunk).or_default();
+                                        if all.is_empty() {
+                                            all.push(*old);
+                                        }
+                                        all.push(p.id);
+                                    }
+                                }
+                            }
                             map.insert(e.chunk, p.id, *e, &present_packs);
                         }
                         indexed.entry(p.id).or_default().extend(p.entries);
@@ -214,7 +228,7 @@ pub fn check(
                 }
             }
         }
-        check_trees(repo, key, &map, &snapshots, &mut report);
+        check_trees(repo, key, &map, &duplicates, &snapshots, &mut report);
         if options.read_data {
             let sizes: HashMap<&str, u64> = listing
                 .get(&ObjectKind::Data)
@@ -250,6 +264,7 @@ fn check_trees(
     repo: &Repository,
     key: &SecretKey,
     map: &ChunkMap,
+    duplicates: &HashMap<ChunkId, Vec<PackId>>,
     snapshots: &[Snapshot],
     report: &mut CheckReport,
 ) {
@@ -263,10 +278,17 @@ fn check_trees(
                 object.clone(),
                 format!("needs chunk {chunk}, which no index lists"),
             ),
-            Some((pack, _)) if !listed.contains(pack) => report.problem(
-                object.clone(),
-                format!("needs pack {pack} but does not list it"),
-            ),
+            Some((pack, _))
+                if !listed.contains(pack)
+                    && !duplicates
+                        .get(chunk)
+                        .is_some_and(|all| all.iter().any(|p| listed.contains(p))) =>
+            {
+                report.problem(
+                    object.clone(),
+                    format!("needs pack {pack} but does not list it"),
+                )
+            }
             Some(_) => {}
         };
         for c in &s.manifest.tree {
