@@ -9,17 +9,6 @@ fn backup_of(ws: &Workspace, dir: &std::path::Path) -> serde_json::Value {
     ws.backup(&[dir])
 }
 
-fn run(ws: &Workspace, args: &[&str]) -> serde_json::Value {
-    ws.lifeboat(args)
-        .arg("--repo")
-        .arg(ws.repo())
-        .arg("--signing-key")
-        .arg(ws.path("keys/svc.key"))
-        .arg("--json")
-        .ok()
-        .json()
-}
-
 fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
     let ws = Workspace::with(store);
     let (one, two) = (ws.path("one"), ws.path("two"));
@@ -36,25 +25,25 @@ fn forget_then_prune_frees_only_what_forgotten_snapshots_used(store: Store) {
         .sum();
 
     // Nothing is unused yet: prune deletes nothing.
-    let idle = run(&ws, &["prune"]);
+    let idle = ws.signed_json(&["prune"]);
     assert_eq!(idle["packs_deleted"], 0, "{idle}");
 
     let id = first["id"].as_str().unwrap();
-    let plan = run(&ws, &["forget", "--dry-run", &id[..12]]);
+    let plan = ws.signed_json(&["forget", "--dry-run", &id[..12]]);
     assert_eq!(plan["result"]["forgotten"][0], id);
     assert_eq!(
         ws.objects("snapshots").len(),
         2,
         "a dry run changes nothing"
     );
-    run(&ws, &["forget", id]);
+    ws.signed_json(&["forget", id]);
     assert_eq!(ws.objects("snapshots").len(), 1);
 
-    let plan = run(&ws, &["prune", "--dry-run"]);
+    let plan = ws.signed_json(&["prune", "--dry-run"]);
     assert!(plan["packs_deleted"].as_u64().unwrap() >= 1, "{plan}");
     let packs = ws.objects("data").len();
     assert_eq!(packs, ws.objects("data").len(), "a dry run changes nothing");
-    let report = run(&ws, &["prune"]);
+    let report = ws.signed_json(&["prune"]);
     assert_eq!(report["packs_deleted"], plan["packs_deleted"], "{report}");
     assert!(
         report["bytes_freed"].as_u64().unwrap() >= 6 << 20,
@@ -129,7 +118,7 @@ fn forget_by_policy_decides_per_source_with_reasons(store: Store) {
         }
     }
 
-    let plan = run(&ws, &["forget", "--keep-last", "2", "--dry-run"]);
+    let plan = ws.signed_json(&["forget", "--keep-last", "2", "--dry-run"]);
     assert_eq!(
         ws.objects("snapshots").len(),
         5,
@@ -152,7 +141,7 @@ fn forget_by_policy_decides_per_source_with_reasons(store: Store) {
         .iter()
         .all(|d| d["keep"] == true));
 
-    let done = run(&ws, &["forget", "--keep-last", "2"]);
+    let done = ws.signed_json(&["forget", "--keep-last", "2"]);
     assert_eq!(
         done["result"]["forgotten"],
         serde_json::json!([ids["erp"][0]])
@@ -202,7 +191,7 @@ fn a_held_snapshot_survives_retention_and_forget_until_released(store: Store) {
     assert_eq!(listed[0]["reason"], "legal hold case 17");
 
     // Retention keeps it, and says why; the unheld middle one goes.
-    let done = run(&ws, &["forget", "--keep-last", "1"]);
+    let done = ws.signed_json(&["forget", "--keep-last", "1"]);
     let decisions = done["plan"][0]["decisions"].as_array().unwrap();
     let held = decisions.iter().find(|d| d["id"] == first).unwrap();
     assert_eq!(held["keep"], true, "{done}");
@@ -210,7 +199,7 @@ fn a_held_snapshot_survives_retention_and_forget_until_released(store: Store) {
     assert_eq!(done["result"]["forgotten"], serde_json::json!([ids[1]]));
 
     // Forgetting it by name is refused while it is held.
-    let refused = run(&ws, &["forget", first]);
+    let refused = ws.signed_json(&["forget", first]);
     assert_eq!(refused["result"]["forgotten"], serde_json::json!([]));
     assert_eq!(refused["result"]["held"][0]["reason"], "legal hold case 17");
     assert_eq!(ws.objects("snapshots").len(), 2);
@@ -221,7 +210,7 @@ fn a_held_snapshot_survives_retention_and_forget_until_released(store: Store) {
         hold(&ws, &["list", "--json"]).ok().json(),
         serde_json::json!([])
     );
-    let gone = run(&ws, &["forget", first]);
+    let gone = ws.signed_json(&["forget", first]);
     assert_eq!(gone["result"]["forgotten"], serde_json::json!([first]));
     let again = hold(&ws, &["release", first]);
     assert_eq!(again.code, 1, "{}", again.stderr);

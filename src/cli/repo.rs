@@ -629,24 +629,17 @@ fn restore_postgres(
         )
         .into());
     }
-    let files = restore::files(repo, key, snapshot)?;
+    let files = restore::SnapshotFiles::open(repo, key, snapshot)?;
     let dump = postgres::PostgresSource::dump_name(database.map(String::as_str).unwrap_or(""));
     let mut target = crate::source::postgres::Connection::parse(address)
         .map_err(|e| CliError::new(exit::USAGE, e))?;
     target.passfile = args.pg_passfile.clone();
     target.password_env = args.password_env.clone();
     let started = std::time::Instant::now();
-    let total: u64 = files.iter().map(|f| f.size).sum();
+    let total = files.total();
     progress.phase("restoring", Some(total), true);
     postgres::restore(&target, &dump, &mut |name, out| {
-        let file = files
-            .iter()
-            .find(|f| f.path == name.as_bytes())
-            .ok_or_else(|| crate::repo::Error::Corrupt {
-                object: format!("snapshot {}", snapshot.id.short()),
-                reason: format!("it lacks {name}"),
-            })?;
-        restore::stream_file(repo, key, snapshot, file, out, progress)
+        files.write(name, out, progress)
     })
     .inspect_err(|_| progress.finish_quietly())?;
     progress.finish();

@@ -502,19 +502,13 @@ fn prune_job(
 
 /// Opens a target's store if it holds a repository; never creates anything.
 fn open_existing(target: &Target) -> crate::backend::Result<Option<Arc<dyn Backend>>> {
-    let opened = match target.kind.get_ref() {
+    let opened: crate::backend::Result<Arc<dyn Backend>> = match target.kind.get_ref() {
         TargetKind::Local => {
-            LocalBackend::open(&target.path.clone().unwrap_or_default()).map(|b| {
-                let b: Arc<dyn Backend> = Arc::new(b);
-                b
-            })
+            LocalBackend::open(&target.path.clone().unwrap_or_default()).map(|b| Arc::new(b) as _)
         }
         TargetKind::S3 => {
             let (url, options) = s3_settings(target)?;
-            S3Backend::open(&url, options).map(|b| {
-                let b: Arc<dyn Backend> = Arc::new(b);
-                b
-            })
+            S3Backend::open(&url, options).map(|b| Arc::new(b) as _)
         }
     };
     match opened {

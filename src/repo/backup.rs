@@ -111,15 +111,6 @@ impl BackupOutcome {
     }
 }
 
-/// The key under which the file cache of a set of source paths is kept.
-pub fn paths_key(roots: &[PathBuf]) -> String {
-    roots
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn ns(sec: i64, nsec: i64) -> i128 {
     i128::from(sec) * 1_000_000_000 + i128::from(nsec)
 }
@@ -588,6 +579,7 @@ fn run_backup(
         }
         Content::Streams(source) => (Vec::new(), source.describe()),
     };
+    // The file cache of a set of sources is kept under their paths.
     let key = paths.join("\n");
     let (parent, old_files) = cache.file_cache(&key)?;
     let threads = if options.threads == 0 {

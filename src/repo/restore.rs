@@ -376,56 +376,77 @@ fn set_metadata(path: &Path, e: &Entry, is_root: bool, warnings: &mut Vec<String
         .map_err(|err| io_err("cannot set modification time of", path, err))
 }
 
-/// The files of a snapshot's tree, by path (for sources that are streams, such as dumps).
-pub fn files(repo: &Repository, key: &SecretKey, snapshot: &Snapshot) -> Result<Vec<Entry>> {
-    repo.check_key(key)?;
-    let map = repo.chunk_map(key, &snapshot.manifest.packs.iter().copied().collect())?;
-    let mut reader = super::ChunkReader::new(repo, key, &map);
-    let tree = repo.read_tree(&mut reader, snapshot)?;
-    Ok(tree
-        .into_iter()
-        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
-        .collect())
+/// The files of one snapshot, read one at a time into a writer (the dumps of a database
+/// source go to its restore tool this way). The chunk map is built once for all of them.
+pub struct SnapshotFiles<'a> {
+    repo: &'a Repository,
+    key: &'a SecretKey,
+    map: super::ChunkMap,
+    files: Vec<Entry>,
 }
 
-/// Writes the content of one file of a snapshot to `out`, every chunk authenticated on the
-/// way; returns the bytes written.
-pub fn stream_file(
-    repo: &Repository,
-    key: &SecretKey,
-    snapshot: &Snapshot,
-    file: &Entry,
-    out: &mut dyn std::io::Write,
-    progress: &dyn Progress,
-) -> Result<u64> {
-    let EntryKind::File { chunks } = &file.kind else {
-        return Err(Error::Invalid(format!(
-            "{} is not a file",
-            String::from_utf8_lossy(&file.path)
-        )));
-    };
-    let map = repo.chunk_map(key, &snapshot.manifest.packs.iter().copied().collect())?;
-    let mut reader = super::ChunkReader::new(repo, key, &map);
-    let mut written = 0u64;
-    let broken = |e: std::io::Error| Error::Target(format!("writing the restored data: {e}"));
-    for c in chunks {
-        match c {
-            ChunkRef::Data { id, .. } => {
-                let data = reader.read(id)?;
-                out.write_all(&data).map_err(broken)?;
-            }
-            ChunkRef::Zero { len } => {
-                let zeros = vec![0u8; 1 << 16];
-                let mut left = *len;
-                while left > 0 {
-                    let n = left.min(zeros.len() as u64) as usize;
-                    out.write_all(&zeros[..n]).map_err(broken)?;
-                    left -= n as u64;
+impl<'a> SnapshotFiles<'a> {
+    pub fn open(
+        repo: &'a Repository,
+        key: &'a SecretKey,
+        snapshot: &Snapshot,
+    ) -> Result<SnapshotFiles<'a>> {
+        repo.check_key(key)?;
+        let map = repo.chunk_map(key, &snapshot.manifest.packs.iter().copied().collect())?;
+        let tree = repo.read_tree(&mut super::ChunkReader::new(repo, key, &map), snapshot)?;
+        let files = tree
+            .into_iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .collect();
+        Ok(SnapshotFiles {
+            repo,
+            key,
+            map,
+            files,
+        })
+    }
+
+    /// The logical size of all files.
+    pub fn total(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Writes the content of the file at `path` to `out`, every chunk authenticated on the
+    /// way; returns the bytes written.
+    pub fn write(
+        &self,
+        path: &str,
+        out: &mut dyn std::io::Write,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        let chunks = match self.files.iter().find(|f| f.path == path.as_bytes()) {
+            Some(Entry {
+                kind: EntryKind::File { chunks },
+                ..
+            }) => chunks,
+            _ => return Err(Error::NotFound(format!("the snapshot has no file {path}"))),
+        };
+        let mut reader = super::ChunkReader::new(self.repo, self.key, &self.map);
+        let broken = |e: std::io::Error| Error::Target(format!("writing the restored data: {e}"));
+        let zeros = vec![0u8; 1 << 16];
+        let mut written = 0u64;
+        for c in chunks {
+            match c {
+                ChunkRef::Data { id, .. } => {
+                    out.write_all(&reader.read(id)?).map_err(broken)?;
+                }
+                ChunkRef::Zero { len } => {
+                    let mut left = *len;
+                    while left > 0 {
+                        let n = left.min(zeros.len() as u64) as usize;
+                        out.write_all(&zeros[..n]).map_err(broken)?;
+                        left -= n as u64;
+                    }
                 }
             }
+            written += c.len();
+            progress.advance(c.len());
         }
-        written += c.len();
-        progress.advance(c.len());
+        Ok(written)
     }
-    Ok(written)
 }

@@ -32,42 +32,72 @@ pub enum ToolError {
     },
 }
 
+/// A tool started with its standard error collected on a thread.
+struct Running {
+    tool: String,
+    child: Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command, stdin: Stdio, stdout: Stdio) -> Result<Running, ToolError> {
+        let tool = tool_name(&cmd);
+        cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
+            tool: tool.clone(),
+            source,
+        })?;
+        let stderr = collect_stderr(&mut child);
+        Ok(Running {
+            tool,
+            child,
+            stderr,
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> ToolError {
+        ToolError::Io {
+            tool: self.tool.clone(),
+            source,
+        }
+    }
+
+    /// Waits for the tool; fails if it did not succeed. Returns its standard error.
+    fn finish(mut self) -> Result<String, ToolError> {
+        let status = self.child.wait().map_err(|e| self.io(e))?;
+        let stderr = self.stderr.join().unwrap_or_default();
+        if !status.success() {
+            return Err(ToolError::Failed {
+                tool: self.tool,
+                status: describe_status(&status),
+                stderr: stderr.trim().to_string(),
+            });
+        }
+        Ok(stderr)
+    }
+}
+
 /// Runs `cmd`, hands its standard output to `consume`, then checks how it ended. If `consume`
 /// fails, the tool is killed and that error is returned.
 pub fn stream<E>(
-    mut cmd: Command,
+    cmd: Command,
     consume: &mut dyn FnMut(&mut dyn Read) -> Result<(), E>,
 ) -> Result<Result<(), E>, ToolError> {
-    let tool = tool_name(&cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
-        tool: tool.clone(),
-        source,
-    })?;
-    let stderr = collect_stderr(&mut child);
-    let mut stdout = child.stdout.take().ok_or_else(|| ToolError::Io {
-        tool: tool.clone(),
-        source: std::io::Error::other("no standard output"),
-    })?;
+    let mut running = Running::start(cmd, Stdio::null(), Stdio::piped())?;
+    let mut stdout = running
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| running.io(std::io::Error::other("no standard output")))?;
     let consumed = consume(&mut stdout);
     drop(stdout);
     if consumed.is_err() {
-        let _ = child.kill();
+        // The consumer's error is the one to report; the tool's end no longer matters.
+        let _ = running.child.kill();
+        let _ = running.child.wait();
+        return Ok(consumed);
     }
-    let status = child.wait().map_err(|source| ToolError::Io {
-        tool: tool.clone(),
-        source,
-    })?;
-    let stderr = stderr.join().unwrap_or_default();
-    if consumed.is_ok() && !status.success() {
-        return Err(ToolError::Failed {
-            tool,
-            status: describe_status(&status),
-            stderr: stderr.trim().to_string(),
-        });
-    }
+    running.finish()?;
     Ok(consumed)
 }
 
@@ -102,35 +132,22 @@ pub fn feed(
 /// Like `feed`, and returns what the tool wrote to its standard error when it succeeded
 /// (warnings a caller may want to look at).
 pub fn feed_collect(
-    mut cmd: Command,
+    cmd: Command,
     feed: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<String, ToolError> {
-    let tool = tool_name(&cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
-        tool: tool.clone(),
-        source,
-    })?;
-    let stderr = collect_stderr(&mut child);
-    let fed = match child.stdin.take() {
+    let mut running = Running::start(cmd, Stdio::piped(), Stdio::null())?;
+    let fed = match running.child.stdin.take() {
         Some(mut stdin) => feed(&mut stdin),
         None => Err(std::io::Error::other("no standard input")),
     };
-    let status = child.wait().map_err(|source| ToolError::Io {
-        tool: tool.clone(),
-        source,
-    })?;
-    let stderr = stderr.join().unwrap_or_default();
-    if !status.success() {
-        return Err(ToolError::Failed {
-            tool,
-            status: describe_status(&status),
-            stderr: stderr.trim().to_string(),
-        });
-    }
-    fed.map_err(|source| ToolError::Io { tool, source })?;
+    let io = |e| ToolError::Io {
+        tool: running.tool.clone(),
+        source: e,
+    };
+    let fed = fed.map_err(io);
+    // A tool that failed explains a broken pipe better than the pipe does.
+    let stderr = running.finish()?;
+    fed?;
     Ok(stderr)
 }
 

@@ -219,6 +219,18 @@ impl Workspace {
         c.ok().json()
     }
 
+    /// `lifeboat ARGS --repo REPO --signing-key SVC --json`, which must succeed; its JSON.
+    pub fn signed_json(&self, args: &[&str]) -> serde_json::Value {
+        self.lifeboat(args)
+            .arg("--repo")
+            .arg(self.repo())
+            .arg("--signing-key")
+            .arg(self.path("keys/svc.key"))
+            .arg("--json")
+            .ok()
+            .json()
+    }
+
     pub fn restore(&self, snapshot: &str, target: &Path, extra: &[&str]) -> Run {
         let mut c = self.lifeboat(&["restore", "--repo"]);
         c.arg(self.repo())
