@@ -20,7 +20,11 @@ fn config_check_validates_without_running_anything() {
     let text = fs::read_to_string(EXAMPLE).unwrap();
     let broken = text
         .replace("tier = \"90/4\"", "tier = \"90/4\"\nretain = \"forever\"")
-        .replace("targets = [\"second-site\"]", "targets = [\"third-site\"]");
+        .replacen(
+            "targets = [\"second-site\"]",
+            "targets = [\"third-site\"]",
+            1,
+        );
     let path = ws.path("lifeboat.toml");
     fs::write(&path, &broken).unwrap();
     let line = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -40,7 +44,7 @@ fn config_check_validates_without_running_anything() {
     );
     assert!(
         run.stderr.contains(&format!(
-            "lifeboat.toml:{}: source 'bakery-files' names target 'third-site'",
+            "lifeboat.toml:{}: source 'bakery-shop-db' names target 'third-site'",
             line("third-site")
         )),
         "{}",

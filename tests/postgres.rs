@@ -61,7 +61,7 @@ fn a_database_with_schemas_large_objects_and_roles_round_trips() {
     let src = erp_server();
     let passfile = src.passfile(SUPERUSER_PASSWORD);
     let passfile = passfile.display().to_string();
-    let first = backup(&ws, &src.address("erp"), &["--pg-passfile", &passfile])
+    let first = backup(&ws, &src.address("erp"), &["--passfile", &passfile])
         .ok()
         .json();
     assert_eq!(first["files"], 2, "globals and the dump: {first}");
@@ -95,7 +95,7 @@ fn a_database_with_schemas_large_objects_and_roles_round_trips() {
     assert!(!paths.contains(SUPERUSER_PASSWORD));
 
     // An unchanged database deduplicates against the first dump.
-    let second = backup(&ws, &src.address("erp"), &["--pg-passfile", &passfile])
+    let second = backup(&ws, &src.address("erp"), &["--passfile", &passfile])
         .ok()
         .json();
     let dumped = second["bytes"].as_u64().unwrap();
@@ -134,6 +134,27 @@ fn a_database_with_schemas_large_objects_and_roles_round_trips() {
         "the two pg_dump outputs differ (line, source, restored)"
     );
 
+    // In parallel (two pg_restore jobs, from a temporary file), into a second database.
+    ws.lifeboat(&["restore", "--repo"])
+        .arg(ws.repo())
+        .arg("--key")
+        .arg(ws.key())
+        .args(&[
+            "latest",
+            "--to-postgres",
+            &dst.address("erp_parallel"),
+            "--jobs",
+            "2",
+        ])
+        .args(&["--password-env", "LIFEBOAT_TEST_PGPASSWORD"])
+        .env("LIFEBOAT_TEST_PGPASSWORD", SUPERUSER_PASSWORD)
+        .ok();
+    assert_eq!(
+        common::postgres::first_difference(&before, &dst.dump_sql("erp_parallel")),
+        None,
+        "the parallel restore differs (line, source, restored)"
+    );
+
     // Restoring into a database that exists is refused, and says so.
     let again = ws
         .lifeboat(&["restore", "--repo"])
@@ -164,7 +185,7 @@ fn failures_say_why_and_commit_nothing() {
     let run = backup(
         &ws,
         &pg.address("erp"),
-        &["--pg-passfile", &wrong.display().to_string()],
+        &["--passfile", &wrong.display().to_string()],
     );
     assert_ne!(run.code, 0);
     assert!(
@@ -215,7 +236,7 @@ fn failures_say_why_and_commit_nothing() {
     c.arg(ws.repo())
         .arg("--signing-key")
         .arg(ws.path("keys/svc.key"))
-        .args(&["--postgres", &pg.address("erp"), "--pg-passfile", &passfile])
+        .args(&["--postgres", &pg.address("erp"), "--passfile", &passfile])
         .env("PATH", &path);
     let run = c.run();
     assert_ne!(run.code, 0);

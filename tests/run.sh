@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
-# stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 from
-# Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/), then runs every test.
+# stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
+# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,9 @@ command -v pg_dump >/dev/null || missing+=(postgresql-15 postgresql-client-15)
 if ! command -v initdb >/dev/null && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   missing+=(postgresql-15)
 fi
+# MariaDB 10.11 from Debian (server and client tools; the service is not started).
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
 if ((${#missing[@]})); then
   echo "installing test tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

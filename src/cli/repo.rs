@@ -49,31 +49,74 @@ pub struct BackupArgs {
     #[command(flatten)]
     database: DatabaseArgs,
     /// Files and folders to back up.
-    #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
+    #[arg(required_unless_present_any = ["postgres", "mysql", "sqlite"],
+          conflicts_with_all = ["postgres", "mysql", "sqlite"])]
     paths: Vec<PathBuf>,
 }
 
-/// A database to dump instead of files, or to restore into.
+/// A database to dump instead of files.
 #[derive(clap::Args, Clone)]
 pub struct DatabaseArgs {
     /// Back up a PostgreSQL database: postgres://USER@HOST[:PORT]/DATABASE (no password here).
     #[arg(long, value_name = "ADDRESS")]
     postgres: Option<String>,
-    /// A .pgpass file with the database password.
-    #[arg(long, value_name = "FILE")]
-    pg_passfile: Option<PathBuf>,
+    /// Back up a MariaDB or MySQL database: mysql://USER@HOST[:PORT]/DATABASE (no password here).
+    #[arg(
+        long,
+        alias = "mariadb",
+        value_name = "ADDRESS",
+        conflicts_with = "postgres"
+    )]
+    mysql: Option<String>,
+    /// Back up an SQLite database file (a consistent copy, even while it is written to).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["postgres", "mysql"])]
+    sqlite: Option<PathBuf>,
+    #[command(flatten)]
+    password: PasswordArgs,
+}
+
+/// Where a database password comes from: never the command line.
+#[derive(clap::Args, Clone)]
+pub struct PasswordArgs {
+    /// A file with the database password: a .pgpass file (PostgreSQL), or an option file with
+    /// a [client] section and password=... (MariaDB/MySQL).
+    #[arg(long, alias = "pg-passfile", value_name = "FILE")]
+    passfile: Option<PathBuf>,
     /// The environment variable holding the database password.
     #[arg(long, value_name = "VAR")]
     password_env: Option<String>,
 }
 
-impl DatabaseArgs {
-    fn postgres(&self, address: &str) -> anyhow::Result<crate::source::postgres::Connection> {
-        let mut c = crate::source::postgres::Connection::parse(address)
+impl PasswordArgs {
+    /// The server at `address`, which must be a database of `engine`.
+    fn connect(
+        &self,
+        engine: crate::source::connection::Engine,
+        address: &str,
+    ) -> anyhow::Result<crate::source::connection::Connection> {
+        let mut c = crate::source::connection::Connection::parse_for(engine, address)
             .map_err(|e| CliError::new(exit::USAGE, e))?;
-        c.passfile = self.pg_passfile.clone();
+        c.passfile = self.passfile.clone();
         c.password_env = self.password_env.clone();
         Ok(c)
+    }
+}
+
+impl DatabaseArgs {
+    /// The database to dump, if one was given; a bad address is a usage error.
+    fn database(&self) -> anyhow::Result<Option<crate::source::Database>> {
+        use crate::source::{connection::Engine, Database};
+        Ok(if let Some(a) = &self.postgres {
+            Some(Database::Postgres(
+                self.password.connect(Engine::Postgres, a)?,
+            ))
+        } else if let Some(a) = &self.mysql {
+            Some(Database::Mysql(self.password.connect(Engine::Mysql, a)?))
+        } else {
+            self.sqlite.as_ref().map(|path| {
+                Database::Sqlite(std::path::absolute(path).unwrap_or_else(|_| path.clone()))
+            })
+        })
     }
 }
 
@@ -115,18 +158,29 @@ pub struct RestoreArgs {
     /// Snapshot id (or a unique prefix), or `latest`.
     snapshot: String,
     /// The folder to restore into (created if missing; existing entries are never overwritten).
-    #[arg(long, required_unless_present = "to_postgres")]
+    #[arg(long, required_unless_present_any = ["to_postgres", "to_mysql"])]
     target: Option<PathBuf>,
     /// Restore a PostgreSQL snapshot into this server and new database:
     /// postgres://USER@HOST[:PORT]/DATABASE (roles first, then the database, created).
-    #[arg(long, value_name = "ADDRESS", conflicts_with = "target")]
+    #[arg(long, value_name = "ADDRESS", conflicts_with_all = ["target", "to_mysql"])]
     to_postgres: Option<String>,
-    /// A .pgpass file with the password of the server restored into.
-    #[arg(long, value_name = "FILE")]
-    pg_passfile: Option<PathBuf>,
-    /// The environment variable holding the password of the server restored into.
-    #[arg(long, value_name = "VAR")]
-    password_env: Option<String>,
+    /// Restore a MariaDB/MySQL snapshot into this server and new database:
+    /// mysql://USER@HOST[:PORT]/DATABASE (accounts first, then the database, created).
+    #[arg(
+        long,
+        alias = "to-mariadb",
+        value_name = "ADDRESS",
+        conflicts_with = "target"
+    )]
+    to_mysql: Option<String>,
+    /// The password of the server restored into.
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Parallel pg_restore jobs (PostgreSQL). Above 1 the dump is first written to a temporary
+    /// file in TMPDIR, which needs room for it.
+    #[arg(long, default_value_t = 1, requires = "to_postgres",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// Restore only this path (a file or a folder) of the snapshot (repeatable).
     #[arg(long = "include")]
     includes: Vec<String>,
@@ -337,12 +391,7 @@ fn lock_repo(ctx: &Context, repo: &Repository) -> anyhow::Result<std::fs::File> 
 
 pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
     // Bad addresses are refused before anything is opened or recorded.
-    let postgres = args
-        .database
-        .postgres
-        .as_deref()
-        .map(|a| args.database.postgres(a))
-        .transpose()?;
+    let database = args.database.database()?;
     let (signing, repo, _lock, mut catalog) = open_for_writing(ctx, &args.repo, &args.signing_key)?;
     let mut cache = catalog.for_repo(&repo)?;
     let run = cache.start_run("backup", chrono::Utc::now())?;
@@ -357,18 +406,15 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
         time: None,
     };
     let progress = ctx.progress();
-    let result = match postgres {
-        Some(connection) => {
-            let mut source = crate::source::postgres::PostgresSource::new(connection);
-            backup::backup_streams(
-                &repo,
-                &signing,
-                &mut cache,
-                &options,
-                &mut source,
-                &progress,
-            )
-        }
+    let result = match database {
+        Some(database) => backup::backup_streams(
+            &repo,
+            &signing,
+            &mut cache,
+            &options,
+            database.source().as_mut(),
+            &progress,
+        ),
         None => backup::backup(&repo, &signing, &mut cache, &options, &progress),
     };
     let outcome = match result {
@@ -570,8 +616,14 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
     let (repo, key, snapshot) =
         open_snapshot(ctx, &args.repo, &args.signer, &args.key, &args.snapshot)?;
     let progress = ctx.progress();
+    use crate::source::connection::Engine;
     if let Some(address) = &args.to_postgres {
-        return restore_postgres(&args, address, &repo, &key, &snapshot, &progress);
+        let target = args.password.connect(Engine::Postgres, address)?;
+        return restore_database(&args, target, &repo, &key, &snapshot, &progress);
+    }
+    if let Some(address) = &args.to_mysql {
+        let target = args.password.connect(Engine::Mysql, address)?;
+        return restore_database(&args, target, &repo, &key, &snapshot, &progress);
     }
     let target = args.target.clone().unwrap_or_default();
     let options = RestoreOptions {
@@ -607,40 +659,45 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Restores a snapshot of a PostgreSQL source into a server: its roles, then its database.
-fn restore_postgres(
+/// Restores a snapshot of a database source into a server: its roles or accounts, then its
+/// database.
+fn restore_database(
     args: &RestoreArgs,
-    address: &str,
+    target: crate::source::connection::Connection,
     repo: &crate::repo::Repository,
     key: &SecretKey,
     snapshot: &crate::repo::snapshot::Snapshot,
     progress: &crate::progress::Terminal,
 ) -> anyhow::Result<i32> {
     use crate::progress::Progress;
-    use crate::source::postgres;
+    use crate::source::{connection::Engine, mariadb, postgres};
+    let kind = target.engine.scheme();
     let database = snapshot.manifest.details.get("database");
-    if snapshot.manifest.details.get("kind").map(String::as_str) != Some("postgres") {
+    if snapshot.manifest.details.get("kind").map(String::as_str) != Some(kind) {
         return Err(CliError::new(
             exit::USAGE,
             format!(
-                "snapshot {} is not of a PostgreSQL source; restore it into a folder with --target",
+                "snapshot {} is not of a {kind} source; restore it into a folder with --target",
                 snapshot.id.short()
             ),
         )
         .into());
     }
+    let database = database.map(String::as_str).unwrap_or("");
     let files = restore::SnapshotFiles::open(repo, key, snapshot)?;
-    let dump = postgres::PostgresSource::dump_name(database.map(String::as_str).unwrap_or(""));
-    let mut target = crate::source::postgres::Connection::parse(address)
-        .map_err(|e| CliError::new(exit::USAGE, e))?;
-    target.passfile = args.pg_passfile.clone();
-    target.password_env = args.password_env.clone();
     let started = std::time::Instant::now();
     let total = files.total();
     progress.phase("restoring", Some(total), true);
-    postgres::restore(&target, &dump, &mut |name, out| {
-        files.write(name, out, progress)
-    })
+    let mut read = |name: &str, out: &mut dyn std::io::Write| files.write(name, out, progress);
+    match target.engine {
+        Engine::Postgres => postgres::restore(
+            &target,
+            &postgres::PostgresSource::dump_name(database),
+            usize::from(args.jobs),
+            &mut read,
+        ),
+        Engine::Mysql => mariadb::restore(&target, &snapshot.manifest.details, &mut read),
+    }
     .inspect_err(|_| progress.finish_quietly())?;
     progress.finish();
     let elapsed = started.elapsed();
@@ -648,7 +705,7 @@ fn restore_postgres(
         println!(
             "{}",
             serde_json::json!({
-                "snapshot": snapshot.id.to_hex(), "postgres": target.describe(),
+                "snapshot": snapshot.id.to_hex(), "database": target.describe(),
                 "bytes": total, "duration_ms": elapsed.as_millis() as u64,
             })
         );

@@ -62,13 +62,19 @@ fn default_jitter() -> Spanned<String> {
 }
 
 impl Source {
-    /// The PostgreSQL connection of a `postgres` source (validated at load).
-    pub fn postgres(&self) -> Option<crate::source::postgres::Connection> {
-        let mut c =
-            crate::source::postgres::Connection::parse(self.database.as_ref()?.get_ref()).ok()?;
-        c.passfile = self.passfile.clone();
-        c.password_env = self.password_env.clone();
-        Some(c)
+    /// The database of a `postgres`, `mysql` or `sqlite` source (validated at load).
+    pub fn database(&self) -> Option<crate::source::Database> {
+        let database = self.database.as_ref()?.get_ref();
+        match self.kind {
+            SourceKind::Files | SourceKind::Vm => None,
+            SourceKind::Sqlite => Some(crate::source::Database::Sqlite(database.into())),
+            SourceKind::Postgres | SourceKind::Mysql => crate::source::Database::server(
+                database,
+                self.passfile.clone(),
+                self.password_env.clone(),
+            )
+            .ok(),
+        }
     }
 }
 
@@ -134,7 +140,10 @@ pub struct Contract {
 pub enum SourceKind {
     Files,
     Postgres,
+    /// MariaDB or MySQL.
+    #[serde(alias = "mariadb")]
     Mysql,
+    Sqlite,
     Vm,
 }
 
@@ -146,9 +155,12 @@ pub struct Source {
     /// Files and folders (kind `files`).
     #[serde(default)]
     pub paths: Vec<PathBuf>,
-    /// The database (kind `postgres`): `postgres://USER@HOST[:PORT]/DATABASE`, no password.
+    /// The database: `postgres://USER@HOST[:PORT]/DATABASE` (kind `postgres`),
+    /// `mysql://USER@HOST[:PORT]/DATABASE` (kind `mysql`), no password in either; or the path
+    /// of the database file (kind `sqlite`).
     pub database: Option<Spanned<String>>,
-    /// A `.pgpass` file with the database password.
+    /// A file with the database password: a `.pgpass` file (postgres) or an option file with a
+    /// `[client]` section (mysql).
     pub passfile: Option<PathBuf>,
     /// The environment variable of the daemon that holds the database password.
     pub password_env: Option<String>,
@@ -369,17 +381,40 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
                 );
             }
         }
-        if matches!(source.kind, SourceKind::Postgres) {
+        let wanted = match source.kind {
+            SourceKind::Postgres => Some(("postgres", "postgres://USER@HOST/DATABASE")),
+            SourceKind::Mysql => Some(("mysql", "mysql://USER@HOST/DATABASE")),
+            SourceKind::Sqlite => Some(("sqlite", "/path/to/the/database.db")),
+            SourceKind::Files | SourceKind::Vm => None,
+        };
+        if let Some((kind, form)) = wanted {
             match &source.database {
                 None => problem(
                     at(&source.tier.span()),
                     format!(
-                        "source '{name}' is of kind postgres but names no database \
-                         (database = \"postgres://USER@HOST/DATABASE\")"
+                        "source '{name}' is of kind {kind} but names no database \
+                         (database = \"{form}\")"
                     ),
                 ),
+                Some(db) if matches!(source.kind, SourceKind::Sqlite) => {
+                    if !Path::new(db.get_ref()).is_absolute() {
+                        problem(
+                            at(&db.span()),
+                            format!(
+                                "source '{name}': the SQLite database '{}' must be an absolute path",
+                                db.get_ref()
+                            ),
+                        );
+                    }
+                }
                 Some(db) => {
-                    if let Err(e) = crate::source::postgres::Connection::parse(db.get_ref()) {
+                    let engine = match source.kind {
+                        SourceKind::Mysql => crate::source::connection::Engine::Mysql,
+                        _ => crate::source::connection::Engine::Postgres,
+                    };
+                    if let Err(e) =
+                        crate::source::connection::Connection::parse_for(engine, db.get_ref())
+                    {
                         problem(at(&db.span()), format!("source '{name}': {e}"));
                     }
                 }
@@ -481,7 +516,17 @@ mod tests {
     fn the_documented_example_is_valid() {
         let loaded = parse(Path::new("docs/lifeboat.example.toml"), EXAMPLE).unwrap();
         assert_eq!(loaded.config.tenants.len(), 2);
-        assert_eq!(loaded.config.sources.len(), 4);
+        assert_eq!(loaded.config.sources.len(), 6);
+        assert!(matches!(
+            loaded.config.sources["bakery-shop-db"].database(),
+            Some(crate::source::Database::Mysql(_))
+        ));
+        assert_eq!(
+            loaded.config.sources["bakery-till"].database(),
+            Some(crate::source::Database::Sqlite(
+                "/srv/bakery/till/till.db".into()
+            ))
+        );
         assert_eq!(loaded.tiers["acme-erp-db"].name, "90/48");
     }
 
@@ -497,7 +542,7 @@ mod tests {
                 "targets = [\"nas\"]\ncopy_to",
                 "targets = [\"nsa\"]\ncopy_to",
             )
-            .replace("tier = \"30/24\"", "tier = \"30/7\"")
+            .replacen("tier = \"30/24\"", "tier = \"30/7\"", 1)
             .replace("rpo = \"1d\"", "rpo = \"soon\"")
             .replace("prune = \"0 30 3 * * *\"", "prune = \"daily\"");
         let found = problems(&broken);
@@ -556,6 +601,15 @@ mod tests {
         assert!(problems(&pw)
             .iter()
             .any(|(_, m)| m.contains("holds a password")));
+        // A mysql source with a postgres address; an SQLite database given as a relative path.
+        let swapped = EXAMPLE.replace("mysql://backup@shop-db", "postgres://backup@shop-db");
+        assert!(problems(&swapped)
+            .iter()
+            .any(|(_, m)| m.contains("is not a mysql:// address")));
+        let relative = EXAMPLE.replace("\"/srv/bakery/till/till.db\"", "\"till.db\"");
+        assert!(problems(&relative)
+            .iter()
+            .any(|(_, m)| m.contains("must be an absolute path")));
         // An unknown target kind.
         let kind = EXAMPLE.replace("kind = \"local\"", "kind = \"tape\"");
         assert!(

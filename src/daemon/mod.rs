@@ -273,7 +273,7 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         .get(source_name)
         .ok_or_else(|| format!("source '{source_name}' is no longer configured"))?;
     let tier = &shared.loaded.tiers[source_name];
-    if !matches!(source.kind, SourceKind::Files | SourceKind::Postgres) {
+    if matches!(source.kind, SourceKind::Vm) {
         return Err(format!(
             "source '{source_name}': backing up sources of kind {:?} is not supported yet",
             source.kind
@@ -382,13 +382,13 @@ fn backup_to(
         retain_until: tier.retention.within.map(|w| now + w),
         time: Some(now),
     };
-    let result = match source.postgres() {
-        Some(connection) => backup::backup_streams(
+    let result = match source.database() {
+        Some(database) => backup::backup_streams(
             &repo,
             &shared.signing,
             &mut cache,
             &options,
-            &mut crate::source::postgres::PostgresSource::new(connection),
+            database.source().as_mut(),
             &crate::progress::Silent,
         ),
         None => backup::backup(

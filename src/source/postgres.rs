@@ -6,112 +6,32 @@
 //! line; the password comes from a passfile (`PGPASSFILE`) or from an environment variable the
 //! service names, and appears in no log or message.
 
+use super::connection::Connection;
 use super::tool::{self, ToolError};
 use crate::repo::backup::StreamSource;
 use crate::repo::Error;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-/// Where a database is and how to log in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub user: String,
-    /// A `.pgpass` file with the password.
-    pub passfile: Option<PathBuf>,
-    /// The name of an environment variable of this process holding the password.
-    pub password_env: Option<String>,
-}
-
-impl Connection {
-    /// Parses `postgres://USER@HOST[:PORT]/DATABASE` (`postgresql://` too). A password in the
-    /// address is refused: it would show in process lists and shell histories.
-    pub fn parse(address: &str) -> Result<Connection, String> {
-        let rest = address
-            .strip_prefix("postgres://")
-            .or_else(|| address.strip_prefix("postgresql://"))
-            .ok_or_else(|| format!("'{address}' is not postgres://USER@HOST[:PORT]/DATABASE"))?;
-        let (authority, database) = rest
-            .split_once('/')
-            .filter(|(_, db)| !db.is_empty() && !db.contains(['/', '?']))
-            .ok_or_else(|| {
-                format!("'{address}' names no database (postgres://USER@HOST/DATABASE)")
-            })?;
-        let (user, hostport) = authority
-            .rsplit_once('@')
-            .ok_or_else(|| format!("'{address}' names no user (postgres://USER@HOST/DATABASE)"))?;
-        if user.contains(':') {
-            return Err(
-                "the address holds a password; give it in a passfile or an environment variable instead"
-                    .into(),
-            );
-        }
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("'{p}' is not a port number"))?,
-            ),
-            None => (hostport, 5432),
-        };
-        if host.is_empty() || user.is_empty() {
-            return Err(format!("'{address}' lacks a host or a user"));
-        }
-        Ok(Connection {
-            host: host.into(),
-            port,
-            database: database.into(),
-            user: user.into(),
-            passfile: None,
-            password_env: None,
-        })
+/// A command for one of the PostgreSQL tools, connected through its environment.
+pub fn command(c: &Connection, program: &str) -> Result<Command, Error> {
+    let mut cmd = Command::new(program);
+    cmd.env("PGHOST", &c.host)
+        .env("PGPORT", c.port.to_string())
+        .env("PGUSER", &c.user)
+        .env("PGDATABASE", &c.database)
+        .env("PGAPPNAME", "lifeboat")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGSERVICE");
+    if let Some(f) = &c.passfile {
+        cmd.env("PGPASSFILE", f);
     }
-
-    /// The address without secrets, for manifests and messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
-        )
+    if let Some(password) = c.password_from_env()? {
+        cmd.env("PGPASSWORD", password);
     }
-
-    /// The same server, another database.
-    pub fn with_database(&self, database: &str) -> Connection {
-        Connection {
-            database: database.into(),
-            ..self.clone()
-        }
-    }
-
-    /// A command for one of the PostgreSQL tools, connected through its environment.
-    pub fn command(&self, program: &str) -> Result<Command, Error> {
-        let mut cmd = Command::new(program);
-        cmd.env("PGHOST", &self.host)
-            .env("PGPORT", self.port.to_string())
-            .env("PGUSER", &self.user)
-            .env("PGDATABASE", &self.database)
-            .env("PGAPPNAME", "lifeboat")
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env_remove("PGSERVICE");
-        if let Some(f) = &self.passfile {
-            cmd.env("PGPASSFILE", f);
-        }
-        if let Some(var) = &self.password_env {
-            let password = std::env::var(var).map_err(|_| {
-                Error::Source(format!(
-                    "the password of {} is to come from the environment variable {var}, which is not set",
-                    self.describe()
-                ))
-            })?;
-            cmd.env("PGPASSWORD", password);
-        }
-        Ok(cmd)
-    }
+    Ok(cmd)
 }
 
 fn tool_error(e: ToolError) -> Error {
@@ -151,7 +71,7 @@ impl StreamSource for PostgresSource {
     ) -> crate::repo::Result<()> {
         let c = &self.connection;
         // What the server is, before the dump: a dump of an unreachable server fails here.
-        let mut query = c.command("psql")?;
+        let mut query = command(c, "psql")?;
         query.args([
             "-X",
             "-A",
@@ -172,10 +92,10 @@ impl StreamSource for PostgresSource {
             .insert("database_size_bytes".into(), size.to_string());
 
         let started = Instant::now();
-        let mut globals = c.command("pg_dumpall")?;
+        let mut globals = command(c, "pg_dumpall")?;
         globals.arg("--globals-only");
         tool::stream(globals, &mut |out| each(GLOBALS, out)).map_err(tool_error)??;
-        let mut dump = c.command("pg_dump")?;
+        let mut dump = command(c, "pg_dump")?;
         dump.args(["--format=custom", "--compress=0"]);
         let name = Self::dump_name(&c.database);
         tool::stream(dump, &mut |out| each(&name, out)).map_err(tool_error)??;
@@ -193,28 +113,25 @@ impl StreamSource for PostgresSource {
 
 /// Restores roles and other globals, then the database, into `target` (its database must not
 /// exist yet: it is created). `read` writes a file of the snapshot to a writer.
+///
+/// With one job the dump streams from the repository straight into `pg_restore`. With more,
+/// it is first written to a temporary file (`TMPDIR` needs room for it), because `pg_restore
+/// --jobs` cannot read standard input; a dump streamed out of `pg_dump` has no data offsets in
+/// its table of contents, so each job scans the file for its tables, which still pays off when
+/// indexes and big tables can be rebuilt side by side.
 pub fn restore(
     target: &Connection,
     dump: &str,
+    jobs: usize,
     read: &mut dyn FnMut(&str, &mut dyn std::io::Write) -> crate::repo::Result<u64>,
 ) -> crate::repo::Result<()> {
     let admin = target.with_database("postgres");
     // Globals: roles that exist already (the cluster's own superuser) are fine; anything else
     // that fails stops the restore.
-    let mut psql = admin.command("psql")?;
+    let mut psql = command(&admin, "psql")?;
     psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
-    let mut failure = None;
-    let stderr = tool::feed_collect(psql, &mut |stdin| {
-        read(GLOBALS, stdin).map(|_| ()).map_err(|e| {
-            failure = Some(e);
-            std::io::Error::other("reading the snapshot failed")
-        })
-    })
-    .map_err(tool_error);
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let stderr = stderr?;
+    let stderr =
+        tool::feed_snapshot(psql, &mut |stdin| read(GLOBALS, stdin))?.map_err(tool_error)?;
     let real: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("ERROR:") && !l.contains("already exists"))
@@ -228,7 +145,7 @@ pub fn restore(
     }
 
     // psql quotes the name (:"db"), in a statement read from standard input.
-    let mut create = admin.command("psql")?;
+    let mut create = command(&admin, "psql")?;
     create.args([
         "-X",
         "-q",
@@ -250,43 +167,27 @@ pub fn restore(
         ))
     })?;
 
-    let mut pg_restore = target.command("pg_restore")?;
+    let mut pg_restore = command(target, "pg_restore")?;
     pg_restore.args(["--exit-on-error", "--dbname", &target.database]);
-    let mut failure = None;
-    let restored = tool::feed(pg_restore, &mut |stdin| {
-        read(dump, stdin).map(|_| ()).map_err(|e| {
-            failure = Some(e);
-            std::io::Error::other("reading the snapshot failed")
-        })
-    });
-    if let Some(e) = failure {
-        return Err(e);
+    if jobs <= 1 {
+        return tool::feed_snapshot(pg_restore, &mut |stdin| read(dump, stdin))?
+            .map(|_| ())
+            .map_err(|e| Error::Target(e.to_string()));
     }
-    restored.map_err(|e| Error::Target(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_parsed_and_passwords_refused() {
-        let c = Connection::parse("postgres://backup@db1.example:5433/erp").unwrap();
-        assert_eq!(
-            (
-                c.user.as_str(),
-                c.host.as_str(),
-                c.port,
-                c.database.as_str()
-            ),
-            ("backup", "db1.example", 5433, "erp")
-        );
-        assert_eq!(c.describe(), "postgres://backup@db1.example:5433/erp");
-        assert_eq!(Connection::parse("postgresql://u@h/d").unwrap().port, 5432);
-        let e = Connection::parse("postgres://u:secret@h/d").unwrap_err();
-        assert!(e.contains("password") && !e.contains("secret"), "{e}");
-        assert!(Connection::parse("postgres://u@h").is_err());
-        assert!(Connection::parse("mysql://u@h/d").is_err());
-        assert!(Connection::parse("postgres://u@h:99999/d").is_err());
+    // pg_restore runs jobs in parallel only from a file it can open once per job.
+    let scratch = tempfile::Builder::new()
+        .prefix(".lifeboat-pg-restore-")
+        .tempdir()
+        .map_err(|e| Error::Target(format!("no temporary folder for the dump: {e}")))?;
+    let file = scratch.path().join(dump);
+    {
+        let mut out = std::fs::File::create(&file).map_err(|e| {
+            Error::Target(format!("cannot write the dump to {}: {e}", file.display()))
+        })?;
+        read(dump, &mut out)?;
     }
+    pg_restore.arg(format!("--jobs={jobs}")).arg(&file);
+    tool::output(pg_restore)
+        .map(|_| ())
+        .map_err(|e| Error::Target(e.to_string()))
 }

@@ -188,3 +188,35 @@ fn describe_status(status: &std::process::ExitStatus) -> String {
         _ => status.to_string(),
     }
 }
+
+/// Runs `cmd` with `write` putting a file of a snapshot on its standard input. If reading the
+/// snapshot fails, that error is returned (outer), not the broken pipe the tool then sees;
+/// otherwise the tool's own result (inner), with its standard error when it succeeded.
+pub fn feed_snapshot(
+    cmd: Command,
+    write: &mut dyn FnMut(&mut dyn std::io::Write) -> crate::repo::Result<u64>,
+) -> crate::repo::Result<Result<String, ToolError>> {
+    let mut failure = None;
+    let fed = feed_collect(cmd, &mut |stdin| {
+        write(stdin).map(|_| ()).map_err(|e| {
+            failure = Some(e);
+            std::io::Error::other("reading the snapshot failed")
+        })
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(fed),
+    }
+}
+
+/// The first of `names` found on PATH (`mariadb-dump`, then `mysqldump`), or the first name
+/// if none is, so that the error names the preferred tool.
+pub fn first_on_path(names: &[&'static str]) -> &'static str {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names
+        .iter()
+        .find(|name| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+        .or(names.first())
+        .copied()
+        .unwrap_or_default()
+}
