@@ -423,3 +423,121 @@ fn retention_forgets_and_scheduled_prune_frees_space() {
     );
     ws.check(true).ok();
 }
+
+#[test]
+fn configured_database_sources_are_backed_up_on_schedule() {
+    use common::mariadb::MariaServer;
+    use common::postgres::{PgServer, SUPERUSER_PASSWORD};
+    let ws = Workspace::empty(Store::Local);
+    let pg = PgServer::start();
+    pg.psql("postgres", "CREATE DATABASE erp;");
+    pg.psql(
+        "erp",
+        "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 500);",
+    );
+    let maria = MariaServer::start();
+    maria.sql(None, "CREATE DATABASE shop;");
+    maria.sql(
+        Some("shop"),
+        "CREATE TABLE items (id INT PRIMARY KEY); INSERT INTO items SELECT seq FROM seq_1_to_500;",
+    );
+    fs::create_dir_all(ws.path("till")).unwrap();
+    let till = ws.path("till/till.db");
+    let db = rusqlite::Connection::open(&till).unwrap();
+    db.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE sales (id INTEGER PRIMARY KEY); INSERT INTO sales VALUES (1), (2), (3);")
+        .unwrap();
+    let sources = format!(
+        r#"
+[sources.erp-db]
+tenant = "acme"
+contract = "erp"
+kind = "postgres"
+database = "{pg}"
+passfile = "{pgpass}"
+tier = "90/48"
+targets = ["nas"]
+
+[sources.shop-db]
+tenant = "acme"
+contract = "erp"
+kind = "mariadb"
+database = "{maria}"
+passfile = "{options}"
+tier = "90/48"
+targets = ["nas"]
+
+[sources.till]
+tenant = "acme"
+contract = "erp"
+kind = "sqlite"
+database = "{till}"
+tier = "90/48"
+targets = ["nas"]
+"#,
+        pg = pg.address("erp"),
+        pgpass = pg.passfile(SUPERUSER_PASSWORD).display(),
+        maria = maria.address("shop"),
+        options = maria.option_file(common::mariadb::ROOT_PASSWORD).display(),
+        till = till.display(),
+    );
+    fs::create_dir_all(ws.path("src")).unwrap();
+    let cfg = write_config(&ws, "", &sources);
+    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:58:00Z");
+    // Job ids to sources, from "job N started: SOURCE slot …"; wait until each database
+    // source has a job done, and fail at once if one fails.
+    let mut started = std::collections::HashMap::new();
+    let mut done = std::collections::BTreeSet::new();
+    while done.len() < 3 {
+        let line = daemon.next();
+        let job = |word: &str| {
+            let rest = line.split_once("job ")?.1;
+            let (id, rest) = rest.split_once(' ')?;
+            rest.strip_prefix(word)
+                .map(|r| (id.to_string(), r.to_string()))
+        };
+        if let Some((id, rest)) = job("started: ") {
+            started.insert(id, rest.split(' ').next().unwrap_or_default().to_string());
+        } else if let Some((id, _)) = job("done: ") {
+            done.insert(started[&id].clone());
+            done.retain(|s| s != "erp-files");
+        } else if let Some((id, e)) = job("failed: ") {
+            assert!(
+                !["erp-db", "shop-db", "till"].contains(&started[&id].as_str()),
+                "{} failed: {e}",
+                started[&id]
+            );
+        }
+    }
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
+
+    let list = ws
+        .lifeboat(&["snapshots", "--json", "--repo"])
+        .arg(ws.path("repo"))
+        .ok()
+        .json();
+    for (source, kind, file) in [
+        ("erp-db", "postgres", "erp.dump"),
+        ("shop-db", "mysql", "shop.sql"),
+        ("till", "sqlite", "till.db"),
+    ] {
+        let snap = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["tags"]["source"] == source)
+            .unwrap_or_else(|| panic!("no snapshot of {source}: {list}"));
+        assert_eq!(snap["details"]["kind"], kind, "{snap}");
+        assert_eq!(snap["tags"]["tier"], "90/48");
+        let id = snap["id"].as_str().unwrap();
+        let ls = ws
+            .lifeboat(&["ls", "--repo"])
+            .arg(ws.path("repo"))
+            .arg("--key")
+            .arg(ws.key())
+            .arg(id)
+            .ok();
+        assert!(ls.stdout.contains(file), "{source}: {}", ls.stdout);
+    }
+    ws.check(true).ok();
+}

@@ -502,6 +502,7 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
                     "hostname": s.manifest.hostname,
                     "paths": s.manifest.paths,
                     "tags": s.manifest.tags,
+                    "details": s.manifest.details,
                     "parent": s.manifest.parent,
                     "stats": s.manifest.stats,
                     "retain_until": s.manifest.retain_until,
