@@ -444,6 +444,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
                 "bytes": s.bytes,
                 "bytes_read": s.bytes_read,
                 "bytes_added": s.bytes_added,
+                "bytes_new": s.bytes_new,
                 "packs_added": s.packs_added,
                 "duration_ms": s.duration_ms,
                 "retain_until": snapshot.manifest.retain_until,

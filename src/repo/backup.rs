@@ -6,7 +6,7 @@
 //! them, then the signed manifest, which is the commit point; a crash before it leaves only
 //! unreferenced packs, and the cache remembers them so the next backup reuses them.
 
-use super::chunker::is_zero;
+use super::chunker::{is_zero, ChunkerParams};
 use super::crypto::SecretKey;
 use super::ids::{ChunkId, IndexId, PackId, SnapshotId};
 use super::index::PackInfo;
@@ -85,6 +85,12 @@ pub trait StreamSource {
     /// Facts learnt while producing (server version, database size, dump duration), recorded
     /// in the manifest.
     fn details(&self) -> BTreeMap<String, String>;
+    /// How to chunk the streams, if not as the repository chunks files. Database dumps change
+    /// in many small places between runs (one row here, one there), so smaller chunks keep
+    /// what each dump adds small; any chunking reads back the same way.
+    fn chunker(&self) -> Option<ChunkerParams> {
+        None
+    }
 }
 
 /// What a backup reads.
@@ -324,6 +330,7 @@ impl Run<'_> {
             return Ok(());
         }
         self.sent.insert(id);
+        self.stats.bytes_new += len;
         self.packers.send((id, data))?;
         // Remember finished packs right away: after a crash, the next backup reuses them.
         self.collect(false)
@@ -448,10 +455,10 @@ impl Run<'_> {
         path: &str,
         reader: &mut dyn std::io::Read,
         time: chrono::DateTime<chrono::Utc>,
+        chunker: &ChunkerParams,
     ) -> Result<()> {
         let mut refs = Vec::new();
         let mut size = 0u64;
-        let chunker = self.repo.config.chunker.clone();
         chunker.chunk_stream(reader, |data| {
             size += data.len() as u64;
             self.stats.bytes_read += data.len() as u64;
@@ -494,6 +501,7 @@ impl Run<'_> {
                 continue;
             }
             queued.insert(id);
+            self.stats.bytes_new += piece.len() as u64;
             builder.add(id, piece)?;
             if builder.plain_len() >= pack_size {
                 let full =
@@ -626,7 +634,11 @@ fn run_backup(
             })
         }
         Content::Streams(source) => {
-            let filled = source.produce(&mut |path, reader| run.add_stream(path, reader, time));
+            let chunker = source
+                .chunker()
+                .unwrap_or_else(|| repo.config.chunker.clone());
+            let filled =
+                source.produce(&mut |path, reader| run.add_stream(path, reader, time, &chunker));
             run.entries.sort_by(|a, b| a.path.cmp(&b.path));
             filled
         }

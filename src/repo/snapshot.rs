@@ -21,6 +21,9 @@ pub struct SnapshotStats {
     pub bytes_read: u64,
     /// Bytes of new packs written to the repository by this backup.
     pub bytes_added: u64,
+    /// Plaintext bytes of the chunks this backup stored because the repository lacked them.
+    #[serde(default)]
+    pub bytes_new: u64,
     pub packs_added: u64,
     pub duration_ms: u64,
 }

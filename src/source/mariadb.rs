@@ -142,6 +142,10 @@ impl StreamSource for MariadbSource {
     fn details(&self) -> BTreeMap<String, String> {
         self.details.clone()
     }
+
+    fn chunker(&self) -> Option<crate::repo::chunker::ChunkerParams> {
+        Some(crate::repo::chunker::ChunkerParams::for_dumps())
+    }
 }
 
 /// Restores the accounts, then the database, into `target` (its database must not exist yet:

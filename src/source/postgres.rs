@@ -109,6 +109,10 @@ impl StreamSource for PostgresSource {
     fn details(&self) -> BTreeMap<String, String> {
         self.details.clone()
     }
+
+    fn chunker(&self) -> Option<crate::repo::chunker::ChunkerParams> {
+        Some(crate::repo::chunker::ChunkerParams::for_dumps())
+    }
 }
 
 /// Restores roles and other globals, then the database, into `target` (its database must not

@@ -151,4 +151,9 @@ impl StreamSource for SqliteSource {
     fn details(&self) -> BTreeMap<String, String> {
         self.details.clone()
     }
+
+    /// Writers change scattered pages: small chunks keep each copy's cost small.
+    fn chunker(&self) -> Option<crate::repo::chunker::ChunkerParams> {
+        Some(crate::repo::chunker::ChunkerParams::for_dumps())
+    }
 }
