@@ -241,6 +241,55 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
         .unwrap();
     assert!(first.starts_with("2026-11-23T10:0"), "{list}");
     ws.check(true).ok();
+
+    // Every run, good or bad, is evidence in the tenant's chain, copied into the repository.
+    let evidence = ws.lifeboat(&["evidence", "list", "--json"]).ok().json();
+    let records: Vec<&serde_json::Value> = evidence
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["record"])
+        .collect();
+    assert_eq!(records.len(), good.len() + bad.len(), "{evidence:#}");
+    assert!(records.iter().all(|r| r["tenant"] == "acme"
+        && r["kind"] == "backup"
+        && r["contract"] == "erp"
+        && r["objectives"]["rpo_ms"] == 3_600_000));
+    let ok = records.iter().find(|r| r["source"] == "erp-files").unwrap();
+    assert_eq!(ok["outcome"], "success");
+    assert_eq!(ok["snapshot"]["id"].as_str().unwrap().len(), 64);
+    let failed = records
+        .iter()
+        .find(|r| r["source"] == "lost-share")
+        .unwrap();
+    assert_eq!(failed["outcome"], "failure");
+    assert_eq!(failed["incident"]["severity"], "high");
+    let in_repo = fs::read_dir(ws.path("repo/evidence")).unwrap().count();
+    assert_eq!(in_repo, records.len());
+    let out = ws.path("evidence");
+    ws.lifeboat(&["evidence", "export", "--out"]).arg(&out).ok();
+    ws.lifeboat(&["evidence", "verify"])
+        .arg(&out)
+        .arg("--cert")
+        .arg(ws.path("keys/svc.cert"))
+        .ok();
+
+    // A catalog rebuilt from the repository has the same chain.
+    let fresh = ws.path("data-rebuilt");
+    ws.lifeboat(&["catalog", "rebuild", "--repo"])
+        .arg(ws.path("repo"))
+        .arg("--key")
+        .arg(ws.key())
+        .arg("--signer")
+        .arg(ws.path("keys/svc.cert"))
+        .env("LIFEBOAT_DATA_DIR", &fresh)
+        .ok();
+    let rebuilt = ws
+        .lifeboat(&["evidence", "list", "--json"])
+        .env("LIFEBOAT_DATA_DIR", &fresh)
+        .ok()
+        .json();
+    assert_eq!(rebuilt, evidence);
 }
 
 #[test]

@@ -92,6 +92,7 @@ fn make_layout(root: &Path) -> std::io::Result<()> {
         "sessions",
         "marks",
         "holds",
+        "evidence",
     ] {
         fs::create_dir_all(root.join(dir))?;
     }
@@ -139,7 +140,7 @@ impl Backend for LocalBackend {
             .map_err(|e| self.io_err("writing", what.clone(), e))?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         if !kind.kept() {
-            // Repositories made before sessions, marks and holds existed lack their folders.
+            // Repositories made before sessions, marks, holds and evidence lack their folders.
             fs::create_dir_all(&parent)
                 .map_err(|e| self.io_err("creating the folder of", what.clone(), e))?;
         }

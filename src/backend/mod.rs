@@ -26,6 +26,9 @@ pub enum ObjectKind {
     /// A snapshot that retention must keep (see `repo::hold`): never locked, so it can be
     /// released.
     Hold,
+    /// A signed evidence record (see `evidence`), written once and never deleted by prune;
+    /// not under Object Lock, so a bucket with a default retention is what keeps it.
+    Evidence,
 }
 
 impl ObjectKind {
@@ -46,15 +49,16 @@ impl ObjectKind {
             ObjectKind::Session => "sessions",
             ObjectKind::Mark => "marks",
             ObjectKind::Hold => "holds",
+            ObjectKind::Evidence => "evidence",
         }
     }
 
     /// Whether objects of this kind are the repository's contents, which Object Lock protects;
-    /// sessions, marks and holds come and go and are never locked.
+    /// sessions, marks and holds come and go and are never locked, nor is evidence (yet).
     pub fn kept(self) -> bool {
         !matches!(
             self,
-            ObjectKind::Session | ObjectKind::Mark | ObjectKind::Hold
+            ObjectKind::Session | ObjectKind::Mark | ObjectKind::Hold | ObjectKind::Evidence
         )
     }
 

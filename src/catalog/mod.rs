@@ -4,6 +4,7 @@
 //! It is only a cache of the repository: `lifeboat catalog rebuild` recreates it from the
 //! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
 
+pub mod evidence;
 pub mod jobs;
 
 /// Takes an exclusive lock file under the data directory (`repos/<id>/lock` for a repository,
@@ -175,6 +176,16 @@ const MIGRATIONS: &[&str] = &[
     // 5: runs that make no snapshot (forget, prune) say what they did, and what they freed.
     "ALTER TABLE runs ADD COLUMN summary TEXT;
      ALTER TABLE runs ADD COLUMN bytes_freed INTEGER;",
+    // 6: evidence records, each tenant's chain in sequence order.
+    "CREATE TABLE evidence (
+        tenant TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        record BLOB NOT NULL,
+        signature TEXT NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (tenant, sequence)
+     );",
 ];
 
 pub struct Catalog {

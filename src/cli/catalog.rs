@@ -2,6 +2,7 @@
 
 use super::{exit, load_secret, Context, RepoArg, SignerArg};
 use crate::catalog::Catalog;
+use crate::evidence::chain;
 
 #[derive(clap::Subcommand)]
 pub enum CatalogCommand {
@@ -25,9 +26,18 @@ pub fn run(ctx: &Context, command: CatalogCommand) -> anyhow::Result<i32> {
             let mut catalog = Catalog::open(&ctx.data_dir)?;
             let mut view = catalog.for_repo(&repository)?;
             let summary = view.rebuild(&repository, &key)?;
+            drop(view);
+            // Evidence records the repository holds, each checked against the service key.
+            let mut recovered = 0;
+            for e in chain::read_from(repository.backend().as_ref(), repository.signer())? {
+                if catalog.restore_evidence(&e)? {
+                    recovered += 1;
+                }
+            }
             ctx.pin_signer(&repository.config.id, repository.signer())?;
             eprintln!(
-                "catalog rebuilt for repository {}: {} snapshots, {} indexes, {} packs, {} chunks",
+                "catalog rebuilt for repository {}: {} snapshots, {} indexes, {} packs, {} chunks, \
+                 {recovered} evidence record(s) recovered",
                 repository.config.id,
                 summary.snapshots,
                 summary.indexes,

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod config;
+mod evidence;
 mod hold;
 mod keys;
 mod repo;
@@ -91,6 +92,9 @@ enum Command {
     /// The local catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Signed, hash-chained records of backups and drills: list, export, verify offline.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
 }
 
 /// Options every repository command shares.
@@ -248,6 +252,7 @@ pub fn main() -> i32 {
         Command::Prune(a) => repo::prune(&ctx, a),
         Command::Hold(c) => hold::run(&ctx, c),
         Command::Catalog(c) => catalog::run(&ctx, c),
+        Command::Evidence(c) => evidence::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),
         Command::Serve(a) => serve::serve(&ctx, a),

@@ -403,23 +403,127 @@ fn backup_to(
         Ok(o) => o,
         Err(e) => {
             cache.finish_run(run, Err(&e.to_string()), shared.clock.now())?;
-            return Err(e.into());
+            drop(cache);
+            let note = backup_evidence(
+                shared,
+                &mut catalog,
+                &repo,
+                source_name,
+                source,
+                tier,
+                now,
+                Err(&e.to_string()),
+            )?;
+            return Err(anyhow::anyhow!("{e}{note}"));
         }
     };
     let snapshot = &outcome.snapshot;
     cache.record_snapshot(snapshot)?;
     cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
     cache.finish_run(run, Ok(snapshot), shared.clock.now())?;
+    drop(cache);
+    let note = backup_evidence(
+        shared,
+        &mut catalog,
+        &repo,
+        source_name,
+        source,
+        tier,
+        now,
+        Ok(snapshot),
+    )?;
 
     // Retention for this source, on this target.
+    let mut cache = catalog.for_repo(&repo)?;
     let forgotten = forget_by_retention(shared, job, &repo, &mut cache, source_name, tier, now)?;
     Ok(format!(
-        "snapshot {} ({} files, {} bytes added), {} forgotten by retention",
+        "snapshot {} ({} files, {} bytes added), {} forgotten by retention{note}",
         snapshot.id.short(),
         snapshot.manifest.stats.files,
         snapshot.manifest.stats.bytes_added,
         forgotten.forgotten.len()
     ))
+}
+
+/// Writes the evidence of a backup run into the tenant's chain, and copies the tenant's
+/// records into the repository. A copy that fails is caught up by the next run; what went
+/// wrong is returned as a note for the job's summary.
+#[allow(clippy::too_many_arguments)]
+fn backup_evidence(
+    shared: &Shared,
+    catalog: &mut Catalog,
+    repo: &Repository,
+    source_name: &str,
+    source: &crate::config::Source,
+    tier: &crate::schedule::tier::Tier,
+    started: DateTime<Utc>,
+    result: Result<&crate::repo::snapshot::Snapshot, &str>,
+) -> anyhow::Result<String> {
+    use crate::evidence::record::{time, SnapshotRef};
+    use crate::evidence::{Event, Incident, Outcome, Record, RecordKind};
+    let tenant = source.tenant.get_ref();
+    let now = shared.clock.now();
+    let mut record = Record::new(RecordKind::Backup, tenant, now);
+    record.contract = Some(source.contract.get_ref().clone());
+    record.source = Some(source_name.to_string());
+    record.tier = Some(tier.name.clone());
+    if let Some(contract) = shared
+        .loaded
+        .config
+        .contracts
+        .get(source.contract.get_ref())
+    {
+        let ms = |span: &str| {
+            crate::schedule::retention::parse_span(span)
+                .ok()
+                .and_then(|d| u64::try_from(d.num_milliseconds()).ok())
+        };
+        record.objectives.rpo_ms = ms(contract.rpo.get_ref());
+        record.objectives.rto_ms = ms(contract.rto.get_ref());
+    }
+    record.timeline.push(Event {
+        event: "started".into(),
+        time: time(started),
+    });
+    match result {
+        Ok(snapshot) => {
+            let s = &snapshot.manifest.stats;
+            record.snapshot = Some(SnapshotRef {
+                id: snapshot.id.to_hex(),
+                time: time(snapshot.manifest.time),
+            });
+            record.measured.extend([
+                ("files".to_string(), s.files),
+                ("bytes".to_string(), s.bytes),
+                ("bytes_read".to_string(), s.bytes_read),
+                ("bytes_added".to_string(), s.bytes_added),
+                ("duration_ms".to_string(), s.duration_ms),
+            ]);
+            record.timeline.push(Event {
+                event: "snapshot committed".into(),
+                time: time(now),
+            });
+        }
+        Err(error) => {
+            record.outcome = Outcome::Failure;
+            record.error = Some(error.to_string());
+            record.incident = Some(Incident {
+                severity: "high".into(),
+                summary: format!("backup of {source_name} failed: {error}"),
+            });
+            record.timeline.push(Event {
+                event: "failed".into(),
+                time: time(now),
+            });
+        }
+    }
+    crate::evidence::chain::append(catalog, &shared.signing, record)?;
+    Ok(
+        match crate::evidence::chain::copy_to(catalog, repo.backend().as_ref(), Some(tenant)) {
+            Ok(_) => String::new(),
+            Err(e) => format!("; evidence not yet copied into the repository: {e}"),
+        },
+    )
 }
 
 /// Refuses a repository signed by another service than this one.

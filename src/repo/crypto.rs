@@ -361,6 +361,46 @@ pub fn verify(signer: &PublicCert, message: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An ASCII-armored detached signature of `data` by the service key: what `sqv` and
+/// `gpg --verify` check beside the signed file.
+pub fn sign_detached(signer: &SecretKey, data: &[u8]) -> Result<String> {
+    use openpgp::armor;
+    use openpgp::serialize::stream::Armorer;
+    let keypair = signer.signing_keypair()?;
+    let mut out = Vec::new();
+    {
+        let message = Message::new(&mut out);
+        let message = Armorer::new(message)
+            .kind(armor::Kind::Signature)
+            .build()
+            .map_err(other)?;
+        let mut signer = Signer::new(message, keypair)
+            .map_err(other)?
+            .detached()
+            .build()
+            .map_err(other)?;
+        signer.write_all(data).map_err(other)?;
+        signer.finalize().map_err(other)?;
+    }
+    String::from_utf8(out).map_err(|e| CryptoError::Other(e.to_string()))
+}
+
+/// Checks a detached signature (armored or binary) of `data` by `signer`.
+pub fn verify_detached(signer: &PublicCert, data: &[u8], signature: &[u8]) -> Result<()> {
+    use openpgp::parse::stream::DetachedVerifierBuilder;
+    let helper = Helper {
+        secret: None,
+        signer: Some(signer),
+    };
+    let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
+        .map_err(|e| CryptoError::Signature(e.to_string()))?
+        .with_policy(&POLICY, None, helper)
+        .map_err(|e| CryptoError::Signature(e.to_string()))?;
+    verifier
+        .verify_bytes(data)
+        .map_err(|e| CryptoError::Signature(e.to_string()))
+}
+
 /// Reads the content of a signed message without checking the signature. Only for finding out
 /// which repository a config belongs to before its pinned certificate is known.
 pub fn unverified_content(message: &[u8]) -> Result<Vec<u8>> {
