@@ -4,11 +4,13 @@
 //! an error, never silently ignored), values that do not parse, and contradictions between
 //! sections (a source naming a missing target, an RPO shorter than the tier's interval).
 
+use crate::backend::{Backend, LocalBackend, S3Backend, S3Options, S3Url};
 use crate::schedule::retention::{parse_span, span};
 use crate::schedule::tier::Tier;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +117,76 @@ pub struct Target {
     pub region: Option<String>,
     #[serde(default)]
     pub path_style: bool,
+}
+
+impl Target {
+    /// Opens a target's store, creating it when it does not exist yet; says whether it is new.
+    pub fn open_or_create(&self) -> crate::backend::Result<(Arc<dyn Backend>, bool)> {
+        let target = self;
+        match target.kind.get_ref() {
+            TargetKind::Local => {
+                let path = target.path.clone().unwrap_or_default();
+                match LocalBackend::open(&path) {
+                    Ok(b) => Ok((Arc::new(b), false)),
+                    Err(e) if e.is_not_found() => {
+                        Ok((Arc::new(LocalBackend::create(&path)?), true))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            TargetKind::S3 => {
+                let (url, options) = target.s3_settings()?;
+                match S3Backend::open(&url, options.clone()) {
+                    Ok(b) => Ok((Arc::new(b), false)),
+                    Err(e) if e.is_not_found() => {
+                        Ok((Arc::new(S3Backend::create(&url, options)?), true))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// An S3 target's address and settings (validated when the config was loaded).
+    pub fn s3_settings(&self) -> crate::backend::Result<(S3Url, S3Options)> {
+        let target = self;
+        let url = target
+            .url
+            .as_ref()
+            .and_then(|u| S3Url::parse(u.get_ref()).ok())
+            .ok_or_else(|| crate::backend::Error::Remote {
+                action: "opening",
+                what: "the target".into(),
+                location: "s3".into(),
+                message: "no valid url".into(),
+                transient: false,
+            })?;
+        let options = S3Options {
+            endpoint: target.endpoint.clone(),
+            region: target.region.clone(),
+            path_style: target.path_style,
+            ..S3Options::default()
+        };
+        Ok((url, options))
+    }
+
+    /// Opens a target's store if it holds a repository; never creates anything.
+    pub fn open_existing(&self) -> crate::backend::Result<Option<Arc<dyn Backend>>> {
+        let target = self;
+        let opened: crate::backend::Result<Arc<dyn Backend>> = match target.kind.get_ref() {
+            TargetKind::Local => LocalBackend::open(&target.path.clone().unwrap_or_default())
+                .map(|b| Arc::new(b) as _),
+            TargetKind::S3 => {
+                let (url, options) = target.s3_settings()?;
+                S3Backend::open(&url, options).map(|b| Arc::new(b) as _)
+            }
+        };
+        match opened {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -457,20 +529,30 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     }
 }
 
-fn toml_problem(e: &toml::de::Error, line_of: &dyn Fn(usize) -> usize) -> Problem {
+pub(crate) fn toml_problem(e: &toml::de::Error, line_of: &dyn Fn(usize) -> usize) -> Problem {
     Problem {
         line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
         message: e.message().trim().to_string(),
     }
 }
 
-/// The line where `key` (a dotted path such as `sources.erp.tiers`) is written: the last
-/// component at the start of a line, after the header of its table.
-fn line_of_key(text: &str, path: &str) -> usize {
+/// The line where `key` (a dotted path such as `sources.erp.tiers`, or `checks.1.expct` for
+/// the second `[[checks]]` table) is written: the last component at the start of a line, after
+/// the header of its table.
+pub(crate) fn line_of_key(text: &str, path: &str) -> usize {
     let parts: Vec<&str> = path.split('.').collect();
     let key = parts.last().copied().unwrap_or(path);
-    let table = parts[..parts.len().saturating_sub(1)].join(".");
+    let mut names = Vec::new();
+    let mut index = None;
+    for p in &parts[..parts.len().saturating_sub(1)] {
+        match p.parse::<usize>() {
+            Ok(n) => index = Some(n),
+            Err(_) => names.push(*p),
+        }
+    }
+    let table = names.join(".");
     let mut in_table = table.is_empty();
+    let mut occurrences = 0usize;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
@@ -478,7 +560,17 @@ fn line_of_key(text: &str, path: &str) -> usize {
             if header == key && header != table {
                 return i + 1; // an unknown table
             }
-            in_table = header == table || table.is_empty();
+            in_table = if header == table {
+                match index {
+                    Some(n) => {
+                        occurrences += 1;
+                        occurrences == n + 1
+                    }
+                    None => true,
+                }
+            } else {
+                table.is_empty()
+            };
             if parts.len() > 1 && header == path {
                 return i + 1;
             }

@@ -10,9 +10,8 @@
 //!
 //! Time comes from a `Clock`, so tests can run days of schedule in seconds.
 
-use crate::backend::{Backend, LocalBackend, S3Backend, S3Options, S3Url};
 use crate::catalog::{self, Catalog};
-use crate::config::{Loaded, SourceKind, Target, TargetKind};
+use crate::config::{Loaded, SourceKind, Target};
 use crate::repo::backup::{self, BackupOptions};
 use crate::repo::crypto::{PublicCert, SecretKey};
 use crate::repo::Repository;
@@ -298,52 +297,6 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
     Ok(summaries.join("; "))
 }
 
-/// Opens a target's store, creating it when it does not exist yet; says whether it is new.
-fn open_target(target: &Target) -> crate::backend::Result<(Arc<dyn Backend>, bool)> {
-    match target.kind.get_ref() {
-        TargetKind::Local => {
-            let path = target.path.clone().unwrap_or_default();
-            match LocalBackend::open(&path) {
-                Ok(b) => Ok((Arc::new(b), false)),
-                Err(e) if e.is_not_found() => Ok((Arc::new(LocalBackend::create(&path)?), true)),
-                Err(e) => Err(e),
-            }
-        }
-        TargetKind::S3 => {
-            let (url, options) = s3_settings(target)?;
-            match S3Backend::open(&url, options.clone()) {
-                Ok(b) => Ok((Arc::new(b), false)),
-                Err(e) if e.is_not_found() => {
-                    Ok((Arc::new(S3Backend::create(&url, options)?), true))
-                }
-                Err(e) => Err(e),
-            }
-        }
-    }
-}
-
-/// An S3 target's address and settings (validated when the config was loaded).
-fn s3_settings(target: &Target) -> crate::backend::Result<(S3Url, S3Options)> {
-    let url = target
-        .url
-        .as_ref()
-        .and_then(|u| S3Url::parse(u.get_ref()).ok())
-        .ok_or_else(|| crate::backend::Error::Remote {
-            action: "opening",
-            what: "the target".into(),
-            location: "s3".into(),
-            message: "no valid url".into(),
-            transient: false,
-        })?;
-    let options = S3Options {
-        endpoint: target.endpoint.clone(),
-        region: target.region.clone(),
-        path_style: target.path_style,
-        ..S3Options::default()
-    };
-    Ok((url, options))
-}
-
 fn backup_to(
     shared: &Shared,
     job: &catalog::jobs::Job,
@@ -352,7 +305,7 @@ fn backup_to(
     target: &Target,
 ) -> anyhow::Result<String> {
     let source_name = job.source.as_str();
-    let (backend, fresh) = open_target(target)?;
+    let (backend, fresh) = target.open_or_create()?;
     // A store whose creation a crash cut off before the config was written is still blank.
     let repo = if fresh || Repository::is_blank(backend.as_ref())? {
         if shared.recipients.is_empty() {
@@ -555,7 +508,7 @@ fn prune_job(
         .targets
         .get(target_name)
         .ok_or_else(|| anyhow::anyhow!("target '{target_name}' is no longer configured"))?;
-    let backend = match open_existing(target)? {
+    let backend = match target.open_existing()? {
         Some(b) if !Repository::is_blank(b.as_ref())? => b,
         _ => return Ok(format!("target '{target_name}' holds no repository yet")),
     };
@@ -604,24 +557,6 @@ fn prune_job(
     }
 }
 
-/// Opens a target's store if it holds a repository; never creates anything.
-fn open_existing(target: &Target) -> crate::backend::Result<Option<Arc<dyn Backend>>> {
-    let opened: crate::backend::Result<Arc<dyn Backend>> = match target.kind.get_ref() {
-        TargetKind::Local => {
-            LocalBackend::open(&target.path.clone().unwrap_or_default()).map(|b| Arc::new(b) as _)
-        }
-        TargetKind::S3 => {
-            let (url, options) = s3_settings(target)?;
-            S3Backend::open(&url, options).map(|b| Arc::new(b) as _)
-        }
-    };
-    match opened {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// The daily disaster-recovery copy: the source's newest snapshot, from its first target to
 /// its `copy_to` target (which becomes a replica of that repository), then the copy tier's
 /// retention there.
@@ -652,7 +587,7 @@ fn copy_job(
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         })
         .collect();
-    let (backend, fresh) = open_target(&config.targets[&from_name])?;
+    let (backend, fresh) = config.targets[&from_name].open_or_create()?;
     if fresh {
         anyhow::bail!("target '{from_name}' holds no backup of '{source_name}' yet");
     }
@@ -665,7 +600,7 @@ fn copy_job(
         .ok_or_else(|| {
             anyhow::anyhow!("target '{from_name}' holds no backup of '{source_name}' yet")
         })?;
-    let (dest, _) = open_target(&config.targets[&to_name])?;
+    let (dest, _) = config.targets[&to_name].open_or_create()?;
     let report = crate::repo::copy::copy(
         &repo,
         &dest,

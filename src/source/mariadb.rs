@@ -25,7 +25,7 @@ fn dump_tool() -> &'static str {
     tool::first_on_path(&["mariadb-dump", "mysqldump"])
 }
 
-fn client_tool() -> &'static str {
+pub fn client_tool() -> &'static str {
     tool::first_on_path(&["mariadb", "mysql"])
 }
 
