@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod drill;
 pub mod evidence;
 pub mod progress;
 pub mod repo;

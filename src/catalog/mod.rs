@@ -4,6 +4,7 @@
 //! It is only a cache of the repository: `lifeboat catalog rebuild` recreates it from the
 //! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
 
+pub mod drills;
 pub mod evidence;
 pub mod jobs;
 
@@ -186,6 +187,27 @@ const MIGRATIONS: &[&str] = &[
         object TEXT NOT NULL,
         PRIMARY KEY (tenant, sequence)
      );",
+    // 7: drills: planned (scheduled or requested), running, done, cancelled; they count
+    // against the contract's test restores per year.
+    "CREATE TABLE drills (
+        id INTEGER PRIMARY KEY,
+        spec TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        contract TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('scheduled', 'requested', 'manual')),
+        planned_for TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('planned', 'running', 'done', 'cancelled')),
+        requested_by TEXT,
+        snapshot TEXT,
+        pick TEXT,
+        started TEXT,
+        finished TEXT,
+        outcome TEXT,
+        evidence INTEGER,
+        cancelled TEXT
+     );
+     CREATE INDEX drills_by_contract ON drills (contract, planned_for);",
 ];
 
 pub struct Catalog {

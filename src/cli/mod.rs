@@ -3,6 +3,7 @@
 
 mod catalog;
 mod config;
+mod drill;
 mod evidence;
 mod hold;
 mod keys;
@@ -92,6 +93,9 @@ enum Command {
     /// The local catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Restore drills: restore into a scratch environment, check, measure, write evidence.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
     /// Signed, hash-chained records of backups and drills: list, export, verify offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
@@ -253,6 +257,7 @@ pub fn main() -> i32 {
         Command::Hold(c) => hold::run(&ctx, c),
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Evidence(c) => evidence::run(&ctx, c),
+        Command::Drill(c) => drill::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),
         Command::Serve(a) => serve::serve(&ctx, a),

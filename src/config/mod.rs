@@ -38,6 +38,9 @@ pub struct Service {
     /// Recipients every repository this service creates is encrypted to.
     #[serde(default)]
     pub recipients: Vec<PathBuf>,
+    /// A recipient's secret key, which drills use to decrypt what they restore. Backups need
+    /// no secret key; without this, drills need `--key`.
+    pub drill_key: Option<PathBuf>,
     /// Jobs run at once.
     #[serde(default = "default_workers")]
     pub workers: usize,

@@ -178,8 +178,14 @@ impl Expect {
 /// What a check does, once validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
-    Sql { query: String, expect: Expect },
-    Newest { query: String, within: chrono::Duration },
+    Sql {
+        query: String,
+        expect: Expect,
+    },
+    Newest {
+        query: String,
+        within: chrono::Duration,
+    },
     IntegrityCheck,
     Command(Vec<String>),
     File(String),
@@ -314,22 +320,23 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
             }
         }
     });
-    let schedule = spec.schedule.as_ref().and_then(|c| {
-        match c.get_ref().parse::<cron::Schedule>() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problem(
-                    at(c.span()),
-                    format!(
+    let schedule =
+        spec.schedule
+            .as_ref()
+            .and_then(|c| match c.get_ref().parse::<cron::Schedule>() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problem(
+                        at(c.span()),
+                        format!(
                         "schedule: cron '{}' is not valid ({e}); write six fields: second minute \
                          hour day-of-month month day-of-week, e.g. '0 0 6 * * Mon'",
                         c.get_ref()
                     ),
-                );
-                None
-            }
-        }
-    });
+                    );
+                    None
+                }
+            });
     let mut checks = Vec::new();
     for check in &spec.checks {
         let line = at(check.name.span());
@@ -352,18 +359,23 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
             );
             continue;
         }
-        let needs = |kinds: &[EnvironmentKind], what: &str, problem: &mut dyn FnMut(usize, String)| {
-            if !kinds.contains(&env) {
-                problem(
-                    line,
-                    format!(
-                        "check '{name}': {what} checks need a {} environment, not {}",
-                        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or "),
-                        env.name()
-                    ),
-                );
-            }
-        };
+        let needs =
+            |kinds: &[EnvironmentKind], what: &str, problem: &mut dyn FnMut(usize, String)| {
+                if !kinds.contains(&env) {
+                    problem(
+                        line,
+                        format!(
+                            "check '{name}': {what} checks need a {} environment, not {}",
+                            kinds
+                                .iter()
+                                .map(|k| k.name())
+                                .collect::<Vec<_>>()
+                                .join(" or "),
+                            env.name()
+                        ),
+                    );
+                }
+            };
         if let Some(query) = &check.sql {
             needs(
                 &[
@@ -393,11 +405,16 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
                             within,
                         },
                     )),
-                    Err(why) => problem(at(w.span()), format!("check '{name}': newest_within: {why}")),
+                    Err(why) => problem(
+                        at(w.span()),
+                        format!("check '{name}': newest_within: {why}"),
+                    ),
                 },
                 _ => problem(
                     line,
-                    format!("check '{name}': an sql check needs expect or newest_within (one of them)"),
+                    format!(
+                        "check '{name}': an sql check needs expect or newest_within (one of them)"
+                    ),
                 ),
             }
         } else if let Some(flag) = check.integrity_check {
@@ -417,7 +434,13 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
             checks.push((name, CheckKind::File(file.trim_matches('/').to_string())));
         }
         if check.sql.is_none() && (check.expect.is_some() || check.newest_within.is_some()) {
-            problem(line, format!("check '{name}': expect and newest_within go with sql"));
+            problem(
+                line,
+                format!(
+                    "check '{}': expect and newest_within go with sql",
+                    check.name.get_ref()
+                ),
+            );
         }
     }
     problems.sort_by_key(|p| p.line);

@@ -109,6 +109,10 @@ pub struct Record {
     pub drill: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub snapshot: Option<SnapshotRef>,
+    /// How a drill's snapshot was chosen (`latest`, or `random among N …`), fixed before the
+    /// restore began.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pick: Option<String>,
     pub objectives: Objectives,
     /// What was measured: `rto_ms`, `data_age_ms`, `bytes`, `files`, `duration_ms`, ….
     pub measured: BTreeMap<String, u64>,
@@ -145,6 +149,7 @@ impl Record {
             tier: None,
             drill: None,
             snapshot: None,
+            pick: None,
             objectives: Objectives::default(),
             measured: BTreeMap::new(),
             checks: Vec::new(),

@@ -162,9 +162,28 @@ pub fn restore(
             target.describe()
         ))
     };
+    // Accounts the target has already are left as they are: their passwords above all (the
+    // dump's GRANT ... IDENTIFIED BY PASSWORD would set them).
+    let mut list = command(target, client_tool())?;
+    list.args([
+        "--connect-timeout=10",
+        "--batch",
+        "--skip-column-names",
+        "--execute",
+        "SELECT user, host FROM mysql.user",
+    ]);
+    let existing = tool::output(list).map_err(|e| failed("the accounts", e))?;
+    let existing: Vec<(String, String)> = String::from_utf8_lossy(&existing)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(u, h)| (u.to_string(), h.to_string()))
+        .collect();
+    let mut accounts = Vec::new();
+    read(USERS, &mut accounts)?;
+    let accounts = without_existing_accounts(&String::from_utf8_lossy(&accounts), &existing);
     let mut users = command(target, client_tool())?;
     users.args(["--connect-timeout=10", "--batch"]);
-    tool::feed_snapshot(users, &mut |stdin| read(USERS, stdin))?
+    tool::feed(users, &mut |stdin| stdin.write_all(accounts.as_bytes()))
         .map_err(|e| failed("the accounts", e))?;
 
     let mut statement = format!("CREATE DATABASE {}", quoted(&target.database));
@@ -198,9 +217,44 @@ pub fn restore(
     Ok(())
 }
 
+/// The statements of a `mariadb-dump --system=users` dump, less those that name an account
+/// in `existing` (as `user`@`host` or 'user'@'host'; one statement per line, as the dump
+/// writes them).
+fn without_existing_accounts(users: &str, existing: &[(String, String)]) -> String {
+    let names: Vec<String> = existing
+        .iter()
+        .flat_map(|(u, h)| {
+            [
+                format!("`{}`@`{}`", u.replace('`', "``"), h.replace('`', "``")),
+                format!("'{}'@'{}'", u.replace('\'', "\\'"), h.replace('\'', "\\'")),
+            ]
+        })
+        .collect();
+    users
+        .lines()
+        .filter(|l| !names.iter().any(|n| l.contains(n.as_str())))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_the_target_has_are_left_alone() {
+        let users = "CREATE USER IF NOT EXISTS `root`@`localhost` IDENTIFIED BY PASSWORD '*D8';\n\
+            CREATE USER IF NOT EXISTS `shop`@`%` IDENTIFIED BY PASSWORD '*2B';\n\
+            GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED BY PASSWORD '*D8';\n\
+            /*M!100005 SET DEFAULT ROLE NONE FOR 'root'@'localhost' */;\n\
+            GRANT SELECT ON `shop`.* TO `shop`@`%`;\n";
+        let existing = vec![("root".to_string(), "localhost".to_string())];
+        assert_eq!(
+            without_existing_accounts(users, &existing),
+            "CREATE USER IF NOT EXISTS `shop`@`%` IDENTIFIED BY PASSWORD '*2B';\n\
+             GRANT SELECT ON `shop`.* TO `shop`@`%`;\n"
+        );
+    }
 
     #[test]
     fn names_are_quoted_and_passwords_stay_off_the_command_line() {

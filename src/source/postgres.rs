@@ -130,12 +130,27 @@ pub fn restore(
     read: &mut dyn FnMut(&str, &mut dyn std::io::Write) -> crate::repo::Result<u64>,
 ) -> crate::repo::Result<()> {
     let admin = target.with_database("postgres");
-    // Globals: roles that exist already (the cluster's own superuser) are fine; anything else
-    // that fails stops the restore.
+    // Globals: roles the target has already (its own superuser, for one) are left as they
+    // are, their passwords above all; anything else that fails stops the restore.
+    let mut list = command(&admin, "psql")?;
+    list.args(["-X", "-A", "-t", "-c", "SELECT rolname FROM pg_roles"]);
+    let existing = tool::output(list).map_err(|e| {
+        Error::Target(format!(
+            "cannot list the roles of {}: {e}",
+            admin.describe()
+        ))
+    })?;
+    let existing: std::collections::HashSet<String> = String::from_utf8_lossy(&existing)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut globals = Vec::new();
+    read(GLOBALS, &mut globals)?;
+    let globals = without_existing_roles(&String::from_utf8_lossy(&globals), &existing);
     let mut psql = command(&admin, "psql")?;
     psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
-    let stderr =
-        tool::feed_snapshot(psql, &mut |stdin| read(GLOBALS, stdin))?.map_err(tool_error)?;
+    let stderr = tool::feed_collect(psql, &mut |stdin| stdin.write_all(globals.as_bytes()))
+        .map_err(tool_error)?;
     let real: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("ERROR:") && !l.contains("already exists"))
@@ -194,4 +209,72 @@ pub fn restore(
     tool::output(pg_restore)
         .map(|_| ())
         .map_err(|e| Error::Target(e.to_string()))
+}
+
+/// The statements of a `pg_dumpall --globals-only` dump, less those that create or change a
+/// role in `existing` (one statement per line, as pg_dumpall writes them).
+fn without_existing_roles(globals: &str, existing: &std::collections::HashSet<String>) -> String {
+    let touches_existing = |line: &str| {
+        let rest = ["CREATE ROLE ", "ALTER ROLE ", "COMMENT ON ROLE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p));
+        let Some(rest) = rest else {
+            return false;
+        };
+        let name = match rest.strip_prefix('"') {
+            // A quoted name: up to the closing quote, "" standing for one quote.
+            Some(quoted) => {
+                let mut name = String::new();
+                let mut chars = quoted.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '"' {
+                        if chars.peek() == Some(&'"') {
+                            chars.next();
+                            name.push('"');
+                        } else {
+                            break;
+                        }
+                    } else {
+                        name.push(c);
+                    }
+                }
+                name
+            }
+            None => rest
+                .split([' ', ';'])
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        existing.contains(&name)
+    };
+    globals
+        .lines()
+        .filter(|l| !touches_existing(l))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_the_target_has_are_left_alone() {
+        let globals = "CREATE ROLE postgres;\n\
+            ALTER ROLE postgres WITH SUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$4096:x';\n\
+            CREATE ROLE \"Odd \"\"Name\";\n\
+            ALTER ROLE \"Odd \"\"Name\" WITH NOLOGIN;\n\
+            CREATE ROLE erp_owner;\n\
+            ALTER ROLE erp_owner WITH LOGIN PASSWORD 'x';\n\
+            GRANT erp_owner TO postgres;\n";
+        let existing = ["postgres".to_string(), "Odd \"Name".to_string()]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            without_existing_roles(globals, &existing),
+            "CREATE ROLE erp_owner;\nALTER ROLE erp_owner WITH LOGIN PASSWORD 'x';\n\
+             GRANT erp_owner TO postgres;\n"
+        );
+    }
 }
