@@ -879,7 +879,7 @@ mod tests {
     #[test]
     fn times_as_databases_print_them() {
         let t = |s| parse_time(s).map(|t| t.to_rfc3339());
-        assert_eq!(t("1795430400"), Some("2026-11-23T08:00:00+00:00".into()));
+        assert_eq!(t("1795420800"), Some("2026-11-23T08:00:00+00:00".into()));
         assert_eq!(
             t("2026-11-23 09:00:00+01"),
             Some("2026-11-23T08:00:00+00:00".into())
