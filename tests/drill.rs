@@ -63,12 +63,26 @@ fn backup(ws: &Workspace, args: &[&str]) -> serde_json::Value {
     c.ok().json()
 }
 
-/// Runs a drill; returns its exit code and its evidence record.
-fn drill(ws: &Workspace, cfg: &Path, spec: &Path) -> (i32, serde_json::Value) {
+/// The TMPDIR drills of this test make their scratch environments in: its own, so that tests
+/// running side by side do not see each other's; open to the `postgres` user.
+fn scratch_root() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("lifeboat-test-scratch-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Runs a drill with its scratch environments under `scratch`; returns its exit code and its
+/// evidence record.
+fn drill(ws: &Workspace, cfg: &Path, spec: &Path, scratch: &Path) -> (i32, serde_json::Value) {
     let run = ws
         .lifeboat(&["drill", "run", "--json", "--config"])
         .arg(cfg)
         .arg(spec)
+        .env("TMPDIR", scratch)
         .run();
     let record = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
@@ -94,22 +108,13 @@ fn events(record: &serde_json::Value) -> Vec<String> {
 }
 
 /// No scratch directory of a drill is left behind.
-fn no_scratch_left(before: &[PathBuf]) {
-    let now = scratch_dirs();
-    let left: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-fn scratch_dirs() -> Vec<PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
+fn no_scratch_left(scratch: &Path) {
+    let left: Vec<PathBuf> = std::fs::read_dir(scratch)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".lifeboat-drill-"))
-        })
-        .collect()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 fn verify_evidence(ws: &Workspace) {
@@ -166,12 +171,12 @@ sql = "SELECT max(placed) FROM sales.orders"
 newest_within = "1h"
 "#,
     );
-    let before = scratch_dirs();
+    let scratch = scratch_root();
     backup(
         &ws,
         &["--postgres", &pg.address("erp"), "--passfile", &passfile],
     );
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 0, "{record:#}");
     assert_eq!(record["outcome"], "success");
     assert_eq!(record["kind"], "drill");
@@ -208,7 +213,7 @@ newest_within = "1h"
         &ws,
         &["--postgres", &pg.address("erp"), "--passfile", &passfile],
     );
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["outcome"], "failure");
     let orders = check(&record, "orders are there");
@@ -222,7 +227,7 @@ newest_within = "1h"
         .unwrap()
         .contains("orders are there"));
     assert_eq!(record["environment"]["teardown"], "done");
-    no_scratch_left(&before);
+    no_scratch_left(scratch.path());
 
     // Both drills are in the tenant's chain, and the catalog's drill history.
     let listed = ws.lifeboat(&["evidence", "list", "--json"]).ok().json();
@@ -260,17 +265,17 @@ fn a_mariadb_drill_restores_into_a_throw_away_server() {
         "[environment]\nkind = \"mariadb\"\n\n[[checks]]\nname = \"items\"\n\
          sql = \"SELECT COUNT(*) FROM items\"\nexpect = \"= 750\"\n",
     );
-    let before = scratch_dirs();
+    let scratch = scratch_root();
     backup(
         &ws,
         &["--mysql", &db.address("shop"), "--passfile", &options],
     );
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 0, "{record:#}");
     assert_eq!(check(&record, "items")["actual"], "750");
     assert_eq!(record["environment"]["kind"], "mariadb");
     assert_eq!(record["environment"]["teardown"], "done");
-    no_scratch_left(&before);
+    no_scratch_left(scratch.path());
 }
 
 #[test]
@@ -310,9 +315,9 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
 "#
         ),
     );
-    let before = scratch_dirs();
+    let scratch = scratch_root();
     backup(&ws, &[&share.display().to_string()]);
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 0, "{record:#}");
     let files = check(&record, "restored files match the snapshot");
     assert_eq!(files["passed"], true);
@@ -330,7 +335,7 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
     // Ransomware changed a file; the backup took the changed file; the drill says so.
     std::fs::write(share.join("prices.csv"), "widget,0.00 ENCRYPTED\n").unwrap();
     backup(&ws, &[&share.display().to_string()]);
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 1, "{record:#}");
     let sums = check(&record, "checksums");
     assert_eq!(sums["passed"], false);
@@ -347,12 +352,12 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
         bytes[n / 2] ^= 0x55;
         std::fs::write(&pack, bytes).unwrap();
     }
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["incident"]["severity"], "critical", "{record:#}");
     assert!(events(&record).contains(&"restore failed".to_string()));
     assert_eq!(record["environment"]["teardown"], "done");
-    no_scratch_left(&before);
+    no_scratch_left(scratch.path());
     verify_evidence(&ws);
 }
 
@@ -395,13 +400,15 @@ sql = "SELECT MAX(at) FROM sales"
 newest_within = "30m"
 "#,
     );
+    let scratch = scratch_root();
     backup(&ws, &["--sqlite", &file.display().to_string()]);
-    let (code, record) = drill(&ws, &cfg, &s);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 0, "{record:#}");
     assert_eq!(check(&record, "integrity")["actual"], "ok");
     assert_eq!(check(&record, "sales")["actual"], "300");
     assert_eq!(check(&record, "newest sale")["passed"], true);
     assert_eq!(record["environment"]["kind"], "sqlite");
+    no_scratch_left(scratch.path());
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! - `low`: only the teardown failed (the outcome stays as the checks made it).
 
 pub mod env;
+pub mod quota;
 pub mod spec;
 
 use crate::catalog::drills::NewDrill;
