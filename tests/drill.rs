@@ -474,3 +474,86 @@ expct = "1"
         run.stderr
     );
 }
+
+#[test]
+fn requests_count_against_the_quota_and_cancel_only_with_notice() {
+    let ws = Workspace::new();
+    let cfg = config(&ws, "kind = \"files\"\npaths = [\"/srv\"]");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "test_restores_per_year = 12",
+        "test_restores_per_year = 2\ncancellation_notice = \"7d\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = spec(&ws, "share", "[environment]\nkind = \"dir\"\n");
+    let now = "2026-03-01T10:00:00Z";
+    let request = |at: &str| {
+        ws.lifeboat(&[
+            "drill",
+            "request",
+            "--at",
+            at,
+            "--by",
+            "customer@acme",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(&s)
+        .env("LIFEBOAT_NOW", now)
+        .run()
+    };
+    let first = request("2026-03-05T08:00:00+01:00");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("1 test restore(s) left"),
+        "{}",
+        first.stderr
+    );
+    let second = request("2026-06-01T08:00:00+02:00");
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let third = request("2026-09-01T08:00:00+02:00");
+    assert_eq!(third.code, 1);
+    assert!(
+        third
+            .stderr
+            .contains("allows 2 test restore(s) in 2026, and 2 are already planned or done"),
+        "{}",
+        third.stderr
+    );
+    // The first is 4 days away: too late to cancel with 7 days' notice.
+    let id1 = first.stdout.trim();
+    let late = ws
+        .lifeboat(&["drill", "cancel", id1, "--config"])
+        .arg(&cfg)
+        .env("LIFEBOAT_NOW", now)
+        .run();
+    assert_eq!(late.code, 1);
+    assert!(
+        late.stderr
+            .contains("could be cancelled until 2026-02-26 07:00 UTC (7d notice)"),
+        "{}",
+        late.stderr
+    );
+    // The second can be; its place in the quota is free again.
+    let id2 = second.stdout.trim();
+    ws.lifeboat(&["drill", "cancel", id2, "--config"])
+        .arg(&cfg)
+        .env("LIFEBOAT_NOW", now)
+        .ok();
+    assert_eq!(request("2026-09-01T08:00:00+02:00").code, 0);
+    let listed = ws
+        .lifeboat(&["drill", "list", "--json", "--config"])
+        .arg(&cfg)
+        .env("LIFEBOAT_NOW", now)
+        .ok()
+        .json();
+    assert_eq!(listed["quotas"]["erp"]["used"], 2);
+    assert_eq!(listed["quotas"]["erp"]["left"], 0);
+    let states: Vec<&str> = listed["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["planned", "cancelled", "planned"]);
+    assert_eq!(listed["drills"][0]["requested_by"], "customer@acme");
+}

@@ -21,6 +21,36 @@ pub enum DrillCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Plan a drill for a later time, as a customer's request: refused when the contract's
+    /// test restores for that year are used up, saying how many.
+    Request {
+        spec: PathBuf,
+        /// When it is to run (RFC 3339, e.g. 2026-12-10T08:00:00+01:00).
+        #[arg(long)]
+        at: chrono::DateTime<chrono::FixedOffset>,
+        /// Who asked (recorded).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, env = "LIFEBOAT_CONFIG", default_value = "lifeboat.toml")]
+        config: PathBuf,
+    },
+    /// Cancel a planned drill: possible until the contract's notice period before it.
+    Cancel {
+        /// The drill's id (see 'drill list').
+        id: i64,
+        #[arg(long, env = "LIFEBOAT_CONFIG", default_value = "lifeboat.toml")]
+        config: PathBuf,
+    },
+    /// Planned, running and past drills, with each contract's test restores left this year.
+    List {
+        #[arg(long, env = "LIFEBOAT_CONFIG", default_value = "lifeboat.toml")]
+        config: PathBuf,
+        /// Only this contract's.
+        #[arg(long)]
+        contract: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a spec against the configuration without running it.
     Check {
         spec: PathBuf,
@@ -34,8 +64,154 @@ fn load(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
         .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()).into())
 }
 
+/// The time drills are planned and cancelled against: now, or `LIFEBOAT_NOW` (RFC 3339) for
+/// tests and simulations.
+fn now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("LIFEBOAT_NOW") {
+        Ok(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                CliError::new(
+                    exit::USAGE,
+                    format!("LIFEBOAT_NOW '{text}' is not an RFC 3339 time: {e}"),
+                )
+                .into()
+            }),
+        Err(_) => Ok(chrono::Utc::now()),
+    }
+}
+
+fn data_dir(ctx: &Context, loaded: &crate::config::Loaded) -> PathBuf {
+    loaded
+        .config
+        .service
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| ctx.data_dir.clone())
+}
+
+/// A contract's terms for test restores.
+fn terms(loaded: &crate::config::Loaded, contract: &str) -> drill::quota::Terms {
+    let c = loaded.config.contracts.get(contract);
+    drill::quota::Terms {
+        per_year: c.map_or(0, |c| c.test_restores_per_year),
+        notice: c
+            .and_then(|c| c.cancellation_notice.as_ref())
+            .and_then(|n| crate::schedule::retention::parse_span(n.get_ref()).ok())
+            .unwrap_or_else(chrono::Duration::zero),
+    }
+}
+
 pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
     match command {
+        DrillCommand::Request {
+            spec: path,
+            at,
+            by,
+            config,
+        } => {
+            let loaded = load(&config)?;
+            let d = spec::load(&path, &loaded)
+                .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
+            let source = &loaded.config.sources[d.spec.source.get_ref()];
+            let contract = source.contract.get_ref();
+            let tz = loaded.config.service.time_zone();
+            let mut catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
+            let at = at.with_timezone(&chrono::Utc);
+            let left = drill::quota::may_plan(
+                terms(&loaded, contract),
+                &catalog.drills(Some(contract))?,
+                contract,
+                at,
+                now()?,
+                tz,
+            )
+            .map_err(|why| CliError::new(exit::FAILED, format!("request refused: {why}")))?;
+            let id = catalog.plan_drill(&crate::catalog::drills::NewDrill {
+                spec: &d.name,
+                tenant: source.tenant.get_ref(),
+                contract,
+                source: d.spec.source.get_ref(),
+                reason: "requested",
+                planned_for: at,
+                requested_by: by.as_deref(),
+            })?;
+            println!("{id}");
+            eprintln!(
+                "drill {id} ({}) planned for {}; {left} test restore(s) left in its year",
+                d.name,
+                at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+            );
+            Ok(exit::OK)
+        }
+        DrillCommand::Cancel { id, config } => {
+            let loaded = load(&config)?;
+            let tz = loaded.config.service.time_zone();
+            let mut catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
+            let row = catalog
+                .drill(id)?
+                .ok_or_else(|| CliError::new(exit::FAILED, format!("there is no drill {id}")))?;
+            let now = now()?;
+            drill::quota::may_cancel(terms(&loaded, &row.contract), &row, now, tz)
+                .map_err(|why| CliError::new(exit::FAILED, format!("cannot cancel: {why}")))?;
+            catalog.cancel_drill(id, now)?;
+            eprintln!("drill {id} cancelled; it no longer counts against the quota");
+            Ok(exit::OK)
+        }
+        DrillCommand::List {
+            config,
+            contract,
+            json,
+        } => {
+            let loaded = load(&config)?;
+            let tz = loaded.config.service.time_zone();
+            let catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
+            let drills = catalog.drills(contract.as_deref())?;
+            let now = now()?;
+            let mut quotas = serde_json::Map::new();
+            for (name, c) in &loaded.config.contracts {
+                if contract.as_ref().is_some_and(|only| only != name) {
+                    continue;
+                }
+                let used = drill::quota::used_in_year(&drills, name, now, tz).len() as u32;
+                quotas.insert(
+                    name.clone(),
+                    serde_json::json!({
+                        "per_year": c.test_restores_per_year,
+                        "used": used,
+                        "left": c.test_restores_per_year.saturating_sub(used),
+                    }),
+                );
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "drills": drills, "quotas": quotas })
+                    )?
+                );
+            } else {
+                for d in &drills {
+                    println!(
+                        "{:>4} {} {:<10} {:<9} {} {} {}",
+                        d.id,
+                        d.planned_for.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+                        d.reason,
+                        d.state,
+                        d.contract,
+                        d.spec,
+                        d.outcome.as_deref().unwrap_or("")
+                    );
+                }
+                for (name, q) in &quotas {
+                    eprintln!(
+                        "contract {name}: {} of {} test restore(s) used this year, {} left",
+                        q["used"], q["per_year"], q["left"]
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
         DrillCommand::Check { spec: path, config } => {
             let loaded = load(&config)?;
             let d = spec::load(&path, &loaded)
