@@ -590,3 +590,95 @@ targets = ["nas"]
     }
     ws.check(true).ok();
 }
+
+#[test]
+fn drills_run_on_their_schedule_and_when_requested() {
+    let ws = Workspace::empty(Store::Local);
+    fs::create_dir_all(ws.path("till")).unwrap();
+    let till = ws.path("till/till.db");
+    let db = rusqlite::Connection::open(&till).unwrap();
+    db.execute_batch(
+        "CREATE TABLE sales (id INTEGER PRIMARY KEY); INSERT INTO sales VALUES (1), (2), (3);",
+    )
+    .unwrap();
+    fs::write(
+        ws.path("till.toml"),
+        "source = \"till\"\nschedule = \"0 15 * * * *\"\n\n[environment]\nkind = \"sqlite\"\n\n\
+         [[checks]]\nname = \"sales\"\nsql = \"SELECT COUNT(*) FROM sales\"\nexpect = \"= 3\"\n",
+    )
+    .unwrap();
+    let sources = format!(
+        "[sources.till]\ntenant = \"acme\"\ncontract = \"erp\"\nkind = \"sqlite\"\n\
+         database = \"{}\"\ntier = \"90/48\"\ntargets = [\"nas\"]\n",
+        till.display()
+    );
+    fs::create_dir_all(ws.path("src")).unwrap();
+    let cfg = write_config(&ws, "", &sources);
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "jitter = \"0s\"",
+            &format!(
+                "jitter = \"0s\"\ndrill_key = \"{}\"\ndrills = [\"till.toml\"]",
+                ws.path("keys/rec.key").display()
+            ),
+        )
+        .replace("rto = \"4h\"", "rto = \"4h\"\ntest_restores_per_year = 10");
+    fs::write(&cfg, text).unwrap();
+
+    // A customer asks for a drill at 11:40 UTC; the schedule runs one at a quarter past each hour.
+    let requested = ws
+        .lifeboat(&[
+            "drill",
+            "request",
+            "--at",
+            "2026-11-23T11:40:00Z",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(ws.path("till.toml"))
+        .env("LIFEBOAT_NOW", "2026-11-23T09:58:00Z")
+        .ok();
+    let requested_id: u64 = requested.stdout.trim().parse().unwrap();
+    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:58:00Z");
+    daemon.wait_for("done: drill till (requested) passed", 1);
+    daemon.wait_for("done: drill till (scheduled) passed", 2);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
+
+    let listed = ws
+        .lifeboat(&["drill", "list", "--json", "--config"])
+        .arg(&cfg)
+        .env("LIFEBOAT_NOW", "2026-11-23T12:00:00Z")
+        .ok()
+        .json();
+    let drills = listed["drills"].as_array().unwrap();
+    let request = drills
+        .iter()
+        .find(|d| d["id"].as_u64() == Some(requested_id))
+        .unwrap();
+    assert_eq!(request["state"], "done");
+    assert_eq!(request["outcome"], "success");
+    let scheduled: Vec<_> = drills
+        .iter()
+        .filter(|d| d["reason"] == "scheduled" && d["state"] == "done")
+        .collect();
+    assert!(scheduled.len() >= 2, "{listed:#}");
+    assert!(scheduled
+        .iter()
+        .all(|d| d["planned_for"].as_str().unwrap().contains(":15:00")));
+    // Each drill is evidence in the tenant's chain, pointing at its catalog entry's number.
+    let evidence = ws.lifeboat(&["evidence", "list", "--json"]).ok().json();
+    let drill_records = evidence
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["record"]["kind"] == "drill")
+        .count();
+    assert!(drill_records >= 3, "{evidence:#}");
+    assert_eq!(
+        request["evidence"].as_u64().map(|n| n > 0),
+        Some(true),
+        "{request}"
+    );
+}

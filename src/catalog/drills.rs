@@ -163,4 +163,25 @@ impl Catalog {
         }
         Ok(out)
     }
+
+    /// Planned drills whose time has come.
+    pub fn due_drills(&self, now: DateTime<Utc>) -> Result<Vec<DrillRow>> {
+        Ok(self
+            .drills(None)?
+            .into_iter()
+            .filter(|d| d.state == "planned" && d.planned_for <= now)
+            .collect())
+    }
+
+    /// The planned drill of `spec` for `planned_for`, if there is one.
+    pub fn planned_drill(
+        &self,
+        spec: &str,
+        planned_for: DateTime<Utc>,
+    ) -> Result<Option<DrillRow>> {
+        Ok(self
+            .drills(None)?
+            .into_iter()
+            .find(|d| d.spec == spec && d.planned_for == planned_for && d.state == "planned"))
+    }
 }

@@ -18,6 +18,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<i32> {
         ConfigCommand::Check { config } => {
             let loaded = crate::config::load(&config)
                 .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
+            let drills = super::serve::load_drills(&config, &loaded)?;
             let c = &loaded.config;
             println!(
                 "{} is valid: {} target(s), {} tenant(s), {} contract(s), {} source(s)",
@@ -31,6 +32,19 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<i32> {
                 println!(
                     "  {name}: tier {} ({}), cron '{}'",
                     tier.name, tier.description, tier.cron
+                );
+            }
+            for d in &drills {
+                println!(
+                    "  drill {}: source {}, {} environment, {}",
+                    d.name,
+                    d.spec.source.get_ref(),
+                    d.spec.environment.kind.get_ref().name(),
+                    d.spec
+                        .schedule
+                        .as_ref()
+                        .map(|s| format!("cron '{}'", s.get_ref()))
+                        .unwrap_or_else(|| "on request".into())
                 );
             }
             Ok(exit::OK)

@@ -20,6 +20,7 @@ pub struct ServeArgs {
 pub fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     let loaded = crate::config::load(&args.config)
         .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
+    let drills = load_drills(&args.config, &loaded)?;
     let data_dir = loaded
         .config
         .service
@@ -35,10 +36,45 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let finished = runtime
-        .block_on(daemon::serve(loaded, data_dir, clock, stop_signal()))
+        .block_on(daemon::serve(
+            loaded,
+            drills,
+            data_dir,
+            clock,
+            stop_signal(),
+        ))
         .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
     eprintln!("{finished} job(s) finished");
     Ok(exit::OK)
+}
+
+/// The drill specs `[service] drills` names, relative to the configuration's folder; every
+/// problem of every spec is reported before the daemon starts.
+pub fn load_drills(
+    config: &std::path::Path,
+    loaded: &crate::config::Loaded,
+) -> anyhow::Result<Vec<crate::drill::spec::Drill>> {
+    let base = config.parent().unwrap_or(std::path::Path::new("."));
+    let mut drills = Vec::new();
+    let mut problems = Vec::new();
+    for path in &loaded.config.service.drills {
+        match crate::drill::spec::load(&base.join(path), loaded) {
+            Ok(d) => drills.push(d),
+            Err(invalid) => problems.push(invalid.to_string().trim_end().to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::new(exit::FAILED, problems.join("\n")).into());
+    }
+    if !drills.is_empty() && loaded.config.service.drill_key.is_none() {
+        return Err(CliError::new(
+            exit::FAILED,
+            "[service] drills are configured, but no drill_key: drills decrypt what they \
+             restore and need a recipient's secret key",
+        )
+        .into());
+    }
+    Ok(drills)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

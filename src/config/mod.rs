@@ -41,6 +41,10 @@ pub struct Service {
     /// A recipient's secret key, which drills use to decrypt what they restore. Backups need
     /// no secret key; without this, drills need `--key`.
     pub drill_key: Option<PathBuf>,
+    /// Drill specs the daemon runs on their schedules (and when requested), relative to this
+    /// file's folder: `["restore-tests/postgres-erp.toml"]`.
+    #[serde(default)]
+    pub drills: Vec<PathBuf>,
     /// Jobs run at once.
     #[serde(default = "default_workers")]
     pub workers: usize,

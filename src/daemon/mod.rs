@@ -74,6 +74,9 @@ pub enum Error {
 /// What every job needs, shared between the loop and the workers.
 struct Shared {
     loaded: Loaded,
+    /// Drill specs by name, and the key drills decrypt with.
+    drills: BTreeMap<String, crate::drill::spec::Drill>,
+    drill_key: Option<SecretKey>,
     /// What runs when: each source's backups under its name, and the daily copy of a source
     /// with `copy_to` under `SOURCE>copy` (tier `14/1`).
     schedules: BTreeMap<String, crate::schedule::tier::Tier>,
@@ -89,6 +92,7 @@ struct Shared {
 /// Runs until `shutdown` completes; returns how many jobs finished.
 pub async fn serve(
     loaded: Loaded,
+    drills: Vec<crate::drill::spec::Drill>,
     data_dir: PathBuf,
     clock: Clock,
     shutdown: impl std::future::Future<Output = ()>,
@@ -122,7 +126,20 @@ pub async fn serve(
             ),
         );
     }
-    let schedules = schedules(&loaded).map_err(Error::Setup)?;
+    let drill_key = service
+        .drill_key
+        .as_ref()
+        .map(|p| SecretKey::load(p))
+        .transpose()
+        .map_err(|e| Error::Setup(format!("drill key: {e}")))?;
+    let mut schedules = schedules(&loaded).map_err(Error::Setup)?;
+    for d in &drills {
+        if let Some(cron) = &d.spec.schedule {
+            let tier = crate::schedule::tier::Tier::drill(&d.name, cron.get_ref())
+                .map_err(Error::Setup)?;
+            schedules.insert(format!("{}{DRILL_SUFFIX}", d.name), tier);
+        }
+    }
     for key in schedules.keys() {
         catalog.plan_from(key, now)?;
     }
@@ -133,6 +150,8 @@ pub async fn serve(
         .map(|name| (name.clone(), std::sync::Mutex::new(())))
         .collect();
     let shared = Arc::new(Shared {
+        drills: drills.into_iter().map(|d| (d.name.clone(), d)).collect(),
+        drill_key,
         schedules,
         targets,
         loaded,
@@ -166,6 +185,19 @@ pub async fn serve(
                 log(
                     &shared.clock,
                     &format!("queued job {id}: {} slot {}{note}", d.source, d.scheduled),
+                );
+            }
+        }
+        // Drills planned for now or earlier (requested ones, and scheduled ones planned ahead).
+        for d in catalog.due_drills(now)? {
+            let key = format!("{}{DRILL_SUFFIX}", d.spec);
+            if let Some(id) = catalog.enqueue(&key, "drill", d.planned_for, 0, now)? {
+                log(
+                    &shared.clock,
+                    &format!(
+                        "queued job {id}: {key} slot {} ({} drill {})",
+                        d.planned_for, d.reason, d.id
+                    ),
                 );
             }
         }
@@ -240,6 +272,8 @@ fn log(clock: &Clock, message: &str) {
 const COPY_SUFFIX: &str = ">copy";
 /// The schedule key of a target's prune.
 const PRUNE_SUFFIX: &str = ">prune";
+/// The job key of a drill spec's runs.
+const DRILL_SUFFIX: &str = ">drill";
 
 fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::Tier>, String> {
     let mut out = loaded.tiers.clone();
@@ -264,6 +298,9 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
     }
     if let Some(target) = job.source.strip_suffix(PRUNE_SUFFIX) {
         return prune_job(shared, job, target).map_err(|e| format!("{e:#}"));
+    }
+    if let Some(spec) = job.source.strip_suffix(DRILL_SUFFIX) {
+        return drill_job(shared, job, spec).map_err(|e| format!("{e:#}"));
     }
     let source_name = job.source.as_str();
     let config = &shared.loaded.config;
@@ -477,6 +514,97 @@ fn backup_evidence(
             Err(e) => format!("; evidence not yet copied into the repository: {e}"),
         },
     )
+}
+
+/// A drill's run: the planned drill of that slot (a request), or for a scheduled slot a new
+/// one, if the contract's test restores for the year are not used up.
+fn drill_job(shared: &Shared, job: &catalog::jobs::Job, spec: &str) -> anyhow::Result<String> {
+    let drill = shared
+        .drills
+        .get(spec)
+        .ok_or_else(|| anyhow::anyhow!("drill '{spec}' is no longer configured"))?;
+    let key = shared
+        .drill_key
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no [service] drill_key to decrypt with"))?;
+    let config = &shared.loaded.config;
+    let source = &config.sources[drill.spec.source.get_ref()];
+    let contract = source.contract.get_ref();
+    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let (planned, reason) = match catalog.planned_drill(spec, job.scheduled)? {
+        Some(row) => (
+            row.id,
+            if row.reason == "requested" {
+                crate::drill::Reason::Requested
+            } else {
+                crate::drill::Reason::Scheduled
+            },
+        ),
+        None => {
+            let c = config.contracts.get(contract);
+            let terms = crate::drill::quota::Terms {
+                per_year: c.map_or(0, |c| c.test_restores_per_year),
+                notice: chrono::Duration::zero(),
+            };
+            let tz = config.service.time_zone();
+            if let Err(why) = crate::drill::quota::may_plan(
+                terms,
+                &catalog.drills(Some(contract))?,
+                contract,
+                job.scheduled,
+                job.scheduled,
+                tz,
+            ) {
+                return Ok(format!("drill {spec} not run: {why}"));
+            }
+            let id = catalog.plan_drill(&catalog::drills::NewDrill {
+                spec,
+                tenant: source.tenant.get_ref(),
+                contract,
+                source: drill.spec.source.get_ref(),
+                reason: "scheduled",
+                planned_for: job.scheduled,
+                requested_by: None,
+            })?;
+            (id, crate::drill::Reason::Scheduled)
+        }
+    };
+    drop(catalog);
+    let now = || shared.clock.now();
+    let services = crate::drill::Services {
+        loaded: &shared.loaded,
+        data_dir: &shared.data_dir,
+        signing: &shared.signing,
+        key,
+        now: &now,
+    };
+    let outcome = crate::drill::run(
+        &services,
+        drill,
+        reason,
+        Some(planned),
+        &crate::progress::Silent,
+    )?;
+    let r = &outcome.record;
+    let summary = format!(
+        "drill {spec} ({}) {}: evidence #{} of {}{}",
+        reason.name(),
+        match r.outcome {
+            crate::evidence::Outcome::Success => "passed".to_string(),
+            crate::evidence::Outcome::Failure => format!(
+                "FAILED ({} incident: {})",
+                r.incident.as_ref().map_or("", |i| i.severity.as_str()),
+                r.error.as_deref().unwrap_or_default()
+            ),
+        },
+        outcome.evidence.sequence,
+        r.tenant,
+        outcome
+            .copy_problem
+            .map(|p| format!("; evidence not yet copied into the repository: {p}"))
+            .unwrap_or_default()
+    );
+    Ok(summary)
 }
 
 /// Refuses a repository signed by another service than this one.

@@ -31,6 +31,10 @@ pub enum Action {
     /// tier a source can name).
     #[serde(skip_deserializing)]
     Prune,
+    /// Run a restore drill (the daemon's schedule for a drill spec, not a tier a source can
+    /// name).
+    #[serde(skip_deserializing)]
+    Drill,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +147,17 @@ impl Tier {
             Policy::default(),
         )
         .map(Some)
+    }
+
+    /// The schedule of a drill spec.
+    pub fn drill(name: &str, cron: &str) -> Result<Tier, String> {
+        Tier::new(
+            format!("drill {name}"),
+            "a restore drill".into(),
+            Action::Drill,
+            cron,
+            Policy::default(),
+        )
     }
 
     /// A shipped preset by name (`90/48`, `14/1`, …), else the shorthand `DAYS/PER_DAY`: runs
