@@ -295,6 +295,12 @@ fn a_file_drill_checks_every_file_and_catches_changed_content() {
         &ws,
         &format!("kind = \"files\"\npaths = [\"{}\"]", share.display()),
     );
+    let hook = common::hook::Hook::start();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[targets.nas]",
+        &format!("webhook = \"{}\"\n\n[targets.nas]", hook.url),
+    );
+    std::fs::write(&cfg, text).unwrap();
     let inside = share.display().to_string();
     let inside = inside.trim_start_matches('/');
     let s = spec(
@@ -344,6 +350,16 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
         "{sums}"
     );
     assert_eq!(record["incident"]["severity"], "high");
+    // The incident went to the webhook, naming the evidence it rests on.
+    let sent = hook.next();
+    assert_eq!(sent["severity"], "high");
+    assert_eq!(sent["tenant"], "acme");
+    assert_eq!(sent["drill"], "share");
+    assert!(
+        sent["summary"].as_str().unwrap().contains("checksums"),
+        "{sent}"
+    );
+    assert!(sent["evidence"]["sequence"].as_u64().unwrap() >= 2);
 
     // A damaged repository: the backup cannot be restored at all, which is critical.
     for pack in ws.objects("data") {
@@ -356,6 +372,8 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["incident"]["severity"], "critical", "{record:#}");
     assert!(events(&record).contains(&"restore failed".to_string()));
+    assert_eq!(hook.next()["severity"], "critical");
+    assert!(hook.is_quiet(), "a passing drill sends nothing");
     assert_eq!(record["environment"]["teardown"], "done");
     no_scratch_left(scratch.path());
     verify_evidence(&ws);

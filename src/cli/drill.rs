@@ -296,8 +296,8 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
                     r.tenant
                 );
             }
-            if let Some(p) = &outcome.copy_problem {
-                eprintln!("warning: the evidence is not yet copied into the repository: {p}");
+            for p in &outcome.problems {
+                eprintln!("warning: {p}");
             }
             Ok(match r.outcome {
                 Outcome::Success => exit::OK,

@@ -41,6 +41,8 @@ pub struct Service {
     /// A recipient's secret key, which drills use to decrypt what they restore. Backups need
     /// no secret key; without this, drills need `--key`.
     pub drill_key: Option<PathBuf>,
+    /// Where incidents (failed backups and drills) are POSTed as JSON, `https://…`.
+    pub webhook: Option<Spanned<String>>,
     /// Drill specs the daemon runs on their schedules (and when requested), relative to this
     /// file's folder: `["restore-tests/postgres-erp.toml"]`.
     #[serde(default)]
@@ -88,6 +90,11 @@ impl Source {
 }
 
 impl Service {
+    /// The incident webhook's address, if one is configured.
+    pub fn webhook(&self) -> Option<&str> {
+        self.webhook.as_ref().map(|w| w.get_ref().as_str())
+    }
+
     /// The jitter as a duration (validated at load).
     pub fn jitter(&self) -> chrono::Duration {
         parse_span(self.jitter.get_ref()).unwrap_or_else(|_| chrono::Duration::zero())
@@ -325,6 +332,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     let at = |s: &std::ops::Range<usize>| line_of(s.start);
     let mut problem = |line: usize, message: String| problems.push(Problem { line, message });
 
+    if let Some(hook) = &config.service.webhook {
+        let url = hook.get_ref();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            problem(
+                at(&hook.span()),
+                format!("webhook '{url}' is not an http:// or https:// address"),
+            );
+        }
+    }
     let tz = &config.service.time_zone;
     if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
         problem(
@@ -709,6 +725,11 @@ mod tests {
         assert!(problems(&relative)
             .iter()
             .any(|(_, m)| m.contains("must be an absolute path")));
+        // A webhook that is not a web address.
+        let hook = EXAMPLE.replace("prune = ", "webhook = \"mailto:ops@example.net\"\nprune = ");
+        assert!(problems(&hook)
+            .iter()
+            .any(|(_, m)| m.contains("is not an http:// or https:// address")));
         // An unknown target kind.
         let kind = EXAMPLE.replace("kind = \"local\"", "kind = \"tape\"");
         assert!(

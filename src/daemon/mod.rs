@@ -507,13 +507,20 @@ fn backup_evidence(
             });
         }
     }
-    crate::evidence::chain::append(catalog, &shared.signing, record)?;
-    Ok(
-        match crate::evidence::chain::copy_to(catalog, repo.backend().as_ref(), Some(tenant)) {
-            Ok(_) => String::new(),
-            Err(e) => format!("; evidence not yet copied into the repository: {e}"),
-        },
-    )
+    let stored = crate::evidence::chain::append(catalog, &shared.signing, record.clone())?;
+    let mut note = String::new();
+    if let Err(e) = crate::evidence::chain::copy_to(catalog, repo.backend().as_ref(), Some(tenant))
+    {
+        note.push_str(&format!(
+            "; evidence not yet copied into the repository: {e}"
+        ));
+    }
+    if let Some(url) = shared.loaded.config.service.webhook() {
+        if let Err(e) = crate::evidence::incident::notify(url, &record, &stored) {
+            note.push_str(&format!("; {e}"));
+        }
+    }
+    Ok(note)
 }
 
 /// A drill's run: the planned drill of that slot (a request), or for a scheduled slot a new
@@ -600,9 +607,10 @@ fn drill_job(shared: &Shared, job: &catalog::jobs::Job, spec: &str) -> anyhow::R
         outcome.evidence.sequence,
         r.tenant,
         outcome
-            .copy_problem
-            .map(|p| format!("; evidence not yet copied into the repository: {p}"))
-            .unwrap_or_default()
+            .problems
+            .iter()
+            .map(|p| format!("; {p}"))
+            .collect::<String>()
     );
     Ok(summary)
 }

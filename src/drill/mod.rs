@@ -51,6 +51,12 @@ pub struct Services<'a> {
     pub now: &'a (dyn Fn() -> DateTime<Utc> + Sync),
 }
 
+impl Services<'_> {
+    fn webhook(&self) -> Option<&str> {
+        self.loaded.config.service.webhook()
+    }
+}
+
 /// How a drill came about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -73,9 +79,9 @@ pub struct DrillOutcome {
     pub id: i64,
     pub record: Record,
     pub evidence: StoredEvidence,
-    /// Set when the evidence could not be copied into the repository yet (the next record
-    /// written catches up).
-    pub copy_problem: Option<String>,
+    /// What went wrong after the evidence was written: not yet copied into the repository
+    /// (the next record written catches up), or the incident webhook unreachable.
+    pub problems: Vec<String>,
 }
 
 /// What an environment run produced.
@@ -414,17 +420,24 @@ fn finish(
     let tenant = record.tenant.clone();
     let evidence = chain::append(catalog, services.signing, record.clone())?;
     catalog.finish_drill(id, outcome, Some(evidence.sequence), (services.now)())?;
-    let copy_problem = repo.and_then(|r| {
-        chain::copy_to(catalog, r.backend().as_ref(), Some(&tenant))
-            .err()
-            .map(|e| e.to_string())
-    });
+    let mut problems = Vec::new();
+    if let Some(Err(e)) = repo.map(|r| chain::copy_to(catalog, r.backend().as_ref(), Some(&tenant)))
+    {
+        problems.push(format!(
+            "the evidence is not yet copied into the repository: {e}"
+        ));
+    }
     let record = Record::parse(&evidence.record).unwrap_or(record);
+    if let Some(url) = services.webhook() {
+        if let Err(e) = crate::evidence::incident::notify(url, &record, &evidence) {
+            problems.push(e);
+        }
+    }
     Ok(DrillOutcome {
         id,
         record,
         evidence,
-        copy_problem,
+        problems,
     })
 }
 

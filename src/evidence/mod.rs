@@ -14,6 +14,7 @@
 //! of the newest.
 
 pub mod chain;
+pub mod incident;
 pub mod record;
 
 pub use record::{Check, Environment, Event, Incident, Outcome, Record, RecordKind};
