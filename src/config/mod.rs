@@ -726,7 +726,10 @@ mod tests {
             .iter()
             .any(|(_, m)| m.contains("must be an absolute path")));
         // A webhook that is not a web address.
-        let hook = EXAMPLE.replace("prune = ", "webhook = \"mailto:ops@example.net\"\nprune = ");
+        let hook = EXAMPLE.replace(
+            "https://alerts.msp.example/hooks/lifeboat",
+            "mailto:ops@example.net",
+        );
         assert!(problems(&hook)
             .iter()
             .any(|(_, m)| m.contains("is not an http:// or https:// address")));
