@@ -189,10 +189,20 @@ newest_within = "1h"
     );
     assert_eq!(check(&record, "RTO")["passed"], true);
     assert_eq!(check(&record, "RPO")["passed"], true);
+    let period = check(&record, "RPO over the last 30d");
+    assert_eq!(period["passed"], true, "{period}");
+    assert!(
+        period["actual"]
+            .as_str()
+            .unwrap()
+            .starts_with("longest gap "),
+        "{period}"
+    );
     let measured = &record["measured"];
     assert!(measured["rto_ms"].as_u64().unwrap() > 0, "{record:#}");
     assert!(measured["data_age_ms"].as_u64().unwrap() < 3_600_000);
     assert!(measured["rpo_ms"].as_u64().is_some());
+    assert!(measured["longest_gap_ms"].as_u64().unwrap() < 3_600_000);
     assert_eq!(record["environment"]["kind"], "postgres");
     assert_eq!(record["environment"]["teardown"], "done");
     assert_eq!(
@@ -426,6 +436,30 @@ newest_within = "30m"
     assert_eq!(check(&record, "sales")["actual"], "300");
     assert_eq!(check(&record, "newest sale")["passed"], true);
     assert_eq!(record["environment"]["kind"], "sqlite");
+
+    // Two hours later with no backup since: restorable, but the contract's RPO of 1h is
+    // missed, now and over the period. With no data check failing, that is a medium incident.
+    let basic = spec(
+        &ws,
+        "till-basic",
+        "[environment]\nkind = \"sqlite\"\n\n[[checks]]\nname = \"integrity\"\n\
+         integrity_check = true\n",
+    );
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let run = ws
+        .lifeboat(&["drill", "run", "--json", "--config"])
+        .arg(&cfg)
+        .arg(&basic)
+        .env("TMPDIR", scratch.path())
+        .env("LIFEBOAT_NOW", &later)
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let record: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(check(&record, "RPO")["passed"], false);
+    assert_eq!(check(&record, "RPO over the last 30d")["passed"], false);
+    assert_eq!(check(&record, "integrity")["passed"], true);
+    assert_eq!(record["incident"]["severity"], "medium", "{record:#}");
+    assert!(record["measured"]["longest_gap_ms"].as_u64().unwrap() >= 7_200_000);
     no_scratch_left(scratch.path());
 }
 

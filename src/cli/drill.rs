@@ -64,8 +64,8 @@ fn load(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
         .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()).into())
 }
 
-/// The time drills are planned and cancelled against: now, or `LIFEBOAT_NOW` (RFC 3339) for
-/// tests and simulations.
+/// The time drills are planned, run and cancelled at: now, or `LIFEBOAT_NOW` (RFC 3339) for
+/// tests and simulations (a drill's clock then starts there and runs at normal speed).
 fn now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     match std::env::var("LIFEBOAT_NOW") {
         Ok(text) => chrono::DateTime::parse_from_rfc3339(&text)
@@ -254,7 +254,11 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| ctx.data_dir.clone());
-            let now = || chrono::Utc::now();
+            let clock = match std::env::var("LIFEBOAT_NOW") {
+                Ok(_) => crate::daemon::Clock::fake(now()?, 1.0),
+                Err(_) => crate::daemon::Clock::real(),
+            };
+            let now = || clock.now();
             let services = Services {
                 loaded: &loaded,
                 data_dir: &data_dir,

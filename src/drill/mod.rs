@@ -146,8 +146,10 @@ fn human(d: chrono::Duration) -> String {
         format!("{:.1}s", ms as f64 / 1000.0)
     } else if ms < 3_600_000 {
         format!("{:.1}m", ms as f64 / 60_000.0)
-    } else {
+    } else if ms < 172_800_000 {
         format!("{:.1}h", ms as f64 / 3_600_000.0)
+    } else {
+        format!("{:.1}d", ms as f64 / 86_400_000.0)
     }
 }
 
@@ -259,8 +261,8 @@ pub fn run(
 
     // The snapshot, picked and recorded before anything is restored.
     let picked = open_and_pick(services, drill, source_name, started);
-    let (repo, snapshot) = match picked {
-        Ok((repo, snapshot, how)) => {
+    let (repo, snapshot, backups) = match picked {
+        Ok((repo, snapshot, how, backups)) => {
             catalog.start_drill(id, &snapshot.id.to_hex(), &how, now())?;
             record.snapshot = Some(SnapshotRef {
                 id: snapshot.id.to_hex(),
@@ -271,7 +273,7 @@ pub fn run(
                 event: "snapshot picked".into(),
                 time: time(now()),
             });
-            (repo, snapshot)
+            (repo, snapshot, backups)
         }
         Err(why) => {
             record.outcome = Outcome::Failure;
@@ -342,6 +344,30 @@ pub fn run(
             actual: human(age),
             passed: age <= rpo,
         });
+    }
+
+    // The recovery point held over the last days: the longest gap between backups.
+    if let Some(gap) = crate::schedule::rpo::longest_gap(&backups, started - RPO_WINDOW, started) {
+        record
+            .measured
+            .insert("longest_gap_ms".into(), ms(gap.length()));
+        if let Some(rpo) = rpo {
+            record.checks.push(Check {
+                name: format!(
+                    "RPO over the last {}",
+                    crate::schedule::retention::span(RPO_WINDOW)
+                ),
+                method: "objective".into(),
+                expected: format!("<= {} between successful backups", human(rpo)),
+                actual: format!(
+                    "longest gap {} ({} to {})",
+                    human(gap.length()),
+                    time(gap.from),
+                    time(gap.to)
+                ),
+                passed: gap.length() <= rpo,
+            });
+        }
     }
 
     // Outcome and incident.
@@ -441,13 +467,18 @@ fn finish(
     })
 }
 
-/// Opens the repository the drill restores from and picks the snapshot.
+/// How far back a drill looks for the longest gap between backups.
+pub const RPO_WINDOW: chrono::Duration = chrono::Duration::days(30);
+
+/// Opens the repository the drill restores from and picks the snapshot; also returns the
+/// times of all the source's snapshots there.
+#[allow(clippy::type_complexity)]
 fn open_and_pick(
     services: &Services<'_>,
     drill: &Drill,
     source: &str,
     now: DateTime<Utc>,
-) -> Result<(Repository, Snapshot, String), String> {
+) -> Result<(Repository, Snapshot, String, Vec<DateTime<Utc>>), String> {
     let target = &services.loaded.config.targets[&drill.target];
     let backend = target
         .open_existing()
@@ -466,7 +497,12 @@ fn open_and_pick(
         now,
         &mut |n| rand::Rng::gen_range(&mut rand::thread_rng(), 0..n),
     )?;
-    Ok((repo, snapshot, how))
+    let backups = snapshots
+        .iter()
+        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source))
+        .map(|s| s.manifest.time)
+        .collect();
+    Ok((repo, snapshot, how, backups))
 }
 
 fn time_left(deadline: Instant) -> Option<Duration> {

@@ -2,5 +2,6 @@
 
 pub mod due;
 pub mod retention;
+pub mod rpo;
 pub mod simulate;
 pub mod tier;
