@@ -609,3 +609,83 @@ fn requests_count_against_the_quota_and_cancel_only_with_notice() {
     assert_eq!(states, ["planned", "cancelled", "planned"]);
     assert_eq!(listed["drills"][0]["requested_by"], "customer@acme");
 }
+
+/// The test VM (kernel, initramfs, QEMU) that tests/vm/build.sh makes: where tests/run.sh
+/// put it, or built here on first use.
+fn test_vm() -> PathBuf {
+    let dir = std::env::var_os("LIFEBOAT_TEST_VM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/vm"));
+    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/build.sh");
+    tool(std::process::Command::new("bash").arg(build).arg(&dir));
+    dir
+}
+
+#[test]
+fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
+    let ws = Workspace::new();
+    let vm = test_vm();
+    let app = ws.path("srv/appliance");
+    std::fs::create_dir_all(app.join("etc")).unwrap();
+    std::fs::write(app.join("marker"), "APPLIANCE-READY 7\n").unwrap();
+    std::fs::write(app.join("etc/app.conf"), "port = 8080\n").unwrap();
+    let cfg = config(
+        &ws,
+        &format!("kind = \"files\"\npaths = [\"{}\"]", app.display()),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[targets.nas]",
+        &format!(
+            "qemu = \"{vm}/qemu-system-x86_64\"\nvm_kernel = \"{vm}/vmlinuz\"\n\
+             vm_initrd = \"{vm}/initrd.gz\"\n\n[targets.nas]",
+            vm = vm.display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let inside = app.display().to_string();
+    let s = spec(
+        &ws,
+        "appliance",
+        &format!(
+            "time_limit = \"5m\"\n\n[environment]\nkind = \"qemu\"\ndisk_root = \"{}\"\n\n\
+             [[checks]]\nname = \"boots\"\nconsole = \"APPLIANCE-READY 7\"\nwithin = \"2m\"\n",
+            inside.trim_start_matches('/')
+        ),
+    );
+    let scratch = scratch_root();
+    backup(&ws, &[&app.display().to_string()]);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
+    assert_eq!(code, 0, "{record:#}");
+    let boots = check(&record, "boots");
+    assert!(
+        boots["actual"].as_str().unwrap().starts_with("seen"),
+        "{boots}"
+    );
+    assert_eq!(record["environment"]["kind"], "qemu");
+    assert!(record["environment"]["isolation"]
+        .as_str()
+        .unwrap()
+        .contains("no network device"));
+    assert!(
+        events(&record).contains(&"VM powered off".to_string()),
+        "{record:#}"
+    );
+
+    // The next backup took an appliance whose disk no longer has what it boots with.
+    std::fs::remove_file(app.join("marker")).unwrap();
+    backup(&ws, &[&app.display().to_string()]);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
+    assert_eq!(code, 1, "{record:#}");
+    let boots = check(&record, "boots");
+    assert_eq!(boots["passed"], false);
+    assert!(
+        boots["actual"]
+            .as_str()
+            .unwrap()
+            .contains("the disk has no /marker"),
+        "{boots}"
+    );
+    assert_eq!(record["incident"]["severity"], "high");
+    assert_eq!(record["environment"]["teardown"], "done");
+    no_scratch_left(scratch.path());
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
 # stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
-# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/), then runs every test.
+# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/, and
+# a tiny VM for QEMU built from Debian's packages), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,5 +41,11 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
 fi
 export LIFEBOAT_TEST_MOTO="$(cd "$venv" && pwd)/bin/moto_server"
+
+# The tiny VM drills boot: QEMU 7.2 in a private folder, Debian's cloud kernel, a busybox
+# initramfs (tests/vm/build.sh; a few seconds once the packages are there).
+vm="${CARGO_TARGET_DIR:-target}/test-tools/vm"
+bash tests/vm/build.sh "$vm"
+export LIFEBOAT_TEST_VM="$(cd "$vm" && pwd)"
 
 cargo test --locked --all-targets

@@ -41,6 +41,11 @@ pub struct Service {
     /// A recipient's secret key, which drills use to decrypt what they restore. Backups need
     /// no secret key; without this, drills need `--key`.
     pub drill_key: Option<PathBuf>,
+    /// The QEMU program drills boot VMs with (default `qemu-system-x86_64` on PATH).
+    pub qemu: Option<PathBuf>,
+    /// The kernel and initramfs `qemu` drills boot, unless their spec names others.
+    pub vm_kernel: Option<PathBuf>,
+    pub vm_initrd: Option<PathBuf>,
     /// Where incidents (failed backups and drills) are POSTed as JSON, `https://…`.
     pub webhook: Option<Spanned<String>>,
     /// Drill specs the daemon runs on their schedules (and when requested), relative to this

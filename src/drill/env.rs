@@ -478,3 +478,80 @@ impl Drop for MariadbScratch {
         let _ = self.stop();
     }
 }
+
+/// A throw-away VM under software emulation: no network device, its disk attached with
+/// writes discarded, stopped at its time limit.
+pub struct Vm;
+
+impl Vm {
+    pub const ISOLATION: &'static str =
+        "software-emulated VM (TCG) with no network device; its disk attached with writes discarded";
+
+    /// Builds an ext4 disk image at `image` from the folder `root`.
+    pub fn disk_from(root: &Path, image: &Path) -> Result<(), String> {
+        let size = folder_size(root).map_err(|e| format!("measuring {}: {e}", root.display()))?;
+        // Room for the file system's own structures.
+        let bytes = (size + size / 2 + (32 << 20)).div_ceil(1 << 20) << 20;
+        let file = std::fs::File::create(image)
+            .and_then(|f| f.set_len(bytes).map(|_| f))
+            .map_err(|e| format!("creating the disk image: {e}"))?;
+        drop(file);
+        let mut mkfs = Command::new("mkfs.ext4");
+        mkfs.args(["-q", "-F", "-d"]).arg(root).arg(image);
+        run(mkfs, "building the VM's disk (mkfs.ext4 -d)")
+    }
+
+    /// Boots `kernel` and `initrd` with `disk` attached and collects the serial console until
+    /// the VM powers off or `limit` passes (then it is killed). Returns the console output and
+    /// whether the VM ended by itself.
+    pub fn boot(
+        qemu: &Path,
+        kernel: &Path,
+        initrd: &Path,
+        disk: &Path,
+        memory_mib: u32,
+        limit: Duration,
+        console: &Path,
+    ) -> Result<(String, bool), String> {
+        let out =
+            std::fs::File::create(console).map_err(|e| format!("creating the console log: {e}"))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("creating the console log: {e}"))?;
+        let mut cmd = Command::new(qemu);
+        cmd.args(["-accel", "tcg", "-M", "q35", "-m"])
+            .arg(memory_mib.to_string())
+            .args(["-nic", "none", "-nographic", "-no-reboot", "-kernel"])
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", "console=ttyS0 quiet panic=-1", "-drive"])
+            .arg(format!(
+                "file={},if=virtio,format=raw,snapshot=on",
+                disk.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+        let ended = wait_until(&mut child, Instant::now() + limit).is_some();
+        let text = std::fs::read(console).unwrap_or_default();
+        Ok((String::from_utf8_lossy(&text).into_owned(), ended))
+    }
+}
+
+fn folder_size(root: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            folder_size(&entry.path())? + 4096
+        } else {
+            meta.len() + 4096
+        };
+    }
+    Ok(total)
+}

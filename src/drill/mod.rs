@@ -294,11 +294,7 @@ pub fn run(
         EnvironmentKind::Postgres | EnvironmentKind::Mariadb => {
             in_server(services, drill, &repo, &snapshot, kind, deadline, progress)
         }
-        EnvironmentKind::Qemu => {
-            let mut e = EnvRun::new(kind, "none");
-            e.setup_error = Some("qemu environments are not available yet".into());
-            e
-        }
+        EnvironmentKind::Qemu => in_vm(services, drill, &repo, &snapshot, deadline, progress),
     };
     record.timeline.append(&mut env.events);
     record.environment = Some(env.environment.clone());
@@ -651,6 +647,170 @@ fn in_directory(
         now(),
     );
     run
+}
+
+/// `qemu` drills: the snapshot restored, made into a disk, and booted in a throw-away VM.
+fn in_vm(
+    services: &Services<'_>,
+    drill: &Drill,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> EnvRun {
+    let now = services.now;
+    let mut run = EnvRun::new(EnvironmentKind::Qemu, env::Vm::ISOLATION);
+    let dir = match env::scratch_dir("qemu") {
+        Ok(d) => d,
+        Err(e) => {
+            run.setup_error = Some(e);
+            return run;
+        }
+    };
+    let root = dir.path().join("restore");
+    let restored = SnapshotFiles::open(repo, services.key, snapshot)
+        .and_then(|files| {
+            restore::restore(
+                repo,
+                services.key,
+                snapshot,
+                &RestoreOptions {
+                    target: root.clone(),
+                    includes: Vec::new(),
+                    threads: 0,
+                },
+                progress,
+            )
+            .map(|outcome| (files, outcome))
+        })
+        .map_err(|e| e.to_string());
+    match restored {
+        Err(e) => {
+            run.restore_error = Some(e);
+            run.event("restore failed", now());
+        }
+        Ok((files, outcome)) => {
+            run.event("restored", now());
+            run.measured.push(("restored_files".into(), outcome.files));
+            run.measured.push(("restored_bytes".into(), outcome.bytes));
+            let disk = files.verify_on_disk(&root);
+            run.checks.push(Check {
+                name: "restored files match the snapshot".into(),
+                method: "sha256".into(),
+                expected: format!(
+                    "{} file(s), every chunk's SHA-256 as the snapshot records it",
+                    outcome.files
+                ),
+                actual: if disk.mismatches.is_empty() {
+                    format!("{} file(s), {} bytes match", disk.files, disk.bytes)
+                } else {
+                    disk.mismatches.join("; ")
+                },
+                passed: disk.mismatches.is_empty(),
+            });
+            let disk_root = match &drill.spec.environment.disk_root {
+                Some(sub) => root.join(sub.trim_matches('/')),
+                None => root.clone(),
+            };
+            let image = dir.path().join("disk.img");
+            match env::Vm::disk_from(&disk_root, &image) {
+                Err(e) => run.setup_error = Some(e),
+                Ok(()) => {
+                    run.event("environment ready", now());
+                    boot_and_check(services, drill, &image, dir.path(), deadline, &mut run);
+                }
+            }
+        }
+    }
+    run.teardown(
+        dir.close()
+            .map_err(|e| format!("removing the scratch directory: {e}")),
+        now(),
+    );
+    run
+}
+
+/// Boots the VM once and judges the console checks on what it printed.
+fn boot_and_check(
+    services: &Services<'_>,
+    drill: &Drill,
+    image: &Path,
+    dir: &Path,
+    deadline: Instant,
+    run: &mut EnvRun,
+) {
+    let now = services.now;
+    let Some((kernel, initrd)) = &drill.vm_boot else {
+        run.setup_error = Some("no kernel and initramfs to boot".into());
+        return;
+    };
+    let qemu = services
+        .loaded
+        .config
+        .service
+        .qemu
+        .clone()
+        .unwrap_or_else(|| "qemu-system-x86_64".into());
+    let longest = drill
+        .checks
+        .iter()
+        .filter_map(|(_, c)| match c {
+            CheckKind::Console { within, .. } => within.to_std().ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(Duration::from_secs(120));
+    let limit = time_left(deadline).map_or(Duration::ZERO, |left| left.min(longest));
+    let booted = Instant::now();
+    let memory = drill.spec.environment.memory_mib.unwrap_or(256);
+    let console = dir.join("console.log");
+    match env::Vm::boot(&qemu, kernel, initrd, image, memory, limit, &console) {
+        Err(e) => run.setup_error = Some(e),
+        Ok((output, ended)) => {
+            run.event(
+                if ended {
+                    "VM powered off"
+                } else {
+                    "VM stopped at its time limit"
+                },
+                now(),
+            );
+            let took = booted.elapsed();
+            let tail: String = output
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" / ");
+            for (name, check) in &drill.checks {
+                if let CheckKind::Console { marker, within } = check {
+                    let seen = output.contains(marker.as_str());
+                    let in_time = took <= within.to_std().unwrap_or(Duration::MAX) || ended;
+                    run.checks.push(Check {
+                        name: name.clone(),
+                        method: "console".into(),
+                        expected: format!(
+                            "'{marker}' on the serial console within {}",
+                            human(*within)
+                        ),
+                        actual: if seen {
+                            format!("seen; the VM ran {:.1}s", took.as_secs_f64())
+                        } else {
+                            format!(
+                                "not seen in {:.1}s; the console ended with: {tail}",
+                                took.as_secs_f64()
+                            )
+                        },
+                        passed: seen && in_time,
+                    });
+                }
+            }
+            run.event("checks done", now());
+        }
+    }
 }
 
 fn sql_value(row: &rusqlite::Row<'_>) -> rusqlite::Result<String> {

@@ -92,6 +92,14 @@ impl EnvironmentKind {
 #[derive(Debug, Deserialize)]
 pub struct EnvironmentSpec {
     pub kind: Spanned<EnvironmentKind>,
+    /// qemu: the kernel and initramfs to boot (default: `[service] vm_kernel`, `vm_initrd`).
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    /// qemu: the VM's memory in MiB (default 256).
+    pub memory_mib: Option<u32>,
+    /// qemu: the folder of the restore that becomes the root of the VM's disk (default: the
+    /// restore's root).
+    pub disk_root: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +119,10 @@ pub struct CheckSpec {
     pub command: Option<Vec<String>>,
     /// A file that must exist in the restore, relative to its root (dir).
     pub file: Option<String>,
+    /// Text the VM must print on its serial console (qemu), within `within` of booting
+    /// (default 2m).
+    pub console: Option<String>,
+    pub within: Option<Spanned<String>>,
 }
 
 /// A comparison an `expect` makes.
@@ -189,6 +201,10 @@ pub enum CheckKind {
     IntegrityCheck,
     Command(Vec<String>),
     File(String),
+    Console {
+        marker: String,
+        within: chrono::Duration,
+    },
 }
 
 /// A valid spec, with its parts resolved.
@@ -203,6 +219,8 @@ pub struct Drill {
     pub within: Option<chrono::Duration>,
     pub schedule: Option<cron::Schedule>,
     pub checks: Vec<(String, CheckKind)>,
+    /// qemu: the kernel and initramfs to boot.
+    pub vm_boot: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn load(path: &Path, loaded: &Loaded) -> Result<Drill, Invalid> {
@@ -285,10 +303,25 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
             }
         }
     }
-    if env == EnvironmentKind::Qemu {
+    let service = &config.service;
+    let vm_boot = match (
+        spec.environment
+            .kernel
+            .clone()
+            .or_else(|| service.vm_kernel.clone()),
+        spec.environment
+            .initrd
+            .clone()
+            .or_else(|| service.vm_initrd.clone()),
+    ) {
+        (Some(k), Some(i)) => Some((k, i)),
+        _ => None,
+    };
+    if env == EnvironmentKind::Qemu && vm_boot.is_none() {
         problem(
             at(spec.environment.kind.span()),
-            "qemu environments arrive with cold VM backups; use dir, postgres, mariadb or sqlite"
+            "a qemu environment needs a kernel and an initramfs to boot: [environment] kernel \
+             and initrd, or [service] vm_kernel and vm_initrd"
                 .into(),
         );
     }
@@ -346,6 +379,7 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
             check.integrity_check.is_some(),
             check.command.is_some(),
             check.file.is_some(),
+            check.console.is_some(),
         ]
         .iter()
         .filter(|g| **g)
@@ -354,7 +388,7 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
             problem(
                 line,
                 format!(
-                    "check '{name}' must have exactly one of sql, integrity_check, command, file"
+                    "check '{name}' must have exactly one of sql, integrity_check, command, file, console"
                 ),
             );
             continue;
@@ -432,6 +466,22 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
         } else if let Some(file) = &check.file {
             needs(&[EnvironmentKind::Dir], "file", &mut problem);
             checks.push((name, CheckKind::File(file.trim_matches('/').to_string())));
+        } else if let Some(marker) = &check.console {
+            needs(&[EnvironmentKind::Qemu], "console", &mut problem);
+            let within = match &check.within {
+                Some(w) => parse_span(w.get_ref()).unwrap_or_else(|e| {
+                    problem(at(w.span()), format!("check '{name}': within: {e}"));
+                    chrono::Duration::minutes(2)
+                }),
+                None => chrono::Duration::minutes(2),
+            };
+            checks.push((
+                name,
+                CheckKind::Console {
+                    marker: marker.clone(),
+                    within,
+                },
+            ));
         }
         if check.sql.is_none() && (check.expect.is_some() || check.newest_within.is_some()) {
             problem(
@@ -459,6 +509,7 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
         within,
         schedule,
         checks,
+        vm_boot,
         spec,
     })
 }
