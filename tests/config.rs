@@ -62,3 +62,23 @@ fn config_check_validates_without_running_anything() {
         run.stderr
     );
 }
+
+#[test]
+fn the_shipped_drill_specs_are_valid_against_the_example() {
+    let ws = Workspace::empty(Store::Local);
+    let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/restore-tests");
+    let mut names: Vec<_> = fs::read_dir(specs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for spec in names {
+        let run = ws
+            .lifeboat(&["drill", "check", "--config", EXAMPLE])
+            .arg(&spec)
+            .ok();
+        assert!(run.stdout.contains("is valid"), "{}", run.stdout);
+    }
+}
