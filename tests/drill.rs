@@ -689,3 +689,76 @@ fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
     assert_eq!(record["environment"]["teardown"], "done");
     no_scratch_left(scratch.path());
 }
+
+#[test]
+fn a_restored_vm_image_is_booted_as_it_is() {
+    let ws = Workspace::new();
+    let vm = test_vm();
+    // A VM's disk image (qcow2), as a cold backup stores it.
+    let content = ws.path("guest");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("marker"), "LIFEBOAT-BOOT-OK guest-1\n").unwrap();
+    let raw = ws.path("guest.raw");
+    std::fs::File::create(&raw)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    tool(
+        std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&content)
+            .arg(&raw),
+    );
+    let images = ws.path("srv/vms");
+    std::fs::create_dir_all(&images).unwrap();
+    let qcow2 = images.join("guest.qcow2");
+    tool(
+        std::process::Command::new("qemu-img")
+            .args(["convert", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&qcow2),
+    );
+    let cfg = config(
+        &ws,
+        &format!("kind = \"files\"\npaths = [\"{}\"]", images.display()),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[targets.nas]",
+        &format!(
+            "qemu = \"{vm}/qemu-system-x86_64\"\nvm_kernel = \"{vm}/vmlinuz\"\n\
+             vm_initrd = \"{vm}/initrd.gz\"\n\n[targets.nas]",
+            vm = vm.display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let image = qcow2.display().to_string();
+    let s = spec(
+        &ws,
+        "guest",
+        &format!(
+            "[environment]\nkind = \"qemu\"\ndisk_image = \"{}\"\n\n[[checks]]\n\
+             name = \"boots\"\nconsole = \"LIFEBOAT-BOOT-OK guest-1\"\nwithin = \"2m\"\n",
+            image.trim_start_matches('/')
+        ),
+    );
+    let scratch = scratch_root();
+    backup(&ws, &[&images.display().to_string()]);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
+    assert_eq!(code, 0, "{record:#}");
+    assert_eq!(check(&record, "boots")["passed"], true);
+
+    // The image the next backup took is damaged: its header no longer says qcow2.
+    let mut bytes = std::fs::read(&qcow2).unwrap();
+    bytes[..4].copy_from_slice(b"XXXX");
+    std::fs::write(&qcow2, bytes).unwrap();
+    backup(&ws, &[&images.display().to_string()]);
+    let (code, record) = drill(&ws, &cfg, &s, scratch.path());
+    assert_eq!(code, 1, "{record:#}");
+    let boots = check(&record, "boots");
+    assert_eq!(boots["passed"], false);
+    assert!(
+        boots["actual"].as_str().unwrap().contains("qcow2"),
+        "{boots}"
+    );
+    no_scratch_left(scratch.path());
+}

@@ -501,6 +501,15 @@ impl Vm {
         run(mkfs, "building the VM's disk (mkfs.ext4 -d)")
     }
 
+    /// The image format QEMU is told (never guessed from the contents, which a damaged or
+    /// hostile image could steer): `qcow2` by extension, raw otherwise.
+    fn format_of(disk: &Path) -> &'static str {
+        match disk.extension().and_then(|e| e.to_str()) {
+            Some("qcow2") => "qcow2",
+            _ => "raw",
+        }
+    }
+
     /// Boots `kernel` and `initrd` with `disk` attached and collects the serial console until
     /// the VM powers off or `limit` passes (then it is killed). Returns the console output and
     /// whether the VM ended by itself.
@@ -527,8 +536,9 @@ impl Vm {
             .arg(initrd)
             .args(["-append", "console=ttyS0 quiet panic=-1", "-drive"])
             .arg(format!(
-                "file={},if=virtio,format=raw,snapshot=on",
-                disk.display()
+                "file={},if=virtio,format={},snapshot=on",
+                disk.display(),
+                Self::format_of(disk)
             ))
             .stdin(Stdio::null())
             .stdout(out)

@@ -708,14 +708,29 @@ fn in_vm(
                 },
                 passed: disk.mismatches.is_empty(),
             });
-            let disk_root = match &drill.spec.environment.disk_root {
-                Some(sub) => root.join(sub.trim_matches('/')),
-                None => root.clone(),
+            let environment = &drill.spec.environment;
+            let disk = match &environment.disk_image {
+                // A restored disk image is booted as it is (writes are discarded).
+                Some(image) => {
+                    let path = root.join(image.trim_matches('/'));
+                    if path.is_file() {
+                        Ok(path)
+                    } else {
+                        Err(format!("the restore holds no disk image {image}"))
+                    }
+                }
+                None => {
+                    let disk_root = match &environment.disk_root {
+                        Some(sub) => root.join(sub.trim_matches('/')),
+                        None => root.clone(),
+                    };
+                    let image = dir.path().join("disk.img");
+                    env::Vm::disk_from(&disk_root, &image).map(|_| image)
+                }
             };
-            let image = dir.path().join("disk.img");
-            match env::Vm::disk_from(&disk_root, &image) {
+            match disk {
                 Err(e) => run.setup_error = Some(e),
-                Ok(()) => {
+                Ok(image) => {
                     run.event("environment ready", now());
                     boot_and_check(services, drill, &image, dir.path(), deadline, &mut run);
                 }

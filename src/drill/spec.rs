@@ -100,6 +100,9 @@ pub struct EnvironmentSpec {
     /// qemu: the folder of the restore that becomes the root of the VM's disk (default: the
     /// restore's root).
     pub disk_root: Option<String>,
+    /// qemu: a disk image in the restore (`vm/app.qcow2`, or raw) to boot as it is, instead of
+    /// a disk built from the restored tree.
+    pub disk_image: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,6 +320,30 @@ pub fn parse(path: &Path, text: &str, loaded: &Loaded) -> Result<Drill, Invalid>
         (Some(k), Some(i)) => Some((k, i)),
         _ => None,
     };
+    if spec.environment.disk_image.is_some() && spec.environment.disk_root.is_some() {
+        problem(
+            at(spec.environment.kind.span()),
+            "give disk_image (an image to boot as it is) or disk_root (a folder to make a disk \
+             of), not both"
+                .into(),
+        );
+    }
+    if env != EnvironmentKind::Qemu
+        && (spec.environment.disk_image.is_some()
+            || spec.environment.disk_root.is_some()
+            || spec.environment.kernel.is_some()
+            || spec.environment.initrd.is_some()
+            || spec.environment.memory_mib.is_some())
+    {
+        problem(
+            at(spec.environment.kind.span()),
+            format!(
+                "kernel, initrd, memory_mib, disk_root and disk_image are for qemu \
+                 environments, not {}",
+                env.name()
+            ),
+        );
+    }
     if env == EnvironmentKind::Qemu && vm_boot.is_none() {
         problem(
             at(spec.environment.kind.span()),
