@@ -621,6 +621,19 @@ fn test_vm() -> PathBuf {
     dir
 }
 
+/// Points the configuration's qemu drills at the test VM.
+fn use_vm(cfg: &Path, vm: &Path) {
+    let text = std::fs::read_to_string(cfg).unwrap().replace(
+        "[targets.nas]",
+        &format!(
+            "qemu = \"{vm}/qemu-system-x86_64\"\nvm_kernel = \"{vm}/vmlinuz\"\n\
+             vm_initrd = \"{vm}/initrd.gz\"\n\n[targets.nas]",
+            vm = vm.display()
+        ),
+    );
+    std::fs::write(cfg, text).unwrap();
+}
+
 #[test]
 fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
     let ws = Workspace::new();
@@ -633,15 +646,7 @@ fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
         &ws,
         &format!("kind = \"files\"\npaths = [\"{}\"]", app.display()),
     );
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "[targets.nas]",
-        &format!(
-            "qemu = \"{vm}/qemu-system-x86_64\"\nvm_kernel = \"{vm}/vmlinuz\"\n\
-             vm_initrd = \"{vm}/initrd.gz\"\n\n[targets.nas]",
-            vm = vm.display()
-        ),
-    );
-    std::fs::write(&cfg, text).unwrap();
+    use_vm(&cfg, &vm);
     let inside = app.display().to_string();
     let s = spec(
         &ws,
@@ -722,15 +727,7 @@ fn a_restored_vm_image_is_booted_as_it_is() {
         &ws,
         &format!("kind = \"files\"\npaths = [\"{}\"]", images.display()),
     );
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "[targets.nas]",
-        &format!(
-            "qemu = \"{vm}/qemu-system-x86_64\"\nvm_kernel = \"{vm}/vmlinuz\"\n\
-             vm_initrd = \"{vm}/initrd.gz\"\n\n[targets.nas]",
-            vm = vm.display()
-        ),
-    );
-    std::fs::write(&cfg, text).unwrap();
+    use_vm(&cfg, &vm);
     let image = qcow2.display().to_string();
     let s = spec(
         &ws,

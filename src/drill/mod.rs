@@ -515,6 +515,65 @@ fn out_of_time(name: &str, limit: &str) -> Check {
     }
 }
 
+/// Restores the snapshot into `root`, then reads every file back and checks it against the
+/// snapshot. Records the restore and the check in `run`; says whether the restore worked.
+fn restore_and_verify(
+    services: &Services<'_>,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    root: &Path,
+    run: &mut EnvRun,
+    progress: &dyn Progress,
+) -> bool {
+    let now = services.now;
+    let restored = SnapshotFiles::open(repo, services.key, snapshot).and_then(|files| {
+        restore::restore(
+            repo,
+            services.key,
+            snapshot,
+            &RestoreOptions {
+                target: root.to_path_buf(),
+                includes: Vec::new(),
+                threads: 0,
+            },
+            progress,
+        )
+        .map(|outcome| (files, outcome))
+    });
+    let (files, outcome) = match restored {
+        Ok(r) => r,
+        Err(e) => {
+            run.restore_error = Some(e.to_string());
+            run.event("restore failed", now());
+            return false;
+        }
+    };
+    run.event("restored", now());
+    run.measured.push(("restored_files".into(), outcome.files));
+    run.measured.push(("restored_bytes".into(), outcome.bytes));
+    let disk = files.verify_on_disk(root);
+    run.checks.push(Check {
+        name: "restored files match the snapshot".into(),
+        method: "sha256".into(),
+        expected: format!(
+            "{} file(s), {} bytes, every chunk's SHA-256 as the snapshot records it",
+            outcome.files, outcome.bytes
+        ),
+        actual: if disk.mismatches.is_empty() {
+            format!("{} file(s), {} bytes match", disk.files, disk.bytes)
+        } else {
+            format!(
+                "{} of {} file(s) differ: {}",
+                disk.mismatches.len(),
+                outcome.files,
+                disk.mismatches.join("; ")
+            )
+        },
+        passed: disk.mismatches.is_empty(),
+    });
+    true
+}
+
 /// `dir` and `sqlite` drills: the snapshot restored into a temporary directory.
 fn in_directory(
     services: &Services<'_>,
@@ -540,106 +599,57 @@ fn in_directory(
     };
     run.event("environment ready", now());
     let root = dir.path().join("restore");
-    let files = SnapshotFiles::open(repo, services.key, snapshot);
-    let restored = files.as_ref().map_err(|e| e.to_string()).and_then(|_| {
-        restore::restore(
-            repo,
-            services.key,
-            snapshot,
-            &RestoreOptions {
-                target: root.clone(),
-                includes: Vec::new(),
-                threads: 0,
-            },
-            progress,
-        )
-        .map_err(|e| e.to_string())
-    });
-    let files = files.map_err(|e| e.to_string());
-    match (&files, restored) {
-        (Ok(files), Ok(outcome)) => {
-            run.event("restored", now());
-            run.measured.push(("restored_files".into(), outcome.files));
-            run.measured.push(("restored_bytes".into(), outcome.bytes));
-            let disk = files.verify_on_disk(&root);
-            run.checks.push(Check {
-                name: "restored files match the snapshot".into(),
-                method: "sha256".into(),
-                expected: format!(
-                    "{} file(s), {} bytes, every chunk's SHA-256 as the snapshot records it",
-                    outcome.files, outcome.bytes
-                ),
-                actual: if disk.mismatches.is_empty() {
-                    format!("{} file(s), {} bytes match", disk.files, disk.bytes)
-                } else {
-                    format!(
-                        "{} of {} file(s) differ: {}",
-                        disk.mismatches.len(),
-                        outcome.files,
-                        disk.mismatches.join("; ")
-                    )
-                },
-                passed: disk.mismatches.is_empty(),
-            });
-            let sqlite_file = if kind == EnvironmentKind::Sqlite {
-                snapshot
-                    .manifest
-                    .details
-                    .get("database")
-                    .and_then(|p| Path::new(p).file_name())
-                    .map(|n| root.join(n))
-            } else {
-                None
+    if restore_and_verify(services, repo, snapshot, &root, &mut run, progress) {
+        let sqlite_file = if kind == EnvironmentKind::Sqlite {
+            snapshot
+                .manifest
+                .details
+                .get("database")
+                .and_then(|p| Path::new(p).file_name())
+                .map(|n| root.join(n))
+        } else {
+            None
+        };
+        for (name, check) in &drill.checks {
+            let limit = drill.spec.time_limit.get_ref();
+            let Some(left) = time_left(deadline) else {
+                run.checks.push(out_of_time(name, limit));
+                continue;
             };
-            for (name, check) in &drill.checks {
-                let limit = drill.spec.time_limit.get_ref();
-                let Some(left) = time_left(deadline) else {
-                    run.checks.push(out_of_time(name, limit));
-                    continue;
-                };
-                run.checks.push(match check {
-                    CheckKind::File(path) => {
-                        let there = root.join(path).exists();
-                        Check {
-                            name: name.clone(),
-                            method: "file".into(),
-                            expected: format!("{path} exists"),
-                            actual: if there { "exists" } else { "missing" }.into(),
-                            passed: there,
-                        }
+            run.checks.push(match check {
+                CheckKind::File(path) => {
+                    let there = root.join(path).exists();
+                    Check {
+                        name: name.clone(),
+                        method: "file".into(),
+                        expected: format!("{path} exists"),
+                        actual: if there { "exists" } else { "missing" }.into(),
+                        passed: there,
                     }
-                    CheckKind::Command(argv) => {
-                        let (ok, said) = env::run_command(argv, &root, left);
-                        Check {
-                            name: name.clone(),
-                            method: "command".into(),
-                            expected: format!("{} exits 0", argv.join(" ")),
-                            actual: said,
-                            passed: ok,
-                        }
+                }
+                CheckKind::Command(argv) => {
+                    let (ok, said) = env::run_command(argv, &root, left);
+                    Check {
+                        name: name.clone(),
+                        method: "command".into(),
+                        expected: format!("{} exits 0", argv.join(" ")),
+                        actual: said,
+                        passed: ok,
                     }
-                    other => match &sqlite_file {
-                        Some(file) => sqlite_check(name, other, file, services, &mut run.measured),
-                        None => Check {
-                            name: name.clone(),
-                            method: "sql".into(),
-                            expected: "an SQLite database".into(),
-                            actual: "the snapshot names no database file".into(),
-                            passed: false,
-                        },
+                }
+                other => match &sqlite_file {
+                    Some(file) => sqlite_check(name, other, file, services, &mut run.measured),
+                    None => Check {
+                        name: name.clone(),
+                        method: "sql".into(),
+                        expected: "an SQLite database".into(),
+                        actual: "the snapshot names no database file".into(),
+                        passed: false,
                     },
-                });
-            }
-            run.event("checks done", now());
+                },
+            });
         }
-        (Err(e), _) => {
-            run.restore_error = Some(e.clone());
-            run.event("restore failed", now());
-        }
-        (_, Err(e)) => {
-            run.restore_error = Some(e);
-            run.event("restore failed", now());
-        }
+        run.event("checks done", now());
     }
     run.teardown(
         dir.close()
@@ -668,72 +678,32 @@ fn in_vm(
         }
     };
     let root = dir.path().join("restore");
-    let restored = SnapshotFiles::open(repo, services.key, snapshot)
-        .and_then(|files| {
-            restore::restore(
-                repo,
-                services.key,
-                snapshot,
-                &RestoreOptions {
-                    target: root.clone(),
-                    includes: Vec::new(),
-                    threads: 0,
-                },
-                progress,
-            )
-            .map(|outcome| (files, outcome))
-        })
-        .map_err(|e| e.to_string());
-    match restored {
-        Err(e) => {
-            run.restore_error = Some(e);
-            run.event("restore failed", now());
-        }
-        Ok((files, outcome)) => {
-            run.event("restored", now());
-            run.measured.push(("restored_files".into(), outcome.files));
-            run.measured.push(("restored_bytes".into(), outcome.bytes));
-            let disk = files.verify_on_disk(&root);
-            run.checks.push(Check {
-                name: "restored files match the snapshot".into(),
-                method: "sha256".into(),
-                expected: format!(
-                    "{} file(s), every chunk's SHA-256 as the snapshot records it",
-                    outcome.files
-                ),
-                actual: if disk.mismatches.is_empty() {
-                    format!("{} file(s), {} bytes match", disk.files, disk.bytes)
+    if restore_and_verify(services, repo, snapshot, &root, &mut run, progress) {
+        let environment = &drill.spec.environment;
+        let disk = match &environment.disk_image {
+            // A restored disk image is booted as it is (writes are discarded).
+            Some(image) => {
+                let path = root.join(image.trim_matches('/'));
+                if path.is_file() {
+                    Ok(path)
                 } else {
-                    disk.mismatches.join("; ")
-                },
-                passed: disk.mismatches.is_empty(),
-            });
-            let environment = &drill.spec.environment;
-            let disk = match &environment.disk_image {
-                // A restored disk image is booted as it is (writes are discarded).
-                Some(image) => {
-                    let path = root.join(image.trim_matches('/'));
-                    if path.is_file() {
-                        Ok(path)
-                    } else {
-                        Err(format!("the restore holds no disk image {image}"))
-                    }
+                    Err(format!("the restore holds no disk image {image}"))
                 }
-                None => {
-                    let disk_root = match &environment.disk_root {
-                        Some(sub) => root.join(sub.trim_matches('/')),
-                        None => root.clone(),
-                    };
-                    let image = dir.path().join("disk.img");
-                    env::Vm::disk_from(&disk_root, &image).map(|_| image)
-                }
-            };
-            match disk {
-                Err(e) => run.setup_error = Some(e),
-                Ok(image) => {
-                    run.event("environment ready", now());
-                    boot_and_check(services, drill, &image, dir.path(), deadline, &mut run);
-                }
+            }
+            None => {
+                let disk_root = match &environment.disk_root {
+                    Some(sub) => root.join(sub.trim_matches('/')),
+                    None => root.clone(),
+                };
+                let image = dir.path().join("disk.img");
+                env::Vm::disk_from(&disk_root, &image).map(|_| image)
+            }
+        };
+        match disk {
+            Err(e) => run.setup_error = Some(e),
+            Ok(image) => {
+                run.event("environment ready", now());
+                boot_and_check(services, drill, &image, dir.path(), deadline, &mut run);
             }
         }
     }
