@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses the command line and calls into `cli`.
 //! Layers, top to bottom: `cli` → `repo` / `source` / `catalog` → `backend`.
 
+pub mod api;
 pub mod backend;
 pub mod catalog;
 pub mod cli;
@@ -12,5 +13,6 @@ pub mod drill;
 pub mod evidence;
 pub mod progress;
 pub mod repo;
+pub mod report;
 pub mod schedule;
 pub mod source;

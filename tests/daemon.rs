@@ -85,7 +85,7 @@ impl Daemon {
         clock_start: &str,
         speed: u32,
     ) -> Daemon {
-        let mut c = ws.lifeboat(&["serve", "--config"]);
+        let mut c = ws.lifeboat(&["serve", "--listen", "127.0.0.1:0", "--config"]);
         c.arg(cfg)
             .env("LIFEBOAT_CLOCK_START", clock_start)
             .env("LIFEBOAT_CLOCK_SPEED", speed.to_string());

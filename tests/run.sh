@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
 # stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
-# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/, and
-# a tiny VM for QEMU built from Debian's packages), then runs every test.
+# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/; a
+# tiny VM for QEMU built from Debian's packages; Debian's Chromium and playwright-core from npm
+# for the dashboard), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,10 @@ fi
 # MariaDB 10.11 from Debian (server and client tools; the service is not started).
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
+# The dashboard test drives Debian's Chromium with playwright-core from npm.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "installing test tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -41,6 +46,12 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
 fi
 export LIFEBOAT_TEST_MOTO="$(cd "$venv" && pwd)/bin/moto_server"
+
+# playwright-core (no browser download: the test uses /usr/bin/chromium).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "installing playwright-core into tests/browser/node_modules"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+fi
 
 # The tiny VM drills boot: QEMU 7.2 in a private folder, Debian's cloud kernel, a busybox
 # initramfs (tests/vm/build.sh; a few seconds once the packages are there).

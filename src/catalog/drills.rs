@@ -6,7 +6,7 @@ use super::{Catalog, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DrillRow {
     pub id: i64,
     pub spec: String,
@@ -151,12 +151,11 @@ impl Catalog {
         self.sql(r)
     }
 
-    /// Drills, oldest planned first: of one contract, or of all.
-    pub fn drills(&self, contract: Option<&str>) -> Result<Vec<DrillRow>> {
+    fn select(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<DrillRow>> {
         let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM drills WHERE ?1 IS NULL OR contract = ?1 ORDER BY planned_for, id"
+            "SELECT {COLUMNS} FROM drills WHERE {filter} ORDER BY planned_for, id"
         )))?;
-        let rows = stmt.query_map(params![contract], row);
+        let rows = stmt.query_map(args, row);
         let mut out = Vec::new();
         for r in self.sql(rows)? {
             out.push(self.sql(r)?);
@@ -164,13 +163,16 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Drills, oldest planned first: of one contract, or of all.
+    pub fn drills(&self, contract: Option<&str>) -> Result<Vec<DrillRow>> {
+        self.select("?1 IS NULL OR contract = ?1", params![contract])
+    }
+
     /// Planned drills whose time has come.
     pub fn due_drills(&self, now: DateTime<Utc>) -> Result<Vec<DrillRow>> {
-        Ok(self
-            .drills(None)?
-            .into_iter()
-            .filter(|d| d.state == "planned" && d.planned_for <= now)
-            .collect())
+        let mut planned = self.select("state = 'planned'", [])?;
+        planned.retain(|d| d.planned_for <= now);
+        Ok(planned)
     }
 
     /// The planned drill of `spec` for `planned_for`, if there is one.
@@ -179,9 +181,7 @@ impl Catalog {
         spec: &str,
         planned_for: DateTime<Utc>,
     ) -> Result<Option<DrillRow>> {
-        Ok(self
-            .drills(None)?
-            .into_iter()
-            .find(|d| d.spec == spec && d.planned_for == planned_for && d.state == "planned"))
+        let planned = self.select("state = 'planned' AND spec = ?1", params![spec])?;
+        Ok(planned.into_iter().find(|d| d.planned_for == planned_for))
     }
 }

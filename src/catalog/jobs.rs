@@ -16,7 +16,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// A failed job waits this long times its attempts before it is tried again.
 pub const RETRY_AFTER_MINUTES: i64 = 5;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
     pub source: String,
@@ -194,6 +194,27 @@ impl Catalog {
             self.sql(r)?;
         }
         Ok(cut)
+    }
+
+    /// Queues a run asked for now (an immediate or cold backup) without touching the
+    /// schedule's planning. Returns the job id.
+    pub fn enqueue_now(&mut self, key: &str, tier: &str, now: DateTime<Utc>) -> Result<i64> {
+        let r = self.conn.execute(
+            "INSERT INTO jobs (source, tier, scheduled, missed, state, queued)
+             VALUES (?1, ?2, ?3, 0, 'queued', ?3)",
+            params![key, tier, now.to_rfc3339()],
+        );
+        self.sql(r)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The newest `limit` jobs, newest first.
+    pub fn jobs(&self, limit: u32) -> Result<Vec<Job>> {
+        let mut stmt = self.sql(self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"
+        )))?;
+        let rows = self.sql(stmt.query_map([limit], job))?;
+        self.sql(rows.collect())
     }
 
     pub fn job(&self, id: i64) -> Result<Option<Job>> {

@@ -7,6 +7,7 @@
 pub mod drills;
 pub mod evidence;
 pub mod jobs;
+pub mod tokens;
 
 /// Takes an exclusive lock file under the data directory (`repos/<id>/lock` for a repository,
 /// `daemon.lock` for the daemon). `Ok(None)` when another process holds it. The lock lasts as
@@ -208,6 +209,27 @@ const MIGRATIONS: &[&str] = &[
         cancelled TEXT
      );
      CREATE INDEX drills_by_contract ON drills (contract, planned_for);",
+    // 8: API tokens (only a hash of each secret) and the audit log of changes made through
+    // the API and the token commands.
+    "CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'customer', 'auditor')),
+        tenant TEXT,
+        label TEXT,
+        created TEXT NOT NULL,
+        expires TEXT,
+        revoked TEXT,
+        last_used TEXT
+     );
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL
+     );",
 ];
 
 pub struct Catalog {
@@ -248,6 +270,27 @@ impl Catalog {
                 error: r.get(14)?,
                 summary: r.get(15)?,
                 bytes_freed: r.get(16)?,
+            })
+        });
+        let rows = self.sql(rows)?;
+        self.sql(rows.collect())
+    }
+
+    /// Snapshots known to the catalog (of every repository), oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare("SELECT repo, id, time, tags, stats FROM snapshots ORDER BY time, id"),
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let tags: String = r.get(3)?;
+            let stats: String = r.get(4)?;
+            Ok(SnapshotRow {
+                repo: r.get(0)?,
+                id: r.get(1)?,
+                time: r.get(2)?,
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
+                stats: serde_json::from_str(&stats).unwrap_or_default(),
             })
         });
         let rows = self.sql(rows)?;
@@ -344,8 +387,19 @@ fn hash_from(v: Vec<u8>) -> rusqlite::Result<Hash> {
     })
 }
 
+/// A snapshot as the catalog lists it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SnapshotRow {
+    pub repo: String,
+    pub id: String,
+    pub time: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    #[schema(value_type = Object)]
+    pub stats: serde_json::Value,
+}
+
 /// A row of the run history.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: i64,
     pub repo: String,

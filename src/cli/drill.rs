@@ -1,6 +1,6 @@
 //! `lifeboat drill`: run restore drills from their specs (`restore-tests/*.toml`).
 
-use super::{exit, load_secret, CliError, Context};
+use super::{data_dir, exit, load_config as load, load_secret, now, CliError, Context};
 use crate::drill::{self, spec, Reason, Services};
 use crate::evidence::Outcome;
 use std::path::PathBuf;
@@ -59,49 +59,6 @@ pub enum DrillCommand {
     },
 }
 
-fn load(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
-    crate::config::load(config)
-        .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()).into())
-}
-
-/// The time drills are planned, run and cancelled at: now, or `LIFEBOAT_NOW` (RFC 3339) for
-/// tests and simulations (a drill's clock then starts there and runs at normal speed).
-fn now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    match std::env::var("LIFEBOAT_NOW") {
-        Ok(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(|e| {
-                CliError::new(
-                    exit::USAGE,
-                    format!("LIFEBOAT_NOW '{text}' is not an RFC 3339 time: {e}"),
-                )
-                .into()
-            }),
-        Err(_) => Ok(chrono::Utc::now()),
-    }
-}
-
-fn data_dir(ctx: &Context, loaded: &crate::config::Loaded) -> PathBuf {
-    loaded
-        .config
-        .service
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| ctx.data_dir.clone())
-}
-
-/// A contract's terms for test restores.
-fn terms(loaded: &crate::config::Loaded, contract: &str) -> drill::quota::Terms {
-    let c = loaded.config.contracts.get(contract);
-    drill::quota::Terms {
-        per_year: c.map_or(0, |c| c.test_restores_per_year),
-        notice: c
-            .and_then(|c| c.cancellation_notice.as_ref())
-            .and_then(|n| crate::schedule::retention::parse_span(n.get_ref()).ok())
-            .unwrap_or_else(chrono::Duration::zero),
-    }
-}
-
 pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
     match command {
         DrillCommand::Request {
@@ -113,29 +70,17 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
             let loaded = load(&config)?;
             let d = spec::load(&path, &loaded)
                 .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
-            let source = &loaded.config.sources[d.spec.source.get_ref()];
-            let contract = source.contract.get_ref();
             let tz = loaded.config.service.time_zone();
             let mut catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
             let at = at.with_timezone(&chrono::Utc);
-            let left = drill::quota::may_plan(
-                terms(&loaded, contract),
-                &catalog.drills(Some(contract))?,
-                contract,
-                at,
-                now()?,
-                tz,
-            )
-            .map_err(|why| CliError::new(exit::FAILED, format!("request refused: {why}")))?;
-            let id = catalog.plan_drill(&crate::catalog::drills::NewDrill {
-                spec: &d.name,
-                tenant: source.tenant.get_ref(),
-                contract,
-                source: d.spec.source.get_ref(),
-                reason: "requested",
-                planned_for: at,
-                requested_by: by.as_deref(),
-            })?;
+            let (id, left) =
+                drill::requests::request(&mut catalog, &loaded, &d, at, now()?, by.as_deref())
+                    .map_err(|e| match e {
+                        drill::requests::RequestError::Refused(why) => {
+                            CliError::new(exit::FAILED, format!("request refused: {why}")).into()
+                        }
+                        other => anyhow::Error::from(other),
+                    })?;
             println!("{id}");
             eprintln!(
                 "drill {id} ({}) planned for {}; {left} test restore(s) left in its year",
@@ -146,15 +91,16 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
         }
         DrillCommand::Cancel { id, config } => {
             let loaded = load(&config)?;
-            let tz = loaded.config.service.time_zone();
             let mut catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
-            let row = catalog
-                .drill(id)?
-                .ok_or_else(|| CliError::new(exit::FAILED, format!("there is no drill {id}")))?;
-            let now = now()?;
-            drill::quota::may_cancel(terms(&loaded, &row.contract), &row, now, tz)
-                .map_err(|why| CliError::new(exit::FAILED, format!("cannot cancel: {why}")))?;
-            catalog.cancel_drill(id, now)?;
+            drill::requests::cancel(&mut catalog, &loaded, id, now()?).map_err(|e| match e {
+                drill::requests::RequestError::Refused(why) => {
+                    CliError::new(exit::FAILED, format!("cannot cancel: {why}")).into()
+                }
+                drill::requests::RequestError::NoSuchDrill(_) => {
+                    CliError::new(exit::FAILED, e.to_string()).into()
+                }
+                other => anyhow::Error::from(other),
+            })?;
             eprintln!("drill {id} cancelled; it no longer counts against the quota");
             Ok(exit::OK)
         }

@@ -29,40 +29,47 @@ pub fn run(_ctx: &Context, command: KeysCommand) -> anyhow::Result<i32> {
                 )
                 .into());
             }
-            std::fs::create_dir_all(&out)?;
-            let key_path = out.join(format!("{name}.key"));
-            let cert_path = out.join(format!("{name}.cert"));
-            for p in [&key_path, &cert_path] {
-                if p.exists() {
-                    return Err(CliError::new(
-                        exit::FAILED,
-                        format!(
-                            "{} exists already; refusing to overwrite a key",
-                            p.display()
-                        ),
-                    )
-                    .into());
-                }
-            }
-            let key = SecretKey::generate(&name)?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&key_path)?;
-            f.write_all(key.armored()?.as_bytes())?;
-            f.sync_all()?;
-            let mut c = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&cert_path)?;
-            c.write_all(key.public().armored()?.as_bytes())?;
-            c.sync_all()?;
+            let (key, key_path, cert_path) = write_pair(&name, &out)?;
             println!("{}", key.fingerprint().to_hex());
             eprintln!("secret key:  {}", key_path.display());
             eprintln!("certificate: {}", cert_path.display());
             Ok(exit::OK)
         }
     }
+}
+
+/// Generates a key and writes NAME.key (mode 0600) and NAME.cert into `out`, refusing to
+/// overwrite either.
+pub(crate) fn write_pair(
+    name: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<(SecretKey, PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out)?;
+    let key_path = out.join(format!("{name}.key"));
+    let cert_path = out.join(format!("{name}.cert"));
+    for p in [&key_path, &cert_path] {
+        if p.exists() {
+            return Err(CliError::new(
+                exit::FAILED,
+                format!("{} exists already; refusing to overwrite a key", p.display()),
+            )
+            .into());
+        }
+    }
+    let key = SecretKey::generate(name)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)?;
+    f.write_all(key.armored()?.as_bytes())?;
+    f.sync_all()?;
+    let mut c = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&cert_path)?;
+    c.write_all(key.public().armored()?.as_bytes())?;
+    c.sync_all()?;
+    Ok((key, key_path, cert_path))
 }

@@ -3,14 +3,17 @@
 
 mod catalog;
 mod config;
+mod demo;
 mod drill;
 mod evidence;
 mod hold;
 mod keys;
 mod repo;
+mod report;
 mod schedule;
 mod serve;
 mod target;
+mod token;
 
 use crate::repo::crypto::{CryptoError, PublicCert, SecretKey};
 use crate::repo::Error as RepoError;
@@ -99,6 +102,12 @@ enum Command {
     /// Signed, hash-chained records of backups and drills: list, export, verify offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// Recovery reports per contract and period (HTML, JSON, CSV, or a bundle for auditors),
+    /// and 'report verify BUNDLE' to check one offline.
+    Report(report::ReportArgs),
+    /// Bearer tokens for the API and the dashboard: create, list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// Options every repository command shares.
@@ -257,6 +266,8 @@ pub fn main() -> i32 {
         Command::Hold(c) => hold::run(&ctx, c),
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Evidence(c) => evidence::run(&ctx, c),
+        Command::Report(a) => report::run(&ctx, a),
+        Command::Token(c) => token::run(&ctx, c),
         Command::Drill(c) => drill::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),
@@ -285,6 +296,37 @@ fn repo_open_trusted(
     signer: &SignerArg,
 ) -> anyhow::Result<crate::repo::Repository> {
     repo::open_trusted(ctx, repo, signer)
+}
+
+pub(crate) fn load_config(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
+    crate::config::load(config)
+        .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()).into())
+}
+
+/// The time drills are planned, run and cancelled at: now, or `LIFEBOAT_NOW` (RFC 3339) for
+/// tests and simulations (a drill's clock then starts there and runs at normal speed).
+pub(crate) fn now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("LIFEBOAT_NOW") {
+        Ok(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                CliError::new(
+                    exit::USAGE,
+                    format!("LIFEBOAT_NOW '{text}' is not an RFC 3339 time: {e}"),
+                )
+                .into()
+            }),
+        Err(_) => Ok(chrono::Utc::now()),
+    }
+}
+
+pub(crate) fn data_dir(ctx: &Context, loaded: &crate::config::Loaded) -> PathBuf {
+    loaded
+        .config
+        .service
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| ctx.data_dir.clone())
 }
 
 fn load_secret(path: &Path) -> anyhow::Result<SecretKey> {

@@ -1,4 +1,4 @@
-//! `lifeboat serve`: run the daemon.
+//! `lifeboat serve`: run the daemon, with the API and the dashboard beside it.
 
 use super::{exit, CliError, Context};
 use crate::daemon::{self, Clock};
@@ -15,9 +15,24 @@ pub struct ServeArgs {
     /// For tests and simulations: how much faster than real time the daemon's clock runs.
     #[arg(long, env = "LIFEBOAT_CLOCK_SPEED", hide = true, default_value_t = 1.0)]
     clock_speed: f64,
+    /// Where the API and dashboard listen (default: [service] listen); port 0 picks a free one.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Make (on first use) and serve a self-contained demo in --demo-dir: keys, a local
+    /// repository, a tenant whose folder is backed up every 15 minutes, a drill; prints the
+    /// dashboard's address and a customer token.
+    #[arg(long)]
+    demo: bool,
+    /// Where the demo lives.
+    #[arg(long, default_value = "lifeboat-demo", requires = "demo")]
+    demo_dir: PathBuf,
 }
 
-pub fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
+pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
+    if args.demo {
+        let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
+        args.config = super::demo::prepare(&args.demo_dir, &listen)?;
+    }
     let loaded = crate::config::load(&args.config)
         .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
     let drills = load_drills(&args.config, &loaded)?;
@@ -27,23 +42,71 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         .data_dir
         .clone()
         .unwrap_or_else(|| ctx.data_dir.clone());
+    // Before anything else: a second daemon on the same data says so, not "address in use".
+    let lock = daemon::lock(&data_dir).map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
     let clock = match args.clock_start {
         Some(start) => Clock::fake(start.with_timezone(&chrono::Utc), args.clock_speed),
         None if args.clock_speed != 1.0 => Clock::fake(chrono::Utc::now(), args.clock_speed),
         None => Clock::real(),
     };
+    let signing = crate::repo::crypto::SecretKey::load(&loaded.config.service.signing_key)
+        .map_err(|e| CliError::new(exit::KEY, format!("signing key: {e}")))?;
+    let listen = args
+        .listen
+        .unwrap_or_else(|| loaded.config.service.listen.clone());
+    // The API reads the same configuration; the daemon owns its copy.
+    let api = std::sync::Arc::new(crate::api::Api {
+        loaded: crate::config::load(&args.config)
+            .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?,
+        drills: load_drills(&args.config, &loaded)?
+            .into_iter()
+            .map(|d| (d.name.clone(), d))
+            .collect(),
+        data_dir: data_dir.clone(),
+        clock: clock.clone(),
+        signing,
+        throttle: Default::default(),
+    });
+    let mut banner = None;
+    if args.demo {
+        let (customer, admin) = super::demo::start(&loaded, &drills, &data_dir, clock.now())?;
+        let dir = args.config.parent().map(PathBuf::from).unwrap_or_default();
+        banner = Some(move |address| super::demo::banner(address, &dir, &customer, &admin));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let finished = runtime
-        .block_on(daemon::serve(
-            loaded,
-            drills,
-            data_dir,
-            clock,
-            stop_signal(),
-        ))
-        .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
+    let finished = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+            CliError::new(
+                exit::FAILED,
+                format!("cannot listen on {listen}: {e} (set [service] listen or --listen)"),
+            )
+        })?;
+        let address = listener.local_addr()?;
+        eprintln!("dashboard and API on http://{address}/ (API under /api/v1)");
+        if let Some(banner) = banner {
+            eprintln!("{}", banner(address));
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let server = tokio::spawn(crate::api::serve(listener, api, wait(stop_rx.clone())));
+        let finished = daemon::serve(lock, loaded, drills, data_dir, clock, wait(stop_rx))
+            .await
+            .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("the API server stopped: {e}"),
+            Err(e) => eprintln!("the API server stopped: {e}"),
+        }
+        Ok::<u64, anyhow::Error>(finished)
+    })?;
     eprintln!("{finished} job(s) finished");
     Ok(exit::OK)
 }

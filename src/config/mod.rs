@@ -226,6 +226,26 @@ pub struct Contract {
     pub cancellation_notice: Option<Spanned<String>>,
 }
 
+impl Contract {
+    /// The RPO as a duration (validated at load).
+    pub fn rpo(&self) -> Option<chrono::Duration> {
+        parse_span(self.rpo.get_ref()).ok()
+    }
+
+    /// The RTO as a duration (validated at load).
+    pub fn rto(&self) -> Option<chrono::Duration> {
+        parse_span(self.rto.get_ref()).ok()
+    }
+
+    /// How long before a planned drill it can still be cancelled (none: until it starts).
+    pub fn notice(&self) -> chrono::Duration {
+        self.cancellation_notice
+            .as_ref()
+            .and_then(|n| parse_span(n.get_ref()).ok())
+            .unwrap_or_else(chrono::Duration::zero)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {

@@ -89,17 +89,26 @@ struct Shared {
     recipients: Vec<PublicCert>,
 }
 
+/// Proof that this process is the one daemon of a data directory; held while it runs.
+pub struct DaemonLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes the data directory's daemon lock, or says that another daemon holds it.
+pub fn lock(data_dir: &std::path::Path) -> Result<DaemonLock, Error> {
+    catalog::lock_file(data_dir, std::path::Path::new("daemon.lock"))
+        .map_err(|e| Error::Setup(format!("cannot lock {}: {e}", data_dir.display())))?
+        .map(DaemonLock)
+        .ok_or_else(|| Error::AlreadyRunning(data_dir.to_path_buf()))
+}
+
 /// Runs until `shutdown` completes; returns how many jobs finished.
 pub async fn serve(
+    _lock: DaemonLock,
     loaded: Loaded,
     drills: Vec<crate::drill::spec::Drill>,
     data_dir: PathBuf,
     clock: Clock,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, Error> {
-    let _lock = catalog::lock_file(&data_dir, std::path::Path::new("daemon.lock"))
-        .map_err(|e| Error::Setup(format!("cannot lock {}: {e}", data_dir.display())))?
-        .ok_or_else(|| Error::AlreadyRunning(data_dir.clone()))?;
     let service = &loaded.config.service;
     let signing = SecretKey::load(&service.signing_key)
         .map_err(|e| Error::Setup(format!("signing key: {e}")))?;
@@ -274,6 +283,10 @@ const COPY_SUFFIX: &str = ">copy";
 const PRUNE_SUFFIX: &str = ">prune";
 /// The job key of a drill spec's runs.
 const DRILL_SUFFIX: &str = ">drill";
+/// The tier name of jobs asked for now (through the API): they run without jitter.
+pub const IMMEDIATE: &str = "now";
+/// The job key of a cold backup of a VM source (triggered through the API).
+pub const COLD_SUFFIX: &str = ">cold";
 
 fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::Tier>, String> {
     let mut out = loaded.tiers.clone();
@@ -302,6 +315,12 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
     if let Some(spec) = job.source.strip_suffix(DRILL_SUFFIX) {
         return drill_job(shared, job, spec).map_err(|e| format!("{e:#}"));
     }
+    if let Some(source) = job.source.strip_suffix(COLD_SUFFIX) {
+        return Err(format!(
+            "cold backup of '{source}': this version of Lifeboat cannot shut VMs down and copy \
+             their disks yet (no hypervisor drivers); the VM was not touched"
+        ));
+    }
     let source_name = job.source.as_str();
     let config = &shared.loaded.config;
     let source = config
@@ -316,7 +335,7 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         ));
     }
     let jitter = config.service.jitter();
-    if jitter > chrono::Duration::zero() {
+    if jitter > chrono::Duration::zero() && job.tier != IMMEDIATE {
         let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=jitter.num_milliseconds());
         std::thread::sleep(shared.clock.real_time(chrono::Duration::milliseconds(wait)));
     }
@@ -463,13 +482,9 @@ fn backup_evidence(
         .contracts
         .get(source.contract.get_ref())
     {
-        let ms = |span: &str| {
-            crate::schedule::retention::parse_span(span)
-                .ok()
-                .and_then(|d| u64::try_from(d.num_milliseconds()).ok())
-        };
-        record.objectives.rpo_ms = ms(contract.rpo.get_ref());
-        record.objectives.rto_ms = ms(contract.rto.get_ref());
+        let ms = |d: chrono::Duration| u64::try_from(d.num_milliseconds()).ok();
+        record.objectives.rpo_ms = contract.rpo().and_then(ms);
+        record.objectives.rto_ms = contract.rto().and_then(ms);
     }
     record.timeline.push(Event {
         event: "started".into(),
@@ -548,11 +563,7 @@ fn drill_job(shared: &Shared, job: &catalog::jobs::Job, spec: &str) -> anyhow::R
             },
         ),
         None => {
-            let c = config.contracts.get(contract);
-            let terms = crate::drill::quota::Terms {
-                per_year: c.map_or(0, |c| c.test_restores_per_year),
-                notice: chrono::Duration::zero(),
-            };
+            let terms = crate::drill::quota::Terms::of(config, contract);
             let tz = config.service.time_zone();
             if let Err(why) = crate::drill::quota::may_plan(
                 terms,

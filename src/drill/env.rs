@@ -33,19 +33,11 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
-fn run(mut cmd: Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: cannot run {:?}: {e}", cmd.get_program()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+/// Runs a setup step to its end; fails with what the tool said.
+fn run(cmd: Command, what: &str) -> Result<(), String> {
+    crate::source::tool::output(cmd)
+        .map(|_| ())
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// A temporary directory for a drill.

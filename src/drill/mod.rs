@@ -12,6 +12,7 @@
 
 pub mod env;
 pub mod quota;
+pub mod requests;
 pub mod spec;
 
 use crate::catalog::drills::NewDrill;
@@ -25,7 +26,6 @@ use crate::repo::crypto::SecretKey;
 use crate::repo::restore::{self, RestoreOptions, SnapshotFiles};
 use crate::repo::snapshot::Snapshot;
 use crate::repo::Repository;
-use crate::schedule::retention::parse_span;
 use chrono::{DateTime, Utc};
 use spec::{CheckKind, Drill, EnvironmentKind, PickKind};
 use std::path::Path;
@@ -248,10 +248,8 @@ pub fn run(
     record.source = Some(source_name.clone());
     record.tier = Some(source.tier.get_ref().clone());
     record.drill = Some(drill.name.clone());
-    let objective =
-        |span: Option<&toml::Spanned<String>>| span.and_then(|s| parse_span(s.get_ref()).ok());
-    let rpo = objective(contract.map(|c| &c.rpo));
-    let rto = objective(contract.map(|c| &c.rto));
+    let rpo = contract.and_then(|c| c.rpo());
+    let rto = contract.and_then(|c| c.rto());
     record.objectives.rpo_ms = rpo.map(ms);
     record.objectives.rto_ms = rto.map(ms);
     record.timeline.push(Event {

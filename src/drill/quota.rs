@@ -13,6 +13,17 @@ pub struct Terms {
     pub notice: Duration,
 }
 
+impl Terms {
+    /// The terms of `contract` (none when it is not configured: no test restores).
+    pub fn of(config: &crate::config::Config, contract: &str) -> Terms {
+        let c = config.contracts.get(contract);
+        Terms {
+            per_year: c.map_or(0, |c| c.test_restores_per_year),
+            notice: c.map_or_else(Duration::zero, |c| c.notice()),
+        }
+    }
+}
+
 /// Whether a drill counts against the quota: scheduled and requested ones that were not
 /// cancelled. Drills staff run by hand do not.
 pub fn counts(d: &DrillRow) -> bool {

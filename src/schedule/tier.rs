@@ -160,6 +160,18 @@ impl Tier {
         )
     }
 
+    /// A backup tier known only by its name and schedule (as a report states it): its runs,
+    /// without retention.
+    pub fn schedule_only(name: &str, cron: &str) -> Result<Tier, String> {
+        Tier::new(
+            name.into(),
+            String::new(),
+            Action::Backup,
+            cron,
+            Policy::default(),
+        )
+    }
+
     /// A shipped preset by name (`90/48`, `14/1`, …), else the shorthand `DAYS/PER_DAY`: runs
     /// spread evenly over the day, each kept DAYS days.
     pub fn named(name: &str) -> Result<Tier, String> {
@@ -188,6 +200,8 @@ impl Tier {
             None
         } else if minutes < 60 && 60 % minutes == 0 {
             Some(format!("0 */{minutes} * * * *"))
+        } else if minutes == 24 * 60 {
+            Some("0 0 0 * * *".to_string())
         } else if minutes % 60 == 0 && 24 % (minutes / 60) == 0 {
             Some(format!("0 0 */{} * * *", minutes / 60))
         } else {
@@ -355,6 +369,11 @@ mod tests {
         assert_eq!(t.cron, "0 0 */1 * * *");
         assert_eq!(t.retention.within, Some(Duration::days(30)));
         assert_eq!(Tier::named("7/96").unwrap().cron, "0 */15 * * * *");
+        assert_eq!(Tier::named("7/1").unwrap().cron, "0 0 0 * * *");
+        assert_eq!(
+            Tier::named("7/1").unwrap().runs(&Utc, Utc::now(), 3).len(),
+            3
+        );
         assert!(Tier::named("90/7").unwrap_err().contains("spread evenly"));
         assert!(Tier::named("often").unwrap_err().contains("DAYS/PER_DAY"));
     }

@@ -7,6 +7,7 @@ pub mod mariadb;
 pub mod postgres;
 pub mod proxy;
 pub mod s3;
+pub mod server;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

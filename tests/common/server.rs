@@ -1,0 +1,162 @@
+//! `lifeboat serve` as a child process on a free 127.0.0.1 port, killed when dropped, and a
+//! small HTTP client for its API.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub struct Server {
+    pub base: String,
+    child: Child,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: status {} body {}", self.status, self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    /// Starts `cmd` (a `lifeboat serve` command line) with `--listen 127.0.0.1:0` and waits
+    /// until it says where it listens.
+    pub fn start(mut cmd: Command) -> Server {
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start lifeboat serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Some(rest) = line.split("on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or("").to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("lifeboat serve did not start: {}", log.lock().unwrap());
+            }
+        };
+        Server {
+            base: format!("http://{address}"),
+            child,
+            log,
+        }
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build()
+            .into()
+    }
+
+    fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut r = r.expect("HTTP request");
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.agent().get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        Self::reply(req.call())
+    }
+
+    /// A GET with the dashboard's cookie instead of a bearer token.
+    pub fn get_with_cookie(&self, path: &str, cookie: &str) -> Reply {
+        let req = self
+            .agent()
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", cookie);
+        Self::reply(req.call())
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
+        let uri = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(c) = content_type {
+            req = req.header("Content-Type", c);
+        }
+        let req = req.body(body.to_vec()).expect("request");
+        Self::reply(self.agent().run(req))
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Reply {
+        self.send(
+            "POST",
+            path,
+            token,
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
