@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, from nothing: keys, a local repository, a backup of a
-# folder, a verified restore, and a full integrity check. Everything lands in ./lifeboat-demo.
+# folder, a verified restore, and a full integrity check. Everything lands in ./lifeboat-quickstart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
 bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release/lifeboat"
 lifeboat() { "$bin" "$@"; }
 
-demo=${DEMO_DIR:-lifeboat-demo}
+demo=${DEMO_DIR:-lifeboat-quickstart}
 rm -rf "$demo"
 mkdir -p "$demo"
 export LIFEBOAT_DATA_DIR="$demo/data"

@@ -167,9 +167,13 @@ pub fn banner(address: std::net::SocketAddr, dir: &Path, customer: &str, admin: 
          Log in with the customer token. A backup of the demo share runs now and every 15\n  \
          minutes; a restore drill runs in two minutes. Download a report bundle from the\n  \
          dashboard and check it offline with:\n\n    \
-         lifeboat report verify BUNDLE.tar --cert {cert}\n\n  \
+         {exe} report verify BUNDLE.tar --cert {cert}\n\n  \
          Stop with Ctrl-C; start again with the same command (the demo is kept).\n",
         dir = dir.display(),
         cert = dir.join("keys/service.cert").display(),
+        // Run through `cargo run`, `lifeboat` may not be on the PATH: name this program.
+        exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "lifeboat".into()),
     )
 }

@@ -84,10 +84,11 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
             )
         })?;
         let address = listener.local_addr()?;
-        eprintln!("dashboard and API on http://{address}/ (API under /api/v1)");
         if let Some(banner) = banner {
             eprintln!("{}", banner(address));
         }
+        // The last line of start-up: once it is out, the API answers.
+        eprintln!("dashboard and API on http://{address}/ (API under /api/v1)");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             stop_signal().await;
