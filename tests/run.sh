@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
 # stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
-# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto from PyPI in a venv under target/; a
-# tiny VM for QEMU built from Debian's packages; Debian's Chromium and playwright-core from npm
-# for the dashboard), then runs every test.
+# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto and schemathesis from PyPI in venvs
+# under target/; a tiny VM for QEMU built from Debian's packages; Debian's Chromium and
+# playwright-core from npm for the dashboard), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,15 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
 fi
 export LIFEBOAT_TEST_MOTO="$(cd "$venv" && pwd)/bin/moto_server"
+
+# schemathesis: runs the API's OpenAPI document against the server, in a venv of its own.
+st="${CARGO_TARGET_DIR:-target}/test-tools/schemathesis"
+if [ ! -x "$st/bin/schemathesis" ]; then
+  echo "installing schemathesis (checks the API against its OpenAPI document) into $st"
+  python3 -m venv "$st"
+  "$st/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+export LIFEBOAT_TEST_SCHEMATHESIS="$(cd "$st" && pwd)/bin/schemathesis"
 
 # playwright-core (no browser download: the test uses /usr/bin/chromium).
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

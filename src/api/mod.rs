@@ -176,7 +176,7 @@ pub fn require(who: &Principal, allowed: &[Role]) -> Result<(), ApiError> {
 
 /// The whole application: API, OpenAPI document, metrics, health, dashboard.
 pub fn app(api: State) -> axum::Router {
-    let (api_router, doc) = routes::router().split_for_parts();
+    let (api_router, doc) = routes::router_and_document();
     let doc = Arc::new(doc);
     axum::Router::new()
         .merge(api_router)
@@ -197,7 +197,7 @@ pub fn app(api: State) -> axum::Router {
 
 /// The OpenAPI document, as the server serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::router().split_for_parts().1
+    routes::router_and_document().1
 }
 
 /// Serves on `listener` until `shutdown` completes.

@@ -45,7 +45,48 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub fn router() -> OpenApiRouter<State> {
+/// The routes with their generated OpenAPI document, which also says of every operation that
+/// it may answer 401 (no valid token) and 429 (too many failed logins).
+pub fn router_and_document() -> (axum::Router<State>, utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    let (router, mut doc) = router().split_for_parts();
+    let answer = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("401".into())
+                .or_insert_with(|| answer("No token, or one unknown, revoked or expired"));
+            responses.entry("429".into()).or_insert_with(|| {
+                answer("Too many failed logins from this address; see Retry-After")
+            });
+        }
+    }
+    (router, doc)
+}
+
+fn router() -> OpenApiRouter<State> {
     OpenApiRouter::with_openapi(Doc::openapi())
         .routes(routes!(list_tenants))
         .routes(routes!(get_tenant))
@@ -58,7 +99,8 @@ pub fn router() -> OpenApiRouter<State> {
         .routes(routes!(list_snapshots))
         .routes(routes!(list_runs))
         .routes(routes!(list_drills, request_drill))
-        .routes(routes!(get_drill, cancel_drill))
+        .routes(routes!(get_drill))
+        .routes(routes!(cancel_drill))
         .routes(routes!(list_evidence))
         .routes(routes!(get_evidence))
         .routes(routes!(get_signature))
@@ -590,7 +632,8 @@ pub struct DrillPlanned {
 #[utoipa::path(post, path = "/api/v1/drills", tag = "drills", request_body = DrillRequest,
     responses((status = 201, body = DrillPlanned), (status = 400, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn request_drill(
     api: axum::extract::State<State>,
     who: Principal,
@@ -655,8 +698,9 @@ async fn request_drill(
         .await
 }
 
-/// Cancels a planned drill: possible until the contract's notice period before it.
-#[utoipa::path(delete, path = "/api/v1/drills/{id}", tag = "drills",
+/// Cancels a planned drill: possible until the contract's notice period before it. The drill
+/// stays in the history, in state `cancelled`.
+#[utoipa::path(post, path = "/api/v1/drills/{id}/cancel", tag = "drills",
     params(("id" = i64, Path)),
     responses((status = 200, body = DrillRow), (status = 400, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -802,7 +846,8 @@ fn stored(
 /// One record's exact bytes (canonical JSON): what its signature covers.
 #[utoipa::path(get, path = "/api/v1/evidence/{tenant}/{sequence}", tag = "evidence",
     params(("tenant" = String, Path), ("sequence" = u64, Path)),
-    responses((status = 200, content_type = "application/json", body = String),
+    responses((status = 200, description = "The record, canonical JSON (RFC 8785), byte for byte as signed",
+               content_type = "application/json", body = Object),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_evidence(
     api: axum::extract::State<State>,
@@ -871,15 +916,22 @@ async fn get_signature(
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// A month (2026-11), a quarter (2026-Q3), a year (2026) or dates (2026-07-01..2026-09-30).
+    #[param(pattern = r"^([0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?|[0-9]{4}-[0-9]{2}-[0-9]{2}\.\.[0-9]{4}-[0-9]{2}-[0-9]{2})$")]
     pub period: String,
     /// `json` (default), `csv`, `html`, or `bundle` (a tar archive for auditors).
+    #[param(pattern = "^(json|csv|html|bundle)$")]
     pub format: Option<String>,
 }
 
 /// A contract's recovery report for a period.
 #[utoipa::path(get, path = "/api/v1/reports/{contract}", tag = "reports",
     params(("contract" = String, Path), ReportQuery),
-    responses((status = 200, description = "The report (JSON, CSV, HTML, or a tar bundle)", body = Object),
+    responses((status = 200, description = "The report: JSON, CSV (the days), HTML, or a tar bundle for auditors",
+               content(
+                   (Object = "application/json"),
+                   (String = "text/csv; charset=utf-8"),
+                   (String = "text/html; charset=utf-8"),
+                   (Vec<u8> = "application/x-tar"))),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_report(
     api: axum::extract::State<State>,
