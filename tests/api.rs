@@ -462,7 +462,13 @@ fn roles_expiry_revocation_and_the_audit_log() {
         third.text()
     );
     let id = first.json()["drill"]["id"].as_i64().unwrap();
-    let cancelled = srv.send("POST", &format!("/api/v1/drills/{id}/cancel"), acme, None, b"");
+    let cancelled = srv.send(
+        "POST",
+        &format!("/api/v1/drills/{id}/cancel"),
+        acme,
+        None,
+        b"",
+    );
     assert_eq!(cancelled.status, 200, "{}", cancelled.text());
     assert_eq!(cancelled.json()["state"], "cancelled");
     let contract = srv.get("/api/v1/contracts/erp", acme).json();
@@ -759,7 +765,12 @@ fn fuzz(
         .args(["-H", &format!("Authorization: Bearer {token}")])
         // Every check but one: the server refuses values a schema cannot rule out (month 42
         // in a period, a drill spec that does not exist), so schema-valid is not always valid.
-        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
         .args(["--max-examples", "25", "--seed", "1", "--no-color"])
         .args(["--report", "har", "--report-dir", "report"])
         .output()
@@ -800,7 +811,10 @@ fn the_server_keeps_to_its_openapi_document() {
         // No server errors; and the run reached the handlers rather than the login throttle.
         assert_eq!(count(&|_, st| st >= 500), 0, "{name}: {answers:?}");
         assert_eq!(count(&|_, st| st == 429), 0, "{name}: {answers:?}");
-        assert!(count(&|m, st| m == "GET" && st == 200) > 50, "{name}: {answers:?}");
+        assert!(
+            count(&|m, st| m == "GET" && st == 200) > 50,
+            "{name}: {answers:?}"
+        );
         assert!(count(&|_, st| st == 422) > 0, "{name}: {answers:?}");
     }
     // The admin's run triggered backups and requested drills; the customer's could request
@@ -809,14 +823,14 @@ fn the_server_keeps_to_its_openapi_document() {
     let audit = audit.as_array().unwrap();
     let done = |a: &serde_json::Value| a["outcome"].as_str().is_some_and(|o| o.starts_with("ok"));
     assert!(
-        audit
-            .iter()
-            .any(|a| a["action"] == "backup now" && done(a)),
+        audit.iter().any(|a| a["action"] == "backup now" && done(a)),
         "{audit:?}"
     );
     assert!(
         !audit.iter().any(|a| {
-            a["actor"].as_str().is_some_and(|w| w.contains("tenant acme"))
+            a["actor"]
+                .as_str()
+                .is_some_and(|w| w.contains("tenant acme"))
                 && a["target"].as_str().is_some_and(|t| t.contains("bakery"))
                 && done(a)
         }),

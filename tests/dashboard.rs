@@ -51,10 +51,19 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let jobs = first.get("/api/v1/jobs", Some(&admin)).json();
-        if jobs.as_array().unwrap().iter().any(|j| j["state"] == "done") {
+        if jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["state"] == "done")
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no backup: {}", first.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no backup: {}",
+            first.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     drop(first);
@@ -112,5 +121,9 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
         .run();
     assert_eq!(verify.code, 0, "{}", verify.stderr);
     assert!(verify.stderr.contains("every figure"), "{}", verify.stderr);
-    assert!(verify.stderr.contains("1 evidence record(s)"), "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("1 evidence record(s)"),
+        "{}",
+        verify.stderr
+    );
 }

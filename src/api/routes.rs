@@ -916,7 +916,9 @@ async fn get_signature(
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// A month (2026-11), a quarter (2026-Q3), a year (2026) or dates (2026-07-01..2026-09-30).
-    #[param(pattern = r"^([0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?|[0-9]{4}-[0-9]{2}-[0-9]{2}\.\.[0-9]{4}-[0-9]{2}-[0-9]{2})$")]
+    #[param(
+        pattern = r"^([0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?|[0-9]{4}-[0-9]{2}-[0-9]{2}\.\.[0-9]{4}-[0-9]{2}-[0-9]{2})$"
+    )]
     pub period: String,
     /// `json` (default), `csv`, `html`, or `bundle` (a tar archive for auditors).
     #[param(pattern = "^(json|csv|html|bundle)$")]

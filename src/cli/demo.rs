@@ -37,7 +37,12 @@ pub fn prepare(dir: &Path, listen: &str) -> anyhow::Result<PathBuf> {
         .unwrap_or(&files)
         .display()
         .to_string();
-    let toml = |p: &Path| p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let toml = |p: &Path| {
+        p.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    };
     std::fs::write(
         dir.join(format!("{DRILL}.toml")),
         format!(

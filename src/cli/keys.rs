@@ -51,7 +51,10 @@ pub(crate) fn write_pair(
         if p.exists() {
             return Err(CliError::new(
                 exit::FAILED,
-                format!("{} exists already; refusing to overwrite a key", p.display()),
+                format!(
+                    "{} exists already; refusing to overwrite a key",
+                    p.display()
+                ),
             )
             .into());
         }

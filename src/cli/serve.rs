@@ -30,7 +30,10 @@ pub struct ServeArgs {
 
 pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
     if args.demo {
-        let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = args
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
         args.config = super::demo::prepare(&args.demo_dir, &listen)?;
     }
     let loaded = crate::config::load(&args.config)
