@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod drill;
 pub mod evidence;
+pub mod hypervisor;
 pub mod progress;
 pub mod repo;
 pub mod report;

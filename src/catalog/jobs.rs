@@ -151,6 +151,19 @@ impl Catalog {
         outcome: std::result::Result<(), &str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.finish_with(id, outcome, now, true)
+    }
+
+    /// Records how a running job ended; a failure is queued again only if `retry` (a cold VM
+    /// backup is not: each try costs downtime, so an admin decides).
+    pub fn finish_with(
+        &mut self,
+        id: i64,
+        outcome: std::result::Result<(), &str>,
+        now: DateTime<Utc>,
+        retry: bool,
+    ) -> Result<()> {
+        let attempts_allowed = if retry { MAX_ATTEMPTS } else { 0 };
         let r = match outcome {
             Ok(()) => self.conn.execute(
                 "UPDATE jobs SET state = 'done', finished = ?2, error = NULL WHERE id = ?1",
@@ -161,7 +174,7 @@ impl Catalog {
                  finished = ?2, error = ?4,
                  not_before = strftime('%Y-%m-%dT%H:%M:%S+00:00', ?2, '+' || (attempts * ?5) || ' minutes')
                  WHERE id = ?1",
-                params![id, now.to_rfc3339(), MAX_ATTEMPTS, e, RETRY_AFTER_MINUTES],
+                params![id, now.to_rfc3339(), attempts_allowed, e, RETRY_AFTER_MINUTES],
             ),
         };
         self.sql(r).map(|_| ())
@@ -206,6 +219,23 @@ impl Catalog {
         );
         self.sql(r)?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a job run outside the daemon (a cold backup from the command line) as running
+    /// now, so that the job list shows it. Returns it.
+    pub fn start_now(&mut self, key: &str, tier: &str, now: DateTime<Utc>) -> Result<Job> {
+        let r = self.conn.execute(
+            "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, attempts, started)
+             VALUES (?1, ?2, ?3, 0, 'running', ?3, 1, ?3)",
+            params![key, tier, now.to_rfc3339()],
+        );
+        self.sql(r)?;
+        let id = self.conn.last_insert_rowid();
+        self.job(id)?
+            .ok_or_else(|| super::Error::Other {
+                path: self.path.display().to_string(),
+                reason: format!("job {id} vanished after its insert"),
+            })
     }
 
     /// The newest `limit` jobs, newest first.

@@ -14,6 +14,7 @@ mod schedule;
 mod serve;
 mod target;
 mod token;
+mod vm;
 
 use crate::repo::crypto::{CryptoError, PublicCert, SecretKey};
 use crate::repo::Error as RepoError;
@@ -108,6 +109,9 @@ enum Command {
     /// Bearer tokens for the API and the dashboard: create, list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Cold backups of whole VMs: shut down, copy the disks, start again, check it came back.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
 }
 
 /// Options every repository command shares.
@@ -268,6 +272,7 @@ pub fn main() -> i32 {
         Command::Evidence(c) => evidence::run(&ctx, c),
         Command::Report(a) => report::run(&ctx, a),
         Command::Token(c) => token::run(&ctx, c),
+        Command::Vm(c) => vm::run(&ctx, c),
         Command::Drill(c) => drill::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),

@@ -39,7 +39,7 @@ pub enum TokenCommand {
     },
 }
 
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     format!(
         "cli ({})",
         std::env::var("USER").unwrap_or_else(|_| "unknown user".into())

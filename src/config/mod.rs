@@ -4,6 +4,8 @@
 //! an error, never silently ignored), values that do not parse, and contradictions between
 //! sections (a source naming a missing target, an RPO shorter than the tier's interval).
 
+pub mod vm;
+
 use crate::backend::{Backend, LocalBackend, S3Backend, S3Options, S3Url};
 use crate::schedule::retention::{parse_span, span};
 use crate::schedule::tier::Tier;
@@ -281,6 +283,8 @@ pub struct Source {
     pub targets: Spanned<Vec<String>>,
     /// A second target that the newest snapshot is copied to each day (tier `14/1`).
     pub copy_to: Option<Spanned<String>>,
+    /// The VM's hypervisor and health check (kind `vm`).
+    pub vm: Option<vm::Vm>,
 }
 
 /// One problem in the file.
@@ -539,6 +543,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
                     }
                 }
             }
+        }
+        match (&source.kind, &source.vm) {
+            (SourceKind::Vm, None) => problem(
+                at(&source.tier.span()),
+                format!(
+                    "source '{name}' is of kind vm but has no [sources.{name}.vm] table \
+                     (hypervisor = \"qemu\", \"libvirt\" or \"proxmox\")"
+                ),
+            ),
+            (SourceKind::Vm, Some(v)) => {
+                for (offset, message) in vm::problems(name, v) {
+                    problem(line_of(offset), message);
+                }
+            }
+            (_, Some(v)) => problem(
+                at(&v.hypervisor.span()),
+                format!("source '{name}' has a vm table but is not of kind vm"),
+            ),
+            (_, None) => {}
         }
         if matches!(source.kind, SourceKind::Files) && source.paths.is_empty() {
             problem(

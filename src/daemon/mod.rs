@@ -89,6 +89,9 @@ struct Shared {
     recipients: Vec<PublicCert>,
 }
 
+mod cold;
+pub use cold::cold_backup_now;
+
 /// Proof that this process is the one daemon of a data directory; held while it runs.
 pub struct DaemonLock(#[allow(dead_code)] std::fs::File);
 
@@ -100,6 +103,57 @@ pub fn lock(data_dir: &std::path::Path) -> Result<DaemonLock, Error> {
         .ok_or_else(|| Error::AlreadyRunning(data_dir.to_path_buf()))
 }
 
+impl Shared {
+    /// Loads the keys, resolves the schedules (sources, copies, prunes, drills).
+    fn new(
+        loaded: Loaded,
+        drills: Vec<crate::drill::spec::Drill>,
+        data_dir: PathBuf,
+        clock: Clock,
+    ) -> Result<Shared, Error> {
+        let service = &loaded.config.service;
+        let signing = SecretKey::load(&service.signing_key)
+            .map_err(|e| Error::Setup(format!("signing key: {e}")))?;
+        let recipients = service
+            .recipients
+            .iter()
+            .map(|p| PublicCert::load(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Setup(format!("recipient: {e}")))?;
+        let drill_key = service
+            .drill_key
+            .as_ref()
+            .map(|p| SecretKey::load(p))
+            .transpose()
+            .map_err(|e| Error::Setup(format!("drill key: {e}")))?;
+        let mut schedules = schedules(&loaded).map_err(Error::Setup)?;
+        for d in &drills {
+            if let Some(cron) = &d.spec.schedule {
+                let tier = crate::schedule::tier::Tier::drill(&d.name, cron.get_ref())
+                    .map_err(Error::Setup)?;
+                schedules.insert(format!("{}{DRILL_SUFFIX}", d.name), tier);
+            }
+        }
+        let targets = loaded
+            .config
+            .targets
+            .keys()
+            .map(|name| (name.clone(), std::sync::Mutex::new(())))
+            .collect();
+        Ok(Shared {
+            drills: drills.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            drill_key,
+            schedules,
+            targets,
+            loaded,
+            data_dir,
+            clock,
+            signing,
+            recipients,
+        })
+    }
+}
+
 /// Runs until `shutdown` completes; returns how many jobs finished.
 pub async fn serve(
     _lock: DaemonLock,
@@ -109,17 +163,8 @@ pub async fn serve(
     clock: Clock,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, Error> {
-    let service = &loaded.config.service;
-    let signing = SecretKey::load(&service.signing_key)
-        .map_err(|e| Error::Setup(format!("signing key: {e}")))?;
-    let recipients = service
-        .recipients
-        .iter()
-        .map(|p| PublicCert::load(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Setup(format!("recipient: {e}")))?;
-    let tz = service.time_zone();
-    let workers = service.workers.max(1);
+    let tz = loaded.config.service.time_zone();
+    let workers = loaded.config.service.workers.max(1);
     let mut catalog = Catalog::open(&data_dir)?;
     let now = clock.now();
     for job in catalog.recover(now)? {
@@ -135,40 +180,10 @@ pub async fn serve(
             ),
         );
     }
-    let drill_key = service
-        .drill_key
-        .as_ref()
-        .map(|p| SecretKey::load(p))
-        .transpose()
-        .map_err(|e| Error::Setup(format!("drill key: {e}")))?;
-    let mut schedules = schedules(&loaded).map_err(Error::Setup)?;
-    for d in &drills {
-        if let Some(cron) = &d.spec.schedule {
-            let tier = crate::schedule::tier::Tier::drill(&d.name, cron.get_ref())
-                .map_err(Error::Setup)?;
-            schedules.insert(format!("{}{DRILL_SUFFIX}", d.name), tier);
-        }
-    }
-    for key in schedules.keys() {
+    let shared = Arc::new(Shared::new(loaded, drills, data_dir, clock)?);
+    for key in shared.schedules.keys() {
         catalog.plan_from(key, now)?;
     }
-    let targets = loaded
-        .config
-        .targets
-        .keys()
-        .map(|name| (name.clone(), std::sync::Mutex::new(())))
-        .collect();
-    let shared = Arc::new(Shared {
-        drills: drills.into_iter().map(|d| (d.name.clone(), d)).collect(),
-        drill_key,
-        schedules,
-        targets,
-        loaded,
-        data_dir,
-        clock,
-        signing,
-        recipients,
-    });
     log(
         &shared.clock,
         &format!(
@@ -176,7 +191,7 @@ pub async fn serve(
             shared.schedules.len()
         ),
     );
-    let mut running: tokio::task::JoinSet<(i64, Result<String, String>)> =
+    let mut running: tokio::task::JoinSet<(i64, bool, Result<String, String>)> =
         tokio::task::JoinSet::new();
     let mut finished = 0u64;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -222,7 +237,10 @@ pub async fn serve(
                 ),
             );
             let shared = shared.clone();
-            running.spawn_blocking(move || (job.id, run_job(&shared, &job)));
+            running.spawn_blocking(move || {
+                let retry = !cold::is_cold(&shared, &job.source);
+                (job.id, retry, run_job(&shared, &job))
+            });
         }
         // Wake for the next minute of schedule time, when a job ends, or to stop.
         let tick = shared.clock.real_time(chrono::Duration::seconds(60)).clamp(
@@ -251,9 +269,9 @@ pub async fn serve(
 fn record(
     catalog: &mut Catalog,
     clock: &Clock,
-    done: Result<(i64, Result<String, String>), tokio::task::JoinError>,
+    done: Result<(i64, bool, Result<String, String>), tokio::task::JoinError>,
 ) -> Result<u64, Error> {
-    let (id, outcome) = match done {
+    let (id, retry, outcome) = match done {
         Ok(v) => v,
         Err(e) => {
             log(clock, &format!("a job panicked: {e}"));
@@ -264,10 +282,11 @@ fn record(
         Ok(summary) => log(clock, &format!("job {id} done: {summary}")),
         Err(e) => log(clock, &format!("job {id} failed: {e}")),
     }
-    catalog.finish(
+    catalog.finish_with(
         id,
         outcome.as_ref().map(|_| ()).map_err(String::as_str),
         clock.now(),
+        retry,
     )?;
     Ok(1)
 }
@@ -316,10 +335,7 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         return drill_job(shared, job, spec).map_err(|e| format!("{e:#}"));
     }
     if let Some(source) = job.source.strip_suffix(COLD_SUFFIX) {
-        return Err(format!(
-            "cold backup of '{source}': this version of Lifeboat cannot shut VMs down and copy \
-             their disks yet (no hypervisor drivers); the VM was not touched"
-        ));
+        return cold::cold_job(shared, job, source).map_err(|e| format!("{e:#}"));
     }
     let source_name = job.source.as_str();
     let config = &shared.loaded.config;
@@ -329,10 +345,8 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         .ok_or_else(|| format!("source '{source_name}' is no longer configured"))?;
     let tier = &shared.loaded.tiers[source_name];
     if matches!(source.kind, SourceKind::Vm) {
-        return Err(format!(
-            "source '{source_name}': backing up sources of kind {:?} is not supported yet",
-            source.kind
-        ));
+        // A VM's scheduled backups (tier cold-vm-quarterly) are cold backups.
+        return cold::cold_job(shared, job, source_name).map_err(|e| format!("{e:#}"));
     }
     let jitter = config.service.jitter();
     if jitter > chrono::Duration::zero() && job.tier != IMMEDIATE {
@@ -360,7 +374,35 @@ fn backup_to(
     tier: &crate::schedule::tier::Tier,
     target: &Target,
 ) -> anyhow::Result<String> {
-    let source_name = job.source.as_str();
+    let mut database = source.database().map(|d| d.source());
+    let streams = database
+        .as_mut()
+        .map(|d| d.as_mut() as &mut dyn backup::StreamSource);
+    let written = write_backup(shared, job, source, tier, target, streams)?;
+    finish_backup(shared, job, source, tier, written, None)
+}
+
+/// A backup written (or failed) on one target, its evidence not yet written.
+struct Written {
+    repo: Repository,
+    /// The repository's writer lock, held until retention is applied.
+    _lock: std::fs::File,
+    started: DateTime<Utc>,
+    snapshot: Result<crate::repo::snapshot::Snapshot, String>,
+}
+
+/// Backs a source up to one target (its files, or `streams`), recording the run in the
+/// catalog. Errors are for what stops the backup from starting (no repository, a writer
+/// holding it); a backup that fails is in `Written::snapshot`.
+fn write_backup(
+    shared: &Shared,
+    job: &catalog::jobs::Job,
+    source: &crate::config::Source,
+    tier: &crate::schedule::tier::Tier,
+    target: &Target,
+    streams: Option<&mut dyn backup::StreamSource>,
+) -> anyhow::Result<Written> {
+    let source_name = job.source.strip_suffix(COLD_SUFFIX).unwrap_or(&job.source);
     let (backend, fresh) = target.open_or_create()?;
     // A store whose creation a crash cut off before the config was written is still blank.
     let repo = if fresh || Repository::is_blank(backend.as_ref())? {
@@ -372,7 +414,7 @@ fn backup_to(
         Repository::open(backend, shared.signing.public())?
     };
     check_pinned(shared, &repo)?;
-    let _lock = catalog::lock_repository(&shared.data_dir, &repo.config.id)?
+    let lock = catalog::lock_repository(&shared.data_dir, &repo.config.id)?
         .ok_or_else(|| anyhow::anyhow!("another writer holds repository {}", repo.config.id))?;
     let mut catalog = Catalog::open(&shared.data_dir)?;
     let mut cache = catalog.for_repo(&repo)?;
@@ -391,13 +433,13 @@ fn backup_to(
         retain_until: tier.retention.within.map(|w| now + w),
         time: Some(now),
     };
-    let result = match source.database() {
-        Some(database) => backup::backup_streams(
+    let result = match streams {
+        Some(streams) => backup::backup_streams(
             &repo,
             &shared.signing,
             &mut cache,
             &options,
-            database.source().as_mut(),
+            streams,
             &crate::progress::Silent,
         ),
         None => backup::backup(
@@ -408,43 +450,68 @@ fn backup_to(
             &crate::progress::Silent,
         ),
     };
-    let outcome = match result {
-        Ok(o) => o,
+    let snapshot = match result {
+        Ok(outcome) => {
+            let snapshot = outcome.snapshot;
+            cache.record_snapshot(&snapshot)?;
+            cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
+            cache.finish_run(run, Ok(&snapshot), shared.clock.now())?;
+            Ok(snapshot)
+        }
         Err(e) => {
             cache.finish_run(run, Err(&e.to_string()), shared.clock.now())?;
-            drop(cache);
-            let note = backup_evidence(
-                shared,
-                &mut catalog,
-                &repo,
-                source_name,
-                source,
-                tier,
-                now,
-                Err(&e.to_string()),
-            )?;
-            return Err(anyhow::anyhow!("{e}{note}"));
+            Err(e.to_string())
         }
     };
-    let snapshot = &outcome.snapshot;
-    cache.record_snapshot(snapshot)?;
-    cache.save_file_cache(&outcome.paths_key, &snapshot.id, &outcome.file_cache)?;
-    cache.finish_run(run, Ok(snapshot), shared.clock.now())?;
-    drop(cache);
+    Ok(Written {
+        repo,
+        _lock: lock,
+        started: now,
+        snapshot,
+    })
+}
+
+/// Writes a backup's evidence and, when it succeeded, applies the tier's retention; the job's
+/// summary for this target, or the backup's error.
+fn finish_backup(
+    shared: &Shared,
+    job: &catalog::jobs::Job,
+    source: &crate::config::Source,
+    tier: &crate::schedule::tier::Tier,
+    written: Written,
+    cold: Option<&ColdFacts>,
+) -> anyhow::Result<String> {
+    let source_name = job.source.strip_suffix(COLD_SUFFIX).unwrap_or(&job.source);
+    let Written {
+        repo,
+        _lock,
+        started,
+        snapshot,
+    } = written;
+    let mut catalog = Catalog::open(&shared.data_dir)?;
     let note = backup_evidence(
         shared,
         &mut catalog,
-        &repo,
+        Some(&repo),
         source_name,
         source,
         tier,
-        now,
-        Ok(snapshot),
+        started,
+        snapshot.as_ref().map_err(String::as_str),
+        cold,
     )?;
-
+    let snapshot = snapshot.map_err(|e| anyhow::anyhow!("{e}{note}"))?;
     // Retention for this source, on this target.
     let mut cache = catalog.for_repo(&repo)?;
-    let forgotten = forget_by_retention(shared, job, &repo, &mut cache, source_name, tier, now)?;
+    let forgotten = forget_by_retention(
+        shared,
+        job,
+        &repo,
+        &mut cache,
+        source_name,
+        tier,
+        started,
+    )?;
     Ok(format!(
         "snapshot {} ({} files, {} bytes added), {} forgotten by retention{note}",
         snapshot.id.short(),
@@ -454,6 +521,52 @@ fn backup_to(
     ))
 }
 
+/// A cold backup's steps go into the record's timeline (in time order), its downtime into
+/// `measured`; a VM that did not come back makes the record a failure with a critical incident,
+/// whatever became of the backup.
+fn add_cold_facts(record: &mut crate::evidence::Record, cold: &ColdFacts, source_name: &str) {
+    use crate::evidence::record::time;
+    use crate::evidence::{Event, Incident, Outcome};
+    for (event, at) in &cold.timeline {
+        record.timeline.push(Event {
+            event: format!("vm {event}"),
+            time: time(*at),
+        });
+    }
+    record.timeline.sort_by(|a, b| a.time.cmp(&b.time));
+    if let Some(d) = cold.downtime.and_then(|d| u64::try_from(d.num_milliseconds()).ok()) {
+        record.measured.insert("downtime_ms".into(), d);
+    }
+    record
+        .measured
+        .insert("forced_power_off".into(), u64::from(cold.forced));
+    if let Err(why) = &cold.came_back {
+        record.outcome = Outcome::Failure;
+        let summary = format!(
+            "{} ({source_name}) did not come back after its cold backup: {why}",
+            cold.vm
+        );
+        record.error = Some(match record.error.take() {
+            Some(e) => format!("{e}; {summary}"),
+            None => summary.clone(),
+        });
+        record.incident = Some(Incident {
+            severity: "critical".into(),
+            summary,
+        });
+    }
+}
+
+/// What a cold backup adds to its evidence: each step's time, the downtime, and whether the
+/// VM came back.
+pub(crate) struct ColdFacts {
+    pub timeline: Vec<(String, DateTime<Utc>)>,
+    pub downtime: Option<chrono::Duration>,
+    pub came_back: Result<(), String>,
+    pub forced: bool,
+    pub vm: String,
+}
+
 /// Writes the evidence of a backup run into the tenant's chain, and copies the tenant's
 /// records into the repository. A copy that fails is caught up by the next run; what went
 /// wrong is returned as a note for the job's summary.
@@ -461,12 +574,13 @@ fn backup_to(
 fn backup_evidence(
     shared: &Shared,
     catalog: &mut Catalog,
-    repo: &Repository,
+    repo: Option<&Repository>,
     source_name: &str,
     source: &crate::config::Source,
     tier: &crate::schedule::tier::Tier,
     started: DateTime<Utc>,
     result: Result<&crate::repo::snapshot::Snapshot, &str>,
+    cold: Option<&ColdFacts>,
 ) -> anyhow::Result<String> {
     use crate::evidence::record::{time, SnapshotRef};
     use crate::evidence::{Event, Incident, Outcome, Record, RecordKind};
@@ -522,13 +636,19 @@ fn backup_evidence(
             });
         }
     }
+    if let Some(cold) = cold {
+        add_cold_facts(&mut record, cold, source_name);
+    }
     let stored = crate::evidence::chain::append(catalog, &shared.signing, record.clone())?;
     let mut note = String::new();
-    if let Err(e) = crate::evidence::chain::copy_to(catalog, repo.backend().as_ref(), Some(tenant))
-    {
-        note.push_str(&format!(
-            "; evidence not yet copied into the repository: {e}"
-        ));
+    if let Some(repo) = repo {
+        if let Err(e) =
+            crate::evidence::chain::copy_to(catalog, repo.backend().as_ref(), Some(tenant))
+        {
+            note.push_str(&format!(
+                "; evidence not yet copied into the repository: {e}"
+            ));
+        }
     }
     if let Some(url) = shared.loaded.config.service.webhook() {
         if let Err(e) = crate::evidence::incident::notify(url, &record, &stored) {

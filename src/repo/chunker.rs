@@ -1,4 +1,5 @@
-//! Content-defined chunking of file data (FastCDC) and the zero-run test that makes holes free.
+//! Content-defined chunking of file data (FastCDC), fixed-size chunking of disk images, and the
+//! zero-run test that makes holes free.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +12,10 @@ pub struct ChunkerParams {
     pub max: u32,
 }
 
-// `algorithm` is a String in the stored form; this constant is what we write.
+// `algorithm` is a String in the stored form; these constants are what we write.
 pub const FASTCDC_2020: &str = "fastcdc-2020";
+/// Cuts every `avg` bytes (`min` = `avg` = `max`).
+pub const FIXED: &str = "fixed";
 
 impl ChunkerParams {
     pub fn default_params() -> (u32, u32, u32) {
@@ -33,7 +36,36 @@ impl ChunkerParams {
         }
     }
 
+    /// Chunking for disk images: fixed 1 MiB pieces. A guest writes its disk in aligned blocks,
+    /// so what changed between two cold backups lands in the same pieces at the same offsets,
+    /// and a run of zeros (free space, a sparse image) is a zero chunk, stored as nothing.
+    pub fn for_disk_images() -> ChunkerParams {
+        ChunkerParams {
+            algorithm: FIXED.into(),
+            min: 1024 * 1024,
+            avg: 1024 * 1024,
+            max: 1024 * 1024,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if self.algorithm == FIXED {
+            return if self.min == self.avg
+                && self.avg == self.max
+                && (4096..=fastcdc::v2020::MAXIMUM_MAX).contains(&self.avg)
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "fixed chunks of min {} avg {} max {} bytes: all three must be one size \
+                     between 4 KiB and {} bytes",
+                    self.min,
+                    self.avg,
+                    self.max,
+                    fastcdc::v2020::MAXIMUM_MAX
+                ))
+            };
+        }
         if self.algorithm != FASTCDC_2020 {
             return Err(format!("unknown chunking algorithm '{}'", self.algorithm));
         }
@@ -59,6 +91,9 @@ impl ChunkerParams {
         reader: R,
         mut each: impl FnMut(Vec<u8>) -> Result<(), super::Error>,
     ) -> Result<(), super::Error> {
+        if self.algorithm == FIXED {
+            return fixed_chunks(reader, self.avg as usize, each);
+        }
         let chunker = fastcdc::v2020::StreamCDC::new(reader, self.min, self.avg, self.max);
         for chunk in chunker {
             let chunk = chunk.map_err(|e| match e {
@@ -74,6 +109,29 @@ impl ChunkerParams {
     pub fn chunk_slice<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
         fastcdc::v2020::FastCDC::new(data, self.min, self.avg, self.max)
             .map(move |c| &data[c.offset..c.offset + c.length])
+    }
+}
+
+/// Cuts a stream into pieces of `size` bytes (the last may be shorter), one in memory at a time.
+fn fixed_chunks<R: std::io::Read>(
+    mut reader: R,
+    size: usize,
+    mut each: impl FnMut(Vec<u8>) -> Result<(), super::Error>,
+) -> Result<(), super::Error> {
+    use std::io::Read as _;
+    loop {
+        let mut piece = Vec::with_capacity(size);
+        let read = (&mut reader)
+            .take(size as u64)
+            .read_to_end(&mut piece)
+            .map_err(|e| super::Error::Source(e.to_string()))?;
+        if read == 0 {
+            return Ok(());
+        }
+        each(piece)?;
+        if read < size {
+            return Ok(());
+        }
     }
 }
 
@@ -111,6 +169,37 @@ mod tests {
         );
         // 1.6 MB in chunks of about 8 KiB.
         assert!((100..=400).contains(&after.len()), "{} chunks", after.len());
+    }
+
+    #[test]
+    fn fixed_chunks_cut_every_mebibyte() {
+        let fixed = super::ChunkerParams::for_disk_images();
+        assert_eq!(fixed.validate(), Ok(()));
+        let data: Vec<u8> = (0..(2_500_000u32)).map(|i| (i % 251) as u8).collect();
+        let mut sizes = Vec::new();
+        let mut back = Vec::new();
+        fixed
+            .chunk_stream(&data[..], |c| {
+                sizes.push(c.len());
+                back.extend_from_slice(&c);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(sizes, [1 << 20, 1 << 20, 2_500_000 - (2 << 20)]);
+        assert_eq!(back, data);
+        let mut none = 0;
+        fixed
+            .chunk_stream(&[][..], |_| {
+                none += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(none, 0);
+        let odd = super::ChunkerParams {
+            max: 2 << 20,
+            ..fixed
+        };
+        assert!(odd.validate().is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod mariadb;
 pub mod postgres;
 pub mod sqlite;
 pub mod tool;
+pub mod vm;
 
 use crate::repo::backup::StreamSource;
 use connection::Connection;

@@ -4,12 +4,15 @@
 #   replace the machine's qemu-img 10), with a wrapper that points it at its firmware;
 # - Debian's cloud kernel;
 # - a busybox initramfs whose /init loads the virtio drivers, mounts the first virtio disk
-#   read-only, prints its /marker on the serial console and powers off.
+#   read-only, prints its /marker on the serial console and then, by the kernel command line:
+#   powers off (default); with lifeboat.mode=stay waits for the ACPI power button (QMP
+#   system_powerdown) and then powers off; with lifeboat.mode=ignore never powers off.
 # Output (default target/vm): qemu-system-x86_64 (the wrapper), vmlinuz, initrd.gz.
-# Does nothing when they are there already.
+# Does nothing when they are there already, in this version.
 set -euo pipefail
 out=$(realpath -m "${1:-target/vm}")
-[[ -f $out/ready ]] && exit 0
+version=2
+[[ -f $out/ready && $(cat "$out/ready") == "$version" ]] && exit 0
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,10 +37,10 @@ chmod +x "$out/qemu-system-x86_64"
 
 modules=$(echo "$work"/kernel/lib/modules/*/kernel)
 root=$work/initrd
-mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" "$root/dev" "$root/mnt"
+mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" "$root/dev" "$root/mnt" "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev \
-         virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk; do
+         virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk acpi/button input/evdev; do
   cp "$modules/drivers/$m.ko" "$root/lib/modules/"
 done
 cat > "$root/init" <<'INIT'
@@ -46,7 +49,8 @@ cat > "$root/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
+         evdev button; do
   insmod /lib/modules/$m.ko
 done
 i=0
@@ -56,9 +60,32 @@ if mount -o ro /dev/vda /mnt 2>/dev/null; then
 else
   echo "lifeboat-vm: no disk to mount"
 fi
+mode=once
+for word in $(cat /proc/cmdline); do
+  case $word in lifeboat.mode=*) mode=${word#lifeboat.mode=} ;; esac
+done
+case $mode in
+  stay)
+    # Power off when any power button reports an event (QMP system_powerdown).
+    for d in /sys/class/input/input*; do
+      grep -q "Power Button" "$d/name" 2>/dev/null || continue
+      for e in "$d"/event*; do
+        (head -c 24 "/dev/input/${e##*/}" >/dev/null && touch /tmp/power) &
+      done
+    done
+    echo "lifeboat-vm: running until the power button"
+    while [ ! -f /tmp/power ]; do sleep 0.2; done
+    echo "lifeboat-vm: power button pressed, powering off"
+    umount /mnt 2>/dev/null
+    ;;
+  ignore)
+    echo "lifeboat-vm: running, ignoring the power button"
+    while true; do sleep 3600; done
+    ;;
+esac
 poweroff -f
 INIT
 chmod +x "$root/init"
 (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -9) >"$out/initrd.gz"
-touch "$out/ready"
+echo "$version" >"$out/ready"
 echo "test VM ready: $out"
