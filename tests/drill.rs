@@ -6,6 +6,7 @@
 mod common;
 use common::mariadb::{MariaServer, ROOT_PASSWORD};
 use common::postgres::{PgServer, SUPERUSER_PASSWORD};
+use common::vm::test_vm;
 use common::*;
 use std::path::{Path, PathBuf};
 
@@ -608,17 +609,6 @@ fn requests_count_against_the_quota_and_cancel_only_with_notice() {
         .collect();
     assert_eq!(states, ["planned", "cancelled", "planned"]);
     assert_eq!(listed["drills"][0]["requested_by"], "customer@acme");
-}
-
-/// The test VM (kernel, initramfs, QEMU) that tests/vm/build.sh makes: where tests/run.sh
-/// put it, or built here on first use.
-fn test_vm() -> PathBuf {
-    let dir = std::env::var_os("LIFEBOAT_TEST_VM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/vm"));
-    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/build.sh");
-    tool(std::process::Command::new("bash").arg(build).arg(&dir));
-    dir
 }
 
 /// Points the configuration's qemu drills at the test VM.

@@ -231,11 +231,10 @@ impl Catalog {
         );
         self.sql(r)?;
         let id = self.conn.last_insert_rowid();
-        self.job(id)?
-            .ok_or_else(|| super::Error::Other {
-                path: self.path.display().to_string(),
-                reason: format!("job {id} vanished after its insert"),
-            })
+        self.job(id)?.ok_or_else(|| super::Error::Other {
+            path: self.path.display().to_string(),
+            reason: format!("job {id} vanished after its insert"),
+        })
     }
 
     /// The newest `limit` jobs, newest first.

@@ -62,7 +62,10 @@ pub(super) fn cold_job(
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut images = crate::source::vm::DiskImages::new(source_name, disks.to_vec());
-            say(&format!("backing up {} disk(s) to {target_name}", disks.len()));
+            say(&format!(
+                "backing up {} disk(s) to {target_name}",
+                disks.len()
+            ));
             written.push((
                 target_name.clone(),
                 write_backup(shared, job, source, tier, target, Some(&mut images)),
@@ -131,11 +134,7 @@ pub(super) fn cold_job(
 
 /// A cold backup run at once in this process (`lifeboat vm cold-backup`), recorded as a job;
 /// the daemon need not run. Returns the summary, or what went wrong.
-pub fn cold_backup_now(
-    loaded: Loaded,
-    data_dir: PathBuf,
-    source: &str,
-) -> Result<String, String> {
+pub fn cold_backup_now(loaded: Loaded, data_dir: PathBuf, source: &str) -> Result<String, String> {
     let kind_ok = loaded
         .config
         .sources
@@ -151,10 +150,15 @@ pub fn cold_backup_now(
         }
         Some(true) => {}
     }
-    let shared = Shared::new(loaded, Vec::new(), data_dir, Clock::real()).map_err(|e| e.to_string())?;
+    let shared =
+        Shared::new(loaded, Vec::new(), data_dir, Clock::real()).map_err(|e| e.to_string())?;
     let mut catalog = Catalog::open(&shared.data_dir).map_err(|e| e.to_string())?;
     let job = catalog
-        .start_now(&format!("{source}{COLD_SUFFIX}"), IMMEDIATE, shared.clock.now())
+        .start_now(
+            &format!("{source}{COLD_SUFFIX}"),
+            IMMEDIATE,
+            shared.clock.now(),
+        )
         .map_err(|e| e.to_string())?;
     let outcome = cold_job(&shared, &job, source).map_err(|e| format!("{e:#}"));
     catalog

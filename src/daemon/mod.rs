@@ -503,15 +503,8 @@ fn finish_backup(
     let snapshot = snapshot.map_err(|e| anyhow::anyhow!("{e}{note}"))?;
     // Retention for this source, on this target.
     let mut cache = catalog.for_repo(&repo)?;
-    let forgotten = forget_by_retention(
-        shared,
-        job,
-        &repo,
-        &mut cache,
-        source_name,
-        tier,
-        started,
-    )?;
+    let forgotten =
+        forget_by_retention(shared, job, &repo, &mut cache, source_name, tier, started)?;
     Ok(format!(
         "snapshot {} ({} files, {} bytes added), {} forgotten by retention{note}",
         snapshot.id.short(),
@@ -534,7 +527,10 @@ fn add_cold_facts(record: &mut crate::evidence::Record, cold: &ColdFacts, source
         });
     }
     record.timeline.sort_by(|a, b| a.time.cmp(&b.time));
-    if let Some(d) = cold.downtime.and_then(|d| u64::try_from(d.num_milliseconds()).ok()) {
+    if let Some(d) = cold
+        .downtime
+        .and_then(|d| u64::try_from(d.num_milliseconds()).ok())
+    {
         record.measured.insert("downtime_ms".into(), d);
     }
     record

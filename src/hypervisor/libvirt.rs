@@ -23,7 +23,11 @@ impl Libvirt {
         let out = cmd
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| Error(format!("cannot run virsh (is libvirt-clients installed?): {e}")))?;
+            .map_err(|e| {
+                Error(format!(
+                    "cannot run virsh (is libvirt-clients installed?): {e}"
+                ))
+            })?;
         if !out.status.success() {
             return Err(Error(format!(
                 "virsh {command} {}: {}",
@@ -109,7 +113,10 @@ mod tests {
     fn parses_virsh_output() {
         assert_eq!(state_of("running\n\n"), State::Running);
         assert_eq!(state_of("shut off\n"), State::Off);
-        assert_eq!(state_of("in shutdown\n"), State::Other("in shutdown".into()));
+        assert_eq!(
+            state_of("in shutdown\n"),
+            State::Other("in shutdown".into())
+        );
         let list = " file   disk     vda      /var/lib/libvirt/images/web.qcow2\n \
                     block  disk     vdb      /dev/vg0/web-data\n \
                     file   cdrom    sda      -\n";

@@ -37,7 +37,10 @@ impl Proxmox {
             let pem = std::fs::read(path)
                 .map_err(|e| Error(format!("vm.ca_cert {}: {e}", path.display())))?;
             let cert = ureq::tls::Certificate::from_pem(&pem).map_err(|e| {
-                Error(format!("vm.ca_cert {} is not a PEM certificate: {e}", path.display()))
+                Error(format!(
+                    "vm.ca_cert {} is not a PEM certificate: {e}",
+                    path.display()
+                ))
             })?;
             config = config.tls_config(
                 ureq::tls::TlsConfig::builder()
@@ -153,7 +156,9 @@ fn disks_of(config: &Value, storage: &BTreeMap<String, PathBuf>) -> Result<Vec<D
             continue;
         }
         let (store, name) = volume.split_once(':').ok_or_else(|| {
-            Error(format!("{key} = {spec}: not a STORAGE:VOLUME volume; list it in vm.disks"))
+            Error(format!(
+                "{key} = {spec}: not a STORAGE:VOLUME volume; list it in vm.disks"
+            ))
         })?;
         let folder = storage.get(store).ok_or_else(|| {
             Error(format!(

@@ -13,6 +13,15 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// How long a started QEMU may take to answer on its QMP socket.
 const START_WITHIN: Duration = Duration::from_secs(60);
 
+/// QEMU processes this process started that run in the foreground (no `-daemonize`): reaped
+/// once they end, so that none lingers as a zombie in a long-running daemon.
+static STARTED: std::sync::Mutex<Vec<std::process::Child>> = std::sync::Mutex::new(Vec::new());
+
+fn reap() {
+    let mut started = STARTED.lock().unwrap_or_else(|p| p.into_inner());
+    started.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+}
+
 pub struct Qemu {
     qmp: PathBuf,
     start: Vec<String>,
@@ -31,7 +40,9 @@ impl Session {
             .map_err(|e| Error(format!("QMP {command}: cannot send: {e}")))?;
         loop {
             let reply = self.read()?.ok_or_else(|| {
-                Error(format!("QMP {command}: QEMU closed the socket without answering"))
+                Error(format!(
+                    "QMP {command}: QEMU closed the socket without answering"
+                ))
             })?;
             if reply.get("event").is_some() {
                 continue;
@@ -196,13 +207,15 @@ impl Hypervisor for Qemu {
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 if !status.success() {
-                    return Err(Error(format!(
-                        "vm.start failed ({status}): {}",
-                        said(log)
-                    )));
+                    return Err(Error(format!("vm.start failed ({status}): {}", said(log))));
                 }
             }
             if self.state()? == State::Running {
+                reap();
+                STARTED
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(child);
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -311,10 +324,7 @@ mod tests {
         );
         let overlay = json!([{"device": "virtio0", "inserted": {"drv": "qcow2",
             "backing_file_depth": 1, "image": {"filename": "/vm/top.qcow2"}}}]);
-        assert!(disks_of(&overlay)
-            .unwrap_err()
-            .0
-            .contains("backing file"));
+        assert!(disks_of(&overlay).unwrap_err().0.contains("backing file"));
         let relative = json!([{"device": "virtio0", "inserted": {"drv": "qcow2",
             "image": {"filename": "disk.qcow2"}}}]);
         assert!(disks_of(&relative).unwrap_err().0.contains("relative"));

@@ -175,7 +175,7 @@ mod tests {
     fn fixed_chunks_cut_every_mebibyte() {
         let fixed = super::ChunkerParams::for_disk_images();
         assert_eq!(fixed.validate(), Ok(()));
-        let data: Vec<u8> = (0..(2_500_000u32)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
         let mut sizes = Vec::new();
         let mut back = Vec::new();
         fixed

@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod s3;
 pub mod server;
+pub mod vm;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
