@@ -318,6 +318,17 @@ mod tests {
         let j = c.job(id).unwrap().unwrap();
         assert_eq!((j.state.as_str(), j.attempts), ("failed", 3));
         assert_eq!(j.error.as_deref(), Some("source unreadable"));
+
+        // A cold VM backup run from the command line: listed as running, and failed for good
+        // on its first failure (no retry costs the VM more downtime).
+        let cold = c.start_now("web>cold", "now", t).unwrap();
+        assert_eq!((cold.state.as_str(), cold.attempts), ("running", 1));
+        assert_eq!(c.claim(t).unwrap(), None, "a running job is not claimed");
+        c.finish_with(cold.id, Err("did not shut down"), t, false)
+            .unwrap();
+        let cold = c.job(cold.id).unwrap().unwrap();
+        assert_eq!(cold.state, "failed");
+        assert_eq!(c.claim(t + chrono::Duration::days(1)).unwrap(), None);
         assert_eq!(c.claim(now).unwrap(), None);
     }
 }

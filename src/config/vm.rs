@@ -161,3 +161,42 @@ pub fn problems(name: &str, vm: &Vm) -> Vec<(usize, String)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    fn problems(table: &str) -> Vec<String> {
+        let vm: super::Vm = toml::from_str(table).unwrap();
+        super::problems("web", &vm)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    #[test]
+    fn each_hypervisor_says_what_it_lacks() {
+        assert_eq!(
+            problems("hypervisor = \"qemu\"\nqmp = \"/run/web.qmp\"\nstart = [\"qemu\"]\n"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems("hypervisor = \"qemu\""),
+            [
+                "source 'web': hypervisor qemu needs vm.qmp (the QMP socket)",
+                "source 'web': hypervisor qemu needs vm.start (the command line that starts the VM)"
+            ]
+        );
+        assert_eq!(
+            problems("hypervisor = \"xen\""),
+            ["source 'web': unknown hypervisor 'xen' (qemu, libvirt or proxmox)"]
+        );
+        let p = problems("hypervisor = \"proxmox\"\nurl = \"https://pve:8006\"\nnode = \"pve1\"");
+        assert_eq!(p.len(), 2, "{p:?}");
+        let p = problems(
+            "hypervisor = \"libvirt\"\ndomain = \"web\"\nshutdown_timeout = \"soon\"\n\
+             disks = [\"web.qcow2\"]\n[health]\nconsole = \"/var/log/web.log\"\n",
+        );
+        assert!(p.iter().any(|m| m.contains("must be an absolute path")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("vm.shutdown_timeout")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("go together")), "{p:?}");
+    }
+}
