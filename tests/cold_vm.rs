@@ -282,3 +282,227 @@ fn an_admin_triggers_a_cold_backup_through_the_api() {
         "{evidence:#}"
     );
 }
+
+/// A stand-in for a Proxmox VE host's API, answering from fixtures/proxmox: the VM runs until
+/// a shutdown, and runs again after a start. Every request is logged with its token.
+mod proxmox {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    pub struct Host {
+        pub running: bool,
+        pub requests: Vec<String>,
+    }
+
+    pub fn serve() -> (String, Arc<Mutex<Host>>) {
+        use axum::routing::{get, post};
+        let host = Arc::new(Mutex::new(Host {
+            running: true,
+            requests: Vec::new(),
+        }));
+        let fixture = |name: &str| {
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("fixtures/proxmox")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        let (running, stopped, config, task) = (
+            fixture("status-running.json"),
+            fixture("status-stopped.json"),
+            fixture("config.json"),
+            fixture("task.json"),
+        );
+        let base = "/api2/json/nodes/pve1/qemu/101";
+        type Shared = Arc<Mutex<Host>>;
+        let log = |h: &Shared, what: &str, headers: &axum::http::HeaderMap| {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            h.lock().unwrap().requests.push(format!("{what} [{auth}]"));
+        };
+        let (h1, h2, h3, h4, h5) = (
+            host.clone(),
+            host.clone(),
+            host.clone(),
+            host.clone(),
+            host.clone(),
+        );
+        let app = axum::Router::new()
+            .route(
+                &format!("{base}/status/current"),
+                get(move |headers: axum::http::HeaderMap| {
+                    log(&h1, "GET status/current", &headers);
+                    let body = if h1.lock().unwrap().running {
+                        running.clone()
+                    } else {
+                        stopped.clone()
+                    };
+                    async move { body }
+                }),
+            )
+            .route(
+                &format!("{base}/config"),
+                get(move |headers: axum::http::HeaderMap| {
+                    log(&h2, "GET config", &headers);
+                    let body = config.clone();
+                    async move { body }
+                }),
+            )
+            .route(
+                &format!("{base}/status/shutdown"),
+                post({
+                    let task = task.clone();
+                    move |headers: axum::http::HeaderMap| {
+                        log(&h3, "POST status/shutdown", &headers);
+                        h3.lock().unwrap().running = false;
+                        async move { task }
+                    }
+                }),
+            )
+            .route(
+                &format!("{base}/status/start"),
+                post({
+                    let task = task.clone();
+                    move |headers: axum::http::HeaderMap| {
+                        log(&h4, "POST status/start", &headers);
+                        h4.lock().unwrap().running = true;
+                        async move { task }
+                    }
+                }),
+            )
+            .route(
+                &format!("{base}/status/stop"),
+                post(move |headers: axum::http::HeaderMap| {
+                    log(&h5, "POST status/stop", &headers);
+                    h5.lock().unwrap().running = false;
+                    async move { task }
+                }),
+            );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        (address, host)
+    }
+}
+
+#[test]
+fn the_proxmox_driver_runs_a_cold_backup_through_the_api() {
+    let ws = Workspace::new();
+    let (address, host) = proxmox::serve();
+    // The host's `local` storage, as Lifeboat sees it on the node.
+    let images = ws.path("pve/images/101");
+    std::fs::create_dir_all(&images).unwrap();
+    random_file(&images.join("vm-101-disk-0.qcow2"), 3 << 20, 7);
+    random_file(&images.join("vm-101-disk-1.raw"), 128 << 10, 8);
+    let text = format!(
+        r#"
+[service]
+signing_key = "{keys}/svc.key"
+recipients = ["{keys}/rec.cert"]
+prune = "never"
+jitter = "0s"
+
+[targets.nas]
+kind = "local"
+path = "{repo}"
+
+[tenants.acme]
+name = "ACME"
+
+[contracts.acme-vms]
+tenant = "acme"
+rpo = "100d"
+rto = "1h"
+
+[sources.app01]
+tenant = "acme"
+contract = "acme-vms"
+kind = "vm"
+tier = "cold-vm-quarterly"
+targets = ["nas"]
+
+[sources.app01.vm]
+hypervisor = "proxmox"
+url = "http://{address}"
+node = "pve1"
+vmid = 101
+token_env = "TEST_PVE_TOKEN"
+storage = {{ local = "{storage}" }}
+shutdown_timeout = "30s"
+
+[sources.app01.vm.health]
+tcp = "{address}"
+timeout = "30s"
+"#,
+        keys = ws.path("keys").display(),
+        repo = ws.path("repo").display(),
+        storage = ws.path("pve/images").display(),
+    );
+    let cfg = ws.path("lifeboat.toml");
+    std::fs::write(&cfg, text).unwrap();
+
+    // Without the token in the environment: a clear error, and the VM untouched.
+    let run = ws
+        .lifeboat(&["vm", "cold-backup", "app01", "--config"])
+        .arg(&cfg)
+        .run();
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("TEST_PVE_TOKEN (vm.token_env) is not set"),
+        "{}",
+        run.stderr
+    );
+    assert!(host.lock().unwrap().requests.is_empty());
+
+    let run = ws
+        .lifeboat(&["vm", "cold-backup", "app01", "--config"])
+        .arg(&cfg)
+        .env("TEST_PVE_TOKEN", "lifeboat@pve!cold=5e1f0c2a-7d3b-4e8f-9a6c-0b1d2e3f4a5b")
+        .run();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let host = host.lock().unwrap();
+    assert!(host.running, "the VM was not started again");
+    let calls: Vec<&str> = host
+        .requests
+        .iter()
+        .map(|r| r.split(" [").next().unwrap())
+        .collect();
+    let first = |c: &str| calls.iter().position(|x| *x == c).unwrap();
+    assert_eq!(calls[0], "GET status/current", "{calls:?}");
+    assert!(first("GET config") < first("POST status/shutdown"), "{calls:?}");
+    assert!(first("POST status/shutdown") < first("POST status/start"), "{calls:?}");
+    assert!(!calls.contains(&"POST status/stop"), "{calls:?}");
+    assert!(host.requests.iter().all(|r| r.ends_with(
+        "[PVEAPIToken=lifeboat@pve!cold=5e1f0c2a-7d3b-4e8f-9a6c-0b1d2e3f4a5b]"
+    )));
+    // Both disks, the CD-ROM left out, restored byte for byte.
+    let out = ws.path("restored");
+    ws.restore("latest", &out, &[]).ok();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["efidisk0-vm-101-disk-1.raw", "scsi0-vm-101-disk-0.qcow2"]
+    );
+    assert_eq!(
+        std::fs::read(out.join("scsi0-vm-101-disk-0.qcow2")).unwrap(),
+        std::fs::read(images.join("vm-101-disk-0.qcow2")).unwrap()
+    );
+}
