@@ -90,6 +90,11 @@ contract = "bakery-vms"
 kind = "vm"
 tier = "cold-vm-quarterly"
 targets = ["nas"]
+
+[sources.bakery-vm.vm]
+hypervisor = "qemu"
+qmp = "{srv}/bakery-vm.qmp"
+start = ["false"]
 "#,
         keys = ws.path("keys").display(),
         repo = ws.repo(),
