@@ -462,7 +462,8 @@ timeout = "30s"
         .run();
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("TEST_PVE_TOKEN (vm.token_env) is not set"),
+        run.stderr
+            .contains("TEST_PVE_TOKEN (vm.token_env) is not set"),
         "{}",
         run.stderr
     );
@@ -471,7 +472,10 @@ timeout = "30s"
     let run = ws
         .lifeboat(&["vm", "cold-backup", "app01", "--config"])
         .arg(&cfg)
-        .env("TEST_PVE_TOKEN", "lifeboat@pve!cold=5e1f0c2a-7d3b-4e8f-9a6c-0b1d2e3f4a5b")
+        .env(
+            "TEST_PVE_TOKEN",
+            "lifeboat@pve!cold=5e1f0c2a-7d3b-4e8f-9a6c-0b1d2e3f4a5b",
+        )
         .run();
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let host = host.lock().unwrap();
@@ -483,12 +487,18 @@ timeout = "30s"
         .collect();
     let first = |c: &str| calls.iter().position(|x| *x == c).unwrap();
     assert_eq!(calls[0], "GET status/current", "{calls:?}");
-    assert!(first("GET config") < first("POST status/shutdown"), "{calls:?}");
-    assert!(first("POST status/shutdown") < first("POST status/start"), "{calls:?}");
+    assert!(
+        first("GET config") < first("POST status/shutdown"),
+        "{calls:?}"
+    );
+    assert!(
+        first("POST status/shutdown") < first("POST status/start"),
+        "{calls:?}"
+    );
     assert!(!calls.contains(&"POST status/stop"), "{calls:?}");
-    assert!(host.requests.iter().all(|r| r.ends_with(
-        "[PVEAPIToken=lifeboat@pve!cold=5e1f0c2a-7d3b-4e8f-9a6c-0b1d2e3f4a5b]"
-    )));
+    assert!(host.requests.iter().all(
+        |r| r.ends_with("[PVEAPIToken=lifeboat@pve!cold=5e1f0c2a-7d3b-4e8f-9a6c-0b1d2e3f4a5b]")
+    ));
     // Both disks, the CD-ROM left out, restored byte for byte.
     let out = ws.path("restored");
     ws.restore("latest", &out, &[]).ok();

@@ -195,7 +195,10 @@ mod tests {
             "hypervisor = \"libvirt\"\ndomain = \"web\"\nshutdown_timeout = \"soon\"\n\
              disks = [\"web.qcow2\"]\n[health]\nconsole = \"/var/log/web.log\"\n",
         );
-        assert!(p.iter().any(|m| m.contains("must be an absolute path")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.contains("must be an absolute path")),
+            "{p:?}"
+        );
         assert!(p.iter().any(|m| m.contains("vm.shutdown_timeout")), "{p:?}");
         assert!(p.iter().any(|m| m.contains("go together")), "{p:?}");
     }

@@ -11,7 +11,7 @@
 # Does nothing when they are there already, in this version.
 set -euo pipefail
 out=$(realpath -m "${1:-target/vm}")
-version=2
+version=3
 [[ -f $out/ready && $(cat "$out/ready") == "$version" ]] && exit 0
 mkdir -p "$out"
 work=$(mktemp -d)
@@ -53,6 +53,23 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
          evdev button; do
   insmod /lib/modules/$m.ko
 done
+mode=once
+for word in $(cat /proc/cmdline); do
+  case $word in lifeboat.mode=*) mode=${word#lifeboat.mode=} ;; esac
+done
+# In stay mode, open the power buttons' event devices before the marker says the VM is up
+# (the open is what makes the kernel keep a press for us), then wait on them in background.
+if [ "$mode" = stay ]; then
+  fd=3
+  for d in /sys/class/input/input*; do
+    grep -q "Power Button" "$d/name" 2>/dev/null || continue
+    for e in "$d"/event*; do
+      eval "exec $fd</dev/input/${e##*/}"
+      eval "(head -c 24 <&$fd >/dev/null && touch /tmp/power) &"
+      fd=$((fd+1))
+    done
+  done
+fi
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 if mount -o ro /dev/vda /mnt 2>/dev/null; then
@@ -60,19 +77,8 @@ if mount -o ro /dev/vda /mnt 2>/dev/null; then
 else
   echo "lifeboat-vm: no disk to mount"
 fi
-mode=once
-for word in $(cat /proc/cmdline); do
-  case $word in lifeboat.mode=*) mode=${word#lifeboat.mode=} ;; esac
-done
 case $mode in
   stay)
-    # Power off when any power button reports an event (QMP system_powerdown).
-    for d in /sys/class/input/input*; do
-      grep -q "Power Button" "$d/name" 2>/dev/null || continue
-      for e in "$d"/event*; do
-        (head -c 24 "/dev/input/${e##*/}" >/dev/null && touch /tmp/power) &
-      done
-    done
     echo "lifeboat-vm: running until the power button"
     while [ ! -f /tmp/power ]; do sleep 0.2; done
     echo "lifeboat-vm: power button pressed, powering off"
