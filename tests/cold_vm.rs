@@ -516,3 +516,83 @@ timeout = "30s"
         std::fs::read(images.join("vm-101-disk-0.qcow2")).unwrap()
     );
 }
+
+#[test]
+fn a_libvirt_domain_is_backed_up_cold_and_comes_back() {
+    let ws = Workspace::new();
+    let libvirt = common::libvirt::Libvirtd::start(&ws.path("libvirt"));
+    let guest = Guest::new(&ws.path("guest"), Mode::Stay, "LIFEBOAT-COLD-OK libvirt");
+    let xml = ws.path("web.xml");
+    std::fs::write(&xml, guest.libvirt_domain("web")).unwrap();
+    libvirt.virsh(&["define", &xml.display().to_string()]);
+    libvirt.virsh(&["start", "web"]);
+    guest.wait_for_marker(std::time::Duration::from_secs(120));
+
+    let cfg = config(&ws, &guest, "60s");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let qemu_table = text.find("[sources.web.vm]").expect("a vm table");
+    let libvirt_table = format!(
+        "[sources.web.vm]\nhypervisor = \"libvirt\"\ndomain = \"web\"\nconnect = \"{}\"\n\
+         shutdown_timeout = \"60s\"\n\n[sources.web.vm.health]\nconsole = \"{}\"\n\
+         marker = \"{}\"\ntimeout = \"2m\"\n",
+        libvirt.uri(),
+        guest.console.display(),
+        guest.marker
+    );
+    std::fs::write(&cfg, format!("{}{libvirt_table}", &text[..qemu_table])).unwrap();
+
+    let run = cold_backup(&ws, &cfg);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(libvirt.virsh(&["domstate", "web"]), "running");
+    // It was shut down through the guest (the ACPI power button), not pulled.
+    let before = std::fs::read_to_string(guest.dir.join("console.log.previous")).unwrap();
+    assert!(before.contains("power button pressed"), "{before}");
+    assert!(guest.console_text().contains(&guest.marker));
+    let record = records(&ws).pop().unwrap();
+    assert_eq!(record["outcome"], "success", "{record:#}");
+    assert!(record["measured"]["downtime_ms"].as_u64().unwrap() > 0);
+    assert!(events(&record).contains(&"vm back".to_string()));
+    let out = ws.path("restored");
+    ws.restore("latest", &out, &[]).ok();
+    assert_eq!(
+        std::fs::read(out.join("vdb-data.raw")).unwrap(),
+        std::fs::read(&guest.data).unwrap()
+    );
+    tool(
+        std::process::Command::new("qemu-img")
+            .arg("check")
+            .arg(out.join("vda-system.qcow2")),
+    );
+}
+
+#[test]
+fn with_force_off_a_vm_that_ignores_the_shutdown_is_powered_off_hard_and_backed_up() {
+    let ws = Workspace::new();
+    let guest = Guest::new(&ws.path("guest"), Mode::Ignore, "LIFEBOAT-COLD-OK forced");
+    let cfg = config(&ws, &guest, "5s");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "shutdown_timeout = \"5s\"",
+        "shutdown_timeout = \"5s\"\nforce_off = true",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    guest.launch();
+
+    let run = cold_backup(&ws, &cfg);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("powering it off hard"),
+        "{}",
+        run.stderr
+    );
+    assert!(guest.running());
+    assert!(guest.console_text().contains(&guest.marker));
+    let record = records(&ws).pop().unwrap();
+    assert_eq!(record["outcome"], "success", "{record:#}");
+    assert_eq!(record["measured"]["forced_power_off"], 1);
+    let steps = events(&record);
+    assert!(
+        steps.contains(&"vm powered off hard".to_string()),
+        "{steps:?}"
+    );
+    assert!(record["measured"]["downtime_ms"].as_u64().unwrap() >= 5000);
+}

@@ -2,8 +2,8 @@
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
 # stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
 # MariaDB 10.11 from Debian, s3s-fs from crates.io, moto and schemathesis from PyPI in venvs
-# under target/; a tiny VM for QEMU built from Debian's packages; Debian's Chromium and
-# playwright-core from npm for the dashboard), then runs every test.
+# under target/; a tiny VM for QEMU built from Debian's packages; libvirt; Debian's Chromium
+# and playwright-core from npm for the dashboard), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,9 @@ fi
 # MariaDB 10.11 from Debian (server and client tools; the service is not started).
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
+# libvirt 9 for the libvirt driver's test (a private session daemon; nothing is started here).
+command -v virsh >/dev/null || missing+=(libvirt-clients)
+command -v libvirtd >/dev/null || [ -x /usr/sbin/libvirtd ] || missing+=(libvirt-daemon libvirt-daemon-driver-qemu)
 # The dashboard test drives Debian's Chromium with playwright-core from npm.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)

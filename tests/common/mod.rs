@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hook;
+pub mod libvirt;
 pub mod mariadb;
 pub mod postgres;
 pub mod proxy;

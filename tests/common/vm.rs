@@ -188,6 +188,44 @@ impl Guest {
             .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
     }
 
+    /// A libvirt domain for it (the same kernel, disks, mode and console), with QEMU run under
+    /// `timeout 300`.
+    pub fn libvirt_domain(&self, name: &str) -> String {
+        let vm = test_vm();
+        let emulator = self.dir.join("qemu-limited");
+        std::fs::write(
+            &emulator,
+            format!(
+                "#!/bin/sh\nexec timeout 300 {} \"$@\"\n",
+                vm.join("qemu-system-x86_64").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&emulator, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let append = &self.start[self.start.iter().position(|a| a == "-append").unwrap() + 1];
+        format!(
+            "<domain type='qemu'>\n  <name>{name}</name>\n  <memory unit='MiB'>256</memory>\n\
+             <vcpu>1</vcpu>\n  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n\
+             <kernel>{kernel}</kernel>\n    <initrd>{initrd}</initrd>\n\
+             <cmdline>{append}</cmdline>\n  </os>\n  <features><acpi/></features>\n\
+             <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n\
+             <devices>\n    <emulator>{emulator}</emulator>\n\
+             <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+             <source file='{system}'/><target dev='vda' bus='virtio'/></disk>\n\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{data}'/><target dev='vdb' bus='virtio'/></disk>\n\
+             <serial type='file'><source path='{console}'/><target port='0'/></serial>\n\
+             </devices>\n</domain>\n",
+            kernel = vm.join("vmlinuz").display(),
+            initrd = vm.join("initrd.gz").display(),
+            emulator = emulator.display(),
+            system = self.system.display(),
+            data = self.data.display(),
+            console = self.console.display(),
+        )
+    }
+
     /// The `[sources.NAME.vm]` table for it.
     pub fn vm_table(&self, source: &str, shutdown_timeout: &str) -> String {
         let start: Vec<String> = self.start.iter().map(|a| format!("{a:?}")).collect();
