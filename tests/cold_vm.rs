@@ -596,3 +596,76 @@ fn with_force_off_a_vm_that_ignores_the_shutdown_is_powered_off_hard_and_backed_
     );
     assert!(record["measured"]["downtime_ms"].as_u64().unwrap() >= 5000);
 }
+
+#[test]
+fn on_its_tier_a_vm_that_does_not_come_back_is_a_critical_incident_reported_at_once() {
+    let ws = Workspace::new();
+    let hook = common::hook::Hook::start();
+    let guest = Guest::new(&ws.path("guest"), Mode::Stay, "LIFEBOAT-COLD-OK lost");
+    let cfg = config(&ws, &guest, "60s");
+    // The VM starts for the test, but the configured start command fails afterwards.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let start = text
+        .lines()
+        .find(|l| l.starts_with("start = ["))
+        .unwrap()
+        .to_string();
+    let text = text.replace(&start, "start = [\"false\"]").replace(
+        "jitter = \"0s\"",
+        &format!("jitter = \"0s\"\nwebhook = \"{}\"", hook.url),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    guest.launch();
+
+    // The daemon's clock starts 5 s before the quarter's slot (03:00 on 1 January).
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(["serve", "--config"])
+        .arg(&cfg)
+        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+        .env("LIFEBOAT_CLOCK_START", "2027-01-01T02:59:55Z");
+    let server = Server::start(cmd);
+    let sent = hook.next();
+    assert_eq!(sent["severity"], "critical", "{sent:#}\n{}", server.log());
+    assert!(
+        sent["summary"]
+            .as_str()
+            .unwrap()
+            .contains("did not come back after its cold backup"),
+        "{sent:#}"
+    );
+    assert!(!guest.running(), "the VM runs after all");
+    let record = records(&ws).pop().unwrap();
+    assert_eq!(record["outcome"], "failure", "{record:#}");
+    assert_eq!(record["tier"], "cold-vm-quarterly");
+    assert_eq!(record["incident"]["severity"], "critical");
+    // The backup itself was made and is kept.
+    assert_eq!(record["snapshot"]["id"].as_str().unwrap().len(), 64);
+    let steps = events(&record);
+    assert!(steps.contains(&"vm disks read".to_string()), "{steps:?}");
+    assert!(!steps.contains(&"vm back".to_string()), "{steps:?}");
+    // Failed for good: not tried again on its own.
+    let admin = ws
+        .lifeboat(&["token", "create", "--role", "admin", "--config"])
+        .arg(&cfg)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let jobs = server.get("/api/v1/jobs", Some(&admin)).json();
+        let job = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["source"] == "web")
+            .cloned()
+            .unwrap_or_else(|| panic!("{jobs:#}"));
+        if job["state"] != "running" || std::time::Instant::now() > deadline {
+            break job;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert_eq!(job["attempts"], 1, "{job:#}");
+}
