@@ -660,19 +660,7 @@ fn openapi_document_metrics_and_a_bundle_that_verifies() {
     );
     assert_eq!(job.status, 202, "{}", job.text());
     let status = job.json()["status"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let state = loop {
-        let j = srv.get(&status, Some(&s.admin)).json();
-        if j["state"] == "done" || j["state"] == "failed" {
-            break j;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job never finished: {}",
-            srv.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let state = srv.finished_job(&status, &s.admin, std::time::Duration::from_secs(120));
     assert_eq!(state["state"], "done", "{state} {}", srv.log());
     let source = srv.get("/api/v1/sources/acme-files", acme).json();
     assert_eq!(source["rpo_state"], "ok", "{source}");

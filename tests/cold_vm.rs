@@ -82,15 +82,6 @@ fn records(ws: &Workspace) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn events(record: &serde_json::Value) -> Vec<String> {
-    record["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_cold_backup_stops_copies_and_restarts_the_vm_and_a_second_adds_almost_nothing() {
     let ws = Workspace::new();
@@ -113,7 +104,7 @@ fn a_cold_backup_stops_copies_and_restarts_the_vm_and_a_second_adds_almost_nothi
     let first = records(&ws).pop().unwrap();
     assert_eq!(first["outcome"], "success", "{first:#}");
     assert_eq!(first["source"], "web");
-    let steps = events(&first);
+    let steps = timeline(&first);
     let at = |name: &str| {
         steps
             .iter()
@@ -252,21 +243,11 @@ fn an_admin_triggers_a_cold_backup_through_the_api() {
     );
     assert_eq!(accepted.status, 202, "{}", accepted.text());
     let id = accepted.json()["job"].as_i64().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
-    let job = loop {
-        let job = server
-            .get(&format!("/api/v1/jobs/{id}"), Some(&admin))
-            .json();
-        if job["state"] == "done" || job["state"] == "failed" {
-            break job;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{job}\n{}",
-            server.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    };
+    let job = server.finished_job(
+        &format!("/api/v1/jobs/{id}"),
+        &admin,
+        std::time::Duration::from_secs(240),
+    );
     assert_eq!(job["state"], "done", "{job}\n{}", server.log());
     assert!(guest.running());
     assert!(guest.console_text().contains(&guest.marker));
@@ -295,7 +276,6 @@ mod proxmox {
     }
 
     pub fn serve() -> (String, Arc<Mutex<Host>>) {
-        use axum::routing::{get, post};
         let host = Arc::new(Mutex::new(Host {
             running: true,
             requests: Vec::new(),
@@ -308,80 +288,46 @@ mod proxmox {
             )
             .unwrap()
         };
-        let (running, stopped, config, task) = (
-            fixture("status-running.json"),
-            fixture("status-stopped.json"),
-            fixture("config.json"),
-            fixture("task.json"),
-        );
-        let base = "/api2/json/nodes/pve1/qemu/101";
-        type Shared = Arc<Mutex<Host>>;
-        let log = |h: &Shared, what: &str, headers: &axum::http::HeaderMap| {
-            let auth = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            h.lock().unwrap().requests.push(format!("{what} [{auth}]"));
-        };
-        let (h1, h2, h3, h4, h5) = (
-            host.clone(),
-            host.clone(),
-            host.clone(),
-            host.clone(),
-            host.clone(),
-        );
-        let app = axum::Router::new()
-            .route(
-                &format!("{base}/status/current"),
-                get(move |headers: axum::http::HeaderMap| {
-                    log(&h1, "GET status/current", &headers);
-                    let body = if h1.lock().unwrap().running {
-                        running.clone()
-                    } else {
-                        stopped.clone()
-                    };
-                    async move { body }
-                }),
-            )
-            .route(
-                &format!("{base}/config"),
-                get(move |headers: axum::http::HeaderMap| {
-                    log(&h2, "GET config", &headers);
-                    let body = config.clone();
-                    async move { body }
-                }),
-            )
-            .route(
-                &format!("{base}/status/shutdown"),
-                post({
-                    let task = task.clone();
-                    move |headers: axum::http::HeaderMap| {
-                        log(&h3, "POST status/shutdown", &headers);
-                        h3.lock().unwrap().running = false;
-                        async move { task }
+        let running = fixture("status-running.json");
+        let stopped = fixture("status-stopped.json");
+        let config = fixture("config.json");
+        let task = fixture("task.json");
+        let shared = host.clone();
+        // One handler for the VM's few calls: logs each, answers from the fixtures, and turns
+        // the VM off or on as a shutdown, stop or start would.
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap| {
+                let call = uri
+                    .path()
+                    .strip_prefix("/api2/json/nodes/pve1/qemu/101/")
+                    .unwrap_or(uri.path())
+                    .to_string();
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let mut h = shared.lock().unwrap();
+                h.requests.push(format!("{method} {call} [{auth}]"));
+                let answer = match (method.as_str(), call.as_str()) {
+                    ("GET", "status/current") if h.running => Ok(running.clone()),
+                    ("GET", "status/current") => Ok(stopped.clone()),
+                    ("GET", "config") => Ok(config.clone()),
+                    ("POST", "status/shutdown" | "status/stop") => {
+                        h.running = false;
+                        Ok(task.clone())
                     }
-                }),
-            )
-            .route(
-                &format!("{base}/status/start"),
-                post({
-                    let task = task.clone();
-                    move |headers: axum::http::HeaderMap| {
-                        log(&h4, "POST status/start", &headers);
-                        h4.lock().unwrap().running = true;
-                        async move { task }
+                    ("POST", "status/start") => {
+                        h.running = true;
+                        Ok(task.clone())
                     }
-                }),
-            )
-            .route(
-                &format!("{base}/status/stop"),
-                post(move |headers: axum::http::HeaderMap| {
-                    log(&h5, "POST status/stop", &headers);
-                    h5.lock().unwrap().running = false;
-                    async move { task }
-                }),
-            );
+                    _ => Err(axum::http::StatusCode::NOT_IMPLEMENTED),
+                };
+                async move { answer }
+            },
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -551,7 +497,7 @@ fn a_libvirt_domain_is_backed_up_cold_and_comes_back() {
     let record = records(&ws).pop().unwrap();
     assert_eq!(record["outcome"], "success", "{record:#}");
     assert!(record["measured"]["downtime_ms"].as_u64().unwrap() > 0);
-    assert!(events(&record).contains(&"vm back".to_string()));
+    assert!(timeline(&record).contains(&"vm back".to_string()));
     let out = ws.path("restored");
     ws.restore("latest", &out, &[]).ok();
     assert_eq!(
@@ -589,7 +535,7 @@ fn with_force_off_a_vm_that_ignores_the_shutdown_is_powered_off_hard_and_backed_
     let record = records(&ws).pop().unwrap();
     assert_eq!(record["outcome"], "success", "{record:#}");
     assert_eq!(record["measured"]["forced_power_off"], 1);
-    let steps = events(&record);
+    let steps = timeline(&record);
     assert!(
         steps.contains(&"vm powered off hard".to_string()),
         "{steps:?}"
@@ -640,7 +586,7 @@ fn on_its_tier_a_vm_that_does_not_come_back_is_a_critical_incident_reported_at_o
     assert_eq!(record["incident"]["severity"], "critical");
     // The backup itself was made and is kept.
     assert_eq!(record["snapshot"]["id"].as_str().unwrap().len(), 64);
-    let steps = events(&record);
+    let steps = timeline(&record);
     assert!(steps.contains(&"vm disks read".to_string()), "{steps:?}");
     assert!(!steps.contains(&"vm back".to_string()), "{steps:?}");
     // Failed for good: not tried again on its own.

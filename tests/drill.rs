@@ -99,15 +99,6 @@ fn check<'a>(record: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
         .unwrap_or_else(|| panic!("no check '{name}' in {record:#}"))
 }
 
-fn events(record: &serde_json::Value) -> Vec<String> {
-    record["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// No scratch directory of a drill is left behind.
 fn no_scratch_left(scratch: &Path) {
     let left: Vec<PathBuf> = std::fs::read_dir(scratch)
@@ -207,7 +198,7 @@ newest_within = "1h"
     assert_eq!(record["environment"]["kind"], "postgres");
     assert_eq!(record["environment"]["teardown"], "done");
     assert_eq!(
-        events(&record),
+        timeline(&record),
         [
             "started",
             "snapshot picked",
@@ -382,7 +373,7 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
     let (code, record) = drill(&ws, &cfg, &s, scratch.path());
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["incident"]["severity"], "critical", "{record:#}");
-    assert!(events(&record).contains(&"restore failed".to_string()));
+    assert!(timeline(&record).contains(&"restore failed".to_string()));
     assert_eq!(hook.next()["severity"], "critical");
     assert!(hook.is_quiet(), "a passing drill sends nothing");
     assert_eq!(record["environment"]["teardown"], "done");
@@ -662,7 +653,7 @@ fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
         .unwrap()
         .contains("no network device"));
     assert!(
-        events(&record).contains(&"VM powered off".to_string()),
+        timeline(&record).contains(&"VM powered off".to_string()),
         "{record:#}"
     );
 

@@ -316,6 +316,16 @@ pub fn random_file(path: &Path, len: usize, seed: u64) {
 }
 
 /// Runs a stock tool; panics with its output when it fails.
+/// The events of an evidence record's timeline, in order.
+pub fn timeline(record: &serde_json::Value) -> Vec<String> {
+    record["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| e["event"].as_str().expect("an event name").to_string())
+        .collect()
+}
+
 pub fn tool(cmd: &mut Command) -> Vec<u8> {
     let out = cmd
         .output()

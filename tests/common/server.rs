@@ -149,6 +149,28 @@ impl Server {
         )
     }
 
+    /// Polls a job (`/api/v1/jobs/ID`) until it is done or failed; panics after `within`.
+    pub fn finished_job(
+        &self,
+        path: &str,
+        token: &str,
+        within: std::time::Duration,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let job = self.get(path, Some(token)).json();
+            if job["state"] == "done" || job["state"] == "failed" {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job never finished: {job}\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
