@@ -82,3 +82,39 @@ fn the_shipped_drill_specs_are_valid_against_the_example() {
         assert!(run.stdout.contains("is valid"), "{}", run.stdout);
     }
 }
+
+#[test]
+fn credentials_in_an_endpoint_and_bad_http_limits_are_refused() {
+    let ws = Workspace::empty(Store::Local);
+    let text = fs::read_to_string(EXAMPLE).unwrap();
+    let broken = text
+        .replace(
+            "endpoint = \"https://s3.dc2.example.net\"",
+            "endpoint = \"https://AKIA0000:verysecret@s3.dc2.example.net\"",
+        )
+        .replacen(
+            "[service]\n",
+            "[service]\ntrusted_proxies = [\"10.0.0.0/8\", \"the-proxy\"]\nstop_timeout = \"soon\"\n",
+            1,
+        )
+        + "\n[service.http]\nheader_timeout = \"0s\"\nmax_connections = 0\n";
+    assert_ne!(broken, text);
+    let path = ws.path("lifeboat.toml");
+    fs::write(&path, &broken).unwrap();
+    let run = ws
+        .lifeboat(&["config", "check", "--config"])
+        .arg(&path)
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for says in [
+        "target 'second-site': endpoint: it has credentials in it",
+        "trusted_proxies: 'the-proxy' is not an IP address or network",
+        "stop_timeout:",
+        "[service.http] header_timeout:",
+        "[service.http] max_connections: must be at least 1",
+    ] {
+        assert!(run.stderr.contains(says), "'{says}' in {}", run.stderr);
+    }
+    // The secret itself is never repeated back.
+    assert!(!run.stderr.contains("verysecret"), "{}", run.stderr);
+}

@@ -1,4 +1,5 @@
-//! `lifeboat serve` with an injected clock (600 times faster: a 30-minute slot every 3 s):
+//! `lifeboat serve` with an injected clock (600 times faster: a 30-minute slot every 3 s; the
+//! clock stands at its start until the daemon first reads it, so slow start-ups shift nothing):
 //! scheduled backups happen and are tagged, SIGTERM stops it cleanly, a second daemon on the
 //! same data directory is refused, and a daemon killed mid-job runs the job again on restart.
 //! Synchronisation is by the daemon's own log lines, never by sleeping.
@@ -301,7 +302,9 @@ fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
         random_file(&ws.path(&format!("src/part{i}")), 32 << 20, i);
     }
     let cfg = config(&ws);
-    let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:59:30Z");
+    // The daemon's clock stands at 09:59:30 until it plans, so the first slot is 10:00
+    // however slow the start; at 60x a stall of 30 s would still not skip past it.
+    let mut daemon = Daemon::start_at_speed(&ws, &cfg, "2026-11-23T09:59:30Z", 60);
     daemon.wait_for("job 1 started", 1);
     daemon.signal(libc::SIGKILL);
     daemon.wait();
@@ -310,7 +313,7 @@ fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
         "the job ended before the kill"
     );
 
-    let mut again = Daemon::start(&ws, &cfg, "2026-11-23T10:01:00Z");
+    let mut again = Daemon::start_at_speed(&ws, &cfg, "2026-11-23T10:01:00Z", 60);
     let cut = again.wait_for("was cut off by a stop", 1);
     assert!(
         cut.contains("job 1 (erp-files slot 2026-11-23 10:00:00 UTC)"),

@@ -200,7 +200,8 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
     assert_eq!(r["evidence"]["last"], 16);
     assert_eq!(r["evidence"]["records"], 15);
 
-    let days: Vec<(String, u64, u64, u64, u64)> = r["days"]
+    // Slots: each succeeded, failed, or was missed (3 Mar 00:00: no backup at all).
+    let days: Vec<(String, u64, u64, u64, u64, u64)> = r["days"]
         .as_array()
         .unwrap()
         .iter()
@@ -210,6 +211,7 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
                 d["scheduled"].as_u64().unwrap(),
                 d["succeeded"].as_u64().unwrap(),
                 d["failed"].as_u64().unwrap(),
+                d["missed"].as_u64().unwrap(),
                 d["worst_data_age_ms"].as_u64().unwrap(),
             )
         })
@@ -217,10 +219,15 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
     assert_eq!(
         days,
         vec![
-            ("2026-03-01".into(), 4, 3, 1, 12 * H),
-            ("2026-03-02".into(), 4, 1, 3, 24 * H),
-            ("2026-03-03".into(), 4, 3, 0, 30 * H),
+            ("2026-03-01".into(), 4, 3, 1, 0, 12 * H),
+            ("2026-03-02".into(), 4, 1, 3, 0, 24 * H),
+            ("2026-03-03".into(), 4, 3, 0, 1, 30 * H),
         ]
+    );
+    // Slots are counted from the source's first record (no daemon scheduled it here).
+    assert_eq!(
+        r["terms"]["sources"][0]["since"],
+        "2026-02-27T18:01:00.000Z"
     );
 
     // The longest gap: 2 Mar 00:00 to 3 Mar 06:00. The RPO (12 h) was exceeded from 2 Mar
@@ -239,6 +246,8 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
     assert_eq!(s["backups_scheduled"], 12);
     assert_eq!(s["backups_succeeded"], 7);
     assert_eq!(s["backups_failed"], 4);
+    assert_eq!(s["backups_missed"], 1);
+    assert_eq!(s["backups_pending"], 0);
     assert_eq!(s["rpo_met"], false);
     assert_eq!(s["drills_done"], 2);
     assert_eq!(s["drills_passed"], 1);
@@ -262,6 +271,8 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
         .collect();
     assert_eq!(incidents, vec![6, 9, 10, 11, 13]);
 
+    assert_eq!(drills["due_in_period"], 1);
+
     // Backups ran and one drill passed, but the RPO was missed: partial, not supported.
     let control = |id: &str| {
         r["controls"]
@@ -283,7 +294,12 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
     assert_eq!(csv.code, 0, "{}", csv.stderr);
     let lines: Vec<&str> = csv.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", csv.stdout);
-    assert_eq!(lines[2], "2026-03-02,db,4,1,3,86400000,43200000");
+    assert_eq!(
+        lines[0],
+        "date,source,scheduled,succeeded,failed,missed,worst_data_age_ms,rpo_ms"
+    );
+    assert_eq!(lines[2], "2026-03-02,db,4,1,3,0,86400000,43200000");
+    assert_eq!(lines[3], "2026-03-03,db,4,3,0,1,108000000,43200000");
 
     // HTML: the figures, two charts, nothing that needs a script.
     let html = report(&ws, &["--format", "html"]);
@@ -291,24 +307,29 @@ fn figures_from_a_history_with_gaps_and_failed_drills() {
     let page = &html.stdout;
     assert!(page.contains("ACME Maschinenbau"));
     assert!(page.contains("7 / 12"), "backups card");
+    assert!(page.contains("4 failed, 1 missed"), "backups card");
+    assert!(page.contains("slots counted from 2026-02-27T18:01:00.000Z"));
+    assert!(page.contains("B and R and D"), "the rules are stated");
     assert!(page.contains("30.0 h"), "longest gap");
     assert_eq!(page.matches("<svg").count(), 2);
     assert!(!page.contains("<script"));
 
-    // A period before anything happened: no backups, nothing met, nothing supported.
-    let empty = ws
+    // A period before the contract's evidence: nothing to report, and said so.
+    let before = ws
         .lifeboat(&[
             "report", "erp", "--period", "2025-12", "--format", "json", "--config",
         ])
         .arg(ws.path("lifeboat.toml"))
         .env("LIFEBOAT_NOW", "2026-03-05T00:00:00Z")
-        .ok()
-        .json();
-    assert_eq!(empty["evidence"]["records"], 0);
-    assert_eq!(empty["summary"]["backups_scheduled"], 124);
-    assert_eq!(empty["summary"]["backups_succeeded"], 0);
-    assert_eq!(empty["summary"]["rpo_met"], false);
-    assert_eq!(empty["controls"][0]["status"], "not supported");
+        .run();
+    assert_eq!(before.code, 1);
+    assert!(
+        before.stderr.contains(
+            "the contract's evidence begins 2026-02-27; a report may start on 2026-01-01"
+        ),
+        "{}",
+        before.stderr
+    );
 
     // Mistakes get clear errors.
     let bad = ws
@@ -519,5 +540,106 @@ fn bundle_verifies_offline_and_tampering_is_caught() {
             .contains("report.json says .rpo[0].held_ms = 259200000, the records give 194400000"),
         "{}",
         bad.stderr
+    );
+}
+
+/// The history as report entries, and the terms of contract erp.
+fn entries_and_terms(ws: &Workspace) -> (Vec<lifeboat::report::Entry>, lifeboat::report::Terms) {
+    let loaded = lifeboat::config::load(&ws.path("lifeboat.toml")).unwrap();
+    let catalog = Catalog::open(&ws.path("data")).unwrap();
+    let entries = catalog
+        .evidence(Some("acme"))
+        .unwrap()
+        .iter()
+        .map(|e| lifeboat::report::Entry {
+            sequence: e.sequence,
+            sha256: e.sha256.clone(),
+            record: Record::parse(&e.record).unwrap(),
+        })
+        .collect();
+    (
+        entries,
+        lifeboat::report::Terms::of(&loaded, "erp").unwrap(),
+    )
+}
+
+#[test]
+fn slots_count_from_when_the_source_was_first_scheduled_and_an_open_one_is_pending() {
+    let ws = Workspace::new();
+    config(&ws);
+    write_history(&ws);
+    let (entries, mut terms) = entries_and_terms(&ws);
+    // The service first scheduled the source on 2 Mar at 06:00: nothing before counts.
+    terms.sources[0].since = Some("2026-03-02T06:00:00.000Z".into());
+    let period = lifeboat::report::Period::parse("2026-03-01..2026-03-03").unwrap();
+    let r =
+        lifeboat::report::compute(&terms, &period, t("2026-03-05T00:00:00Z"), &entries).unwrap();
+    let per_day: Vec<(u64, u64, u64, Option<u64>)> = r
+        .days
+        .iter()
+        .map(|d| (d.scheduled, d.succeeded, d.failed, d.missed))
+        .collect();
+    assert_eq!(
+        per_day,
+        vec![(0, 0, 0, Some(0)), (3, 0, 3, Some(0)), (4, 3, 0, Some(1))]
+    );
+    assert_eq!(r.summary.backups_scheduled, 7);
+
+    // Made on 3 Mar at 19:00: the 18:00 slot's backup (recorded 18:01) counts; made at
+    // 12:30 the 12:00 slot is still open with its backup not yet recorded: pending, not
+    // missed, and not judged at all.
+    let noon =
+        lifeboat::report::compute(&terms, &period, t("2026-03-03T12:00:30Z"), &entries).unwrap();
+    assert_eq!(noon.summary.backups_pending, Some(1));
+    assert_eq!(noon.summary.backups_missed, Some(1));
+    assert_eq!(noon.summary.backups_scheduled, 6);
+    assert_eq!(noon.summary.backups_succeeded, 1);
+
+    // Never scheduled: no slot counts.
+    terms.sources[0].since = None;
+    let never =
+        lifeboat::report::compute(&terms, &period, t("2026-03-05T00:00:00Z"), &entries).unwrap();
+    assert_eq!(never.summary.backups_scheduled, 0);
+    assert_eq!(
+        never.controls[0].status, "partial",
+        "backups ran, but no slot to judge"
+    );
+}
+
+#[test]
+fn a_bundle_of_report_version_1_still_verifies() {
+    let ws = Workspace::new();
+    config(&ws);
+    write_history(&ws);
+    let (entries, terms) = entries_and_terms(&ws);
+    let period = lifeboat::report::Period::parse("2026-03-01..2026-03-03").unwrap();
+    let old =
+        lifeboat::report::compute_version(1, &terms, &period, t("2026-03-05T00:00:00Z"), &entries)
+            .unwrap();
+    assert_eq!(old.version, 1);
+    // Version 1 counted records per day, the whole period's slots, and no missed ones.
+    assert!(old.summary.backups_missed.is_none());
+    assert_eq!(old.summary.backups_scheduled, 12);
+    let json = serde_json::to_value(&old).unwrap();
+    assert!(json["days"][0].get("missed").is_none(), "{json}");
+    let catalog = Catalog::open(&ws.path("data")).unwrap();
+    let stored = catalog.evidence(Some("acme")).unwrap();
+    let key = SecretKey::load(&ws.path("keys/svc.key")).unwrap();
+    let records = lifeboat::report::bundle::records_for(&old, &stored);
+    let bundle = ws.path("v1.tar");
+    lifeboat::report::bundle::write(&bundle, &old, &records, &key).unwrap();
+    let ok = verify(&ws, &bundle, "keys/svc.cert");
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stderr
+            .contains("every figure of the report was recomputed"),
+        "{}",
+        ok.stderr
+    );
+    assert!(
+        ok.stderr
+            .contains("made by an older Lifeboat (report version 1)"),
+        "{}",
+        ok.stderr
     );
 }

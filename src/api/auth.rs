@@ -1,16 +1,18 @@
-//! Bearer tokens, roles and tenant scope, and the slow-down of repeated failed logins.
+//! Bearer tokens, dashboard sessions, roles and tenant scope.
 //!
 //! A token reads `lb_<id>_<secret>`: a 12-hex-digit id (shown in lists and the audit log) and
 //! 256 random bits. Only the secret's SHA-256 is stored, compared in constant time.
+//!
+//! Logging in to the dashboard with a token makes a session: 256 random bits in an HttpOnly
+//! cookie, of which the catalog keeps only the SHA-256. The cookie never holds the token. A
+//! session lasts `SESSION_LIFETIME` at most, never longer than its token, ends at logout, and
+//! ends with its token when that is revoked or expires.
 
-use crate::catalog::tokens::TokenRow;
+use crate::catalog::tokens::{SessionRow, TokenRow};
 use crate::catalog::Catalog;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
@@ -56,6 +58,9 @@ pub struct Principal {
     pub role: Role,
     /// The one tenant a customer or auditor sees.
     pub tenant: Option<String>,
+    /// Whether it came through the dashboard's session cookie (which a browser sends on its
+    /// own, so changes made with it must come from our own pages) rather than a bearer token.
+    pub session: bool,
 }
 
 impl Principal {
@@ -116,17 +121,40 @@ pub enum Refused {
     Expired,
 }
 
+/// The id a presented token names, if it has the shape of one.
+pub fn token_id(presented: &str) -> Option<&str> {
+    split(presented).map(|(id, _)| id)
+}
+
+fn split(presented: &str) -> Option<(&str, &str)> {
+    presented
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_at_checked(ID_LEN))
+        .and_then(|(id, rest)| Some((id, rest.strip_prefix('_')?)))
+        .filter(|(id, _)| id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether a stored token may be used at `now`.
+fn usable(row: &TokenRow, now: DateTime<Utc>) -> Result<Role, Refused> {
+    if row.revoked.is_some() {
+        return Err(Refused::Revoked);
+    }
+    if let Some(expires) = &row.expires {
+        let expired = DateTime::parse_from_rfc3339(expires).map_or(true, |e| e <= now);
+        if expired {
+            return Err(Refused::Expired);
+        }
+    }
+    Role::parse(&row.role).ok_or(Refused::Unknown)
+}
+
 /// Checks a presented token against the catalog.
 pub fn authenticate(
     catalog: &Catalog,
     presented: &str,
     now: DateTime<Utc>,
 ) -> Result<Result<Principal, Refused>, crate::catalog::Error> {
-    let Some((id, secret)) = presented
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.split_at_checked(ID_LEN))
-        .and_then(|(id, rest)| Some((id, rest.strip_prefix('_')?)))
-    else {
+    let Some((id, secret)) = split(presented) else {
         return Ok(Err(Refused::Malformed));
     };
     let Some(row) = catalog.token(id)? else {
@@ -138,70 +166,72 @@ pub fn authenticate(
     if !matches {
         return Ok(Err(Refused::WrongSecret));
     }
-    if row.revoked.is_some() {
-        return Ok(Err(Refused::Revoked));
-    }
-    if let Some(expires) = &row.expires {
-        let expired = DateTime::parse_from_rfc3339(expires).map_or(true, |e| e <= now);
-        if expired {
-            return Ok(Err(Refused::Expired));
-        }
-    }
-    let Some(role) = Role::parse(&row.role) else {
-        return Ok(Err(Refused::Unknown));
-    };
-    Ok(Ok(Principal {
+    Ok(usable(&row, now).map(|role| Principal {
         token: row.id,
         role,
         tenant: row.tenant,
+        session: false,
     }))
 }
 
-/// Failed logins per client address: each failure delays the next answer to that address a
-/// little more, and past `LOCK_AFTER` failures within `WINDOW` it is refused outright (429)
-/// until the window has passed.
-#[derive(Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<IpAddr, (u32, std::time::Instant)>>,
+/// How long a dashboard session lasts at most.
+pub const SESSION_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
+
+/// A new session for `who` (just authenticated with its token): the row to store and the
+/// cookie's value (handed out once).
+pub fn new_session(
+    catalog: &Catalog,
+    who: &Principal,
+    now: DateTime<Utc>,
+) -> Result<(SessionRow, String), crate::catalog::Error> {
+    let secret: [u8; 32] = rand::random();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let token_expires = catalog
+        .token(&who.token)?
+        .and_then(|t| t.expires)
+        .and_then(|e| DateTime::parse_from_rfc3339(&e).ok())
+        .map(|e| e.with_timezone(&Utc));
+    let expires = match token_expires {
+        Some(t) => t.min(now + SESSION_LIFETIME),
+        None => now + SESSION_LIFETIME,
+    };
+    let row = SessionRow {
+        id_sha256: secret_hash(&secret),
+        token: who.token.clone(),
+        created: crate::evidence::record::time(now),
+        expires: crate::evidence::record::time(expires),
+    };
+    Ok((row, secret))
 }
 
-pub const LOCK_AFTER: u32 = 10;
-pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// The hash a session's cookie value is stored under.
+pub fn session_key(cookie: &str) -> String {
+    secret_hash(cookie)
+}
 
-impl Throttle {
-    /// How long to wait before answering this address, or `Err(retry_after)` when it is
-    /// locked out.
-    pub fn delay(&self, ip: IpAddr) -> Result<std::time::Duration, std::time::Duration> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip) {
-            Some((_, since)) if since.elapsed() > WINDOW => {
-                map.remove(&ip);
-                Ok(std::time::Duration::ZERO)
-            }
-            Some((n, since)) if *n >= LOCK_AFTER => Err(WINDOW.saturating_sub(since.elapsed())),
-            Some((n, _)) => Ok(std::time::Duration::from_millis(
-                (50 * u64::from(*n)).min(1000),
-            )),
-            None => Ok(std::time::Duration::ZERO),
-        }
+/// Checks a dashboard session's cookie value: the session must exist and be unexpired, and
+/// its token still usable.
+pub fn authenticate_session(
+    catalog: &Catalog,
+    cookie: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Principal, Refused>, crate::catalog::Error> {
+    let Some(session) = catalog.session(&secret_hash(cookie))? else {
+        return Ok(Err(Refused::Unknown));
+    };
+    let expired = DateTime::parse_from_rfc3339(&session.expires).map_or(true, |e| e <= now);
+    if expired {
+        return Ok(Err(Refused::Expired));
     }
-
-    pub fn failed(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let e = map.entry(ip).or_insert((0, std::time::Instant::now()));
-        e.0 += 1;
-        // Keep memory bounded under a spray of addresses.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() <= WINDOW);
-        }
-    }
-
-    pub fn succeeded(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(&ip).is_some_and(|(n, _)| *n < LOCK_AFTER) {
-            map.remove(&ip);
-        }
-    }
+    let Some(row) = catalog.token(&session.token)? else {
+        return Ok(Err(Refused::Unknown));
+    };
+    Ok(usable(&row, now).map(|role| Principal {
+        token: row.id,
+        role,
+        tenant: row.tenant,
+        session: true,
+    }))
 }
 
 #[cfg(test)]
@@ -259,23 +289,57 @@ mod tests {
     }
 
     #[test]
-    fn failures_slow_down_then_lock_out() {
-        let t = Throttle::default();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(t.delay(ip), Ok(std::time::Duration::ZERO));
-        t.failed(ip);
-        t.failed(ip);
-        assert_eq!(t.delay(ip), Ok(std::time::Duration::from_millis(100)));
-        t.succeeded(ip);
-        assert_eq!(t.delay(ip), Ok(std::time::Duration::ZERO));
-        for _ in 0..LOCK_AFTER {
-            t.failed(ip);
-        }
-        assert!(t.delay(ip).is_err());
-        // A right token does not lift a lock-out.
-        t.succeeded(ip);
-        assert!(t.delay(ip).is_err());
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert_eq!(t.delay(other), Ok(std::time::Duration::ZERO));
+    fn sessions_end_at_logout_with_their_token_or_after_their_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let (row, token) = new_token(Role::Customer, Some("acme"), None, now, None);
+        catalog.add_token(&row).unwrap();
+        let who = authenticate(&catalog, &token, now).unwrap().unwrap();
+        let (session, cookie) = new_session(&catalog, &who, now).unwrap();
+        assert!(!cookie.contains(&token) && session.id_sha256 != cookie);
+        catalog.add_session(&session, now).unwrap();
+        let p = authenticate_session(&catalog, &cookie, now)
+            .unwrap()
+            .unwrap();
+        assert!(p.session && p.role == Role::Customer && p.tenant.as_deref() == Some("acme"));
+        // The token is not a session, and a session is not a token.
+        assert_eq!(
+            authenticate_session(&catalog, &token, now).unwrap(),
+            Err(Refused::Unknown)
+        );
+        assert!(authenticate(&catalog, &cookie, now).unwrap().is_err());
+        // Past its lifetime; then ended by logout.
+        let later = now + SESSION_LIFETIME + chrono::Duration::seconds(1);
+        assert_eq!(
+            authenticate_session(&catalog, &cookie, later).unwrap(),
+            Err(Refused::Expired)
+        );
+        assert!(catalog.end_session(&session_key(&cookie)).unwrap());
+        assert_eq!(
+            authenticate_session(&catalog, &cookie, now).unwrap(),
+            Err(Refused::Unknown)
+        );
+        // A session ends with its token: an hour-long token, revoked.
+        let (short_row, short) = new_token(
+            Role::Admin,
+            None,
+            None,
+            now,
+            Some(now + chrono::Duration::hours(1)),
+        );
+        catalog.add_token(&short_row).unwrap();
+        let admin = authenticate(&catalog, &short, now).unwrap().unwrap();
+        let (s2, c2) = new_session(&catalog, &admin, now).unwrap();
+        assert_eq!(
+            s2.expires,
+            crate::evidence::record::time(now + chrono::Duration::hours(1))
+        );
+        catalog.add_session(&s2, now).unwrap();
+        catalog.revoke_token(&short_row.id, now).unwrap();
+        assert_eq!(
+            authenticate_session(&catalog, &c2, now).unwrap(),
+            Err(Refused::Revoked)
+        );
     }
 }

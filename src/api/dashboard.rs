@@ -1,5 +1,6 @@
-//! The dashboard: server-rendered pages behind the same tokens as the API. Logging in stores
-//! the token in an HTTP-only, same-site cookie. Per tenant: each source's last successful
+//! The dashboard: server-rendered pages behind the same tokens as the API. Logging in with a
+//! token makes a session (see `auth`) kept in an HTTP-only, same-site cookie; logging out
+//! ends it on the server. Login and logout take forms from our own pages only. Per tenant: each source's last successful
 //! backup, RPO state and next run; each contract's drills, test restores left, and report
 //! downloads. No scripts.
 
@@ -133,6 +134,10 @@ async fn login(
     request: axum::extract::Request,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
+    // A login from another site's page would log the visitor in as someone else.
+    if let Err(e) = api.same_origin(&parts) {
+        return e.into_response();
+    }
     let bytes = match axum::body::to_bytes(body, super::BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => return ApiError::bad_request("the login form is too large").into_response(),
@@ -151,10 +156,25 @@ async fn login(
         parts.headers.insert(axum::http::header::AUTHORIZATION, v);
     }
     match Principal::from_request_parts(&mut parts, &api.0).await {
-        Ok(_) => {
-            let cookie = Cookie::build((COOKIE, token))
+        Ok(who) => {
+            let now = api.clock.now();
+            let made = api
+                .0
+                .db(move |catalog, _| {
+                    let (row, secret) =
+                        super::auth::new_session(catalog, &who, now).map_err(ApiError::internal)?;
+                    catalog.add_session(&row, now).map_err(ApiError::internal)?;
+                    Ok(secret)
+                })
+                .await;
+            let secret = match made {
+                Ok(s) => s,
+                Err(e) => return e.into_response(),
+            };
+            let cookie = Cookie::build((COOKIE, secret))
                 .http_only(true)
                 .same_site(SameSite::Strict)
+                .secure(api.over_tls(&parts))
                 .path("/")
                 .build();
             (jar.add(cookie), Redirect::to("/")).into_response()
@@ -170,7 +190,27 @@ async fn login(
     }
 }
 
-async fn logout(jar: CookieJar) -> Response {
+/// Ends the session on the server (the cookie alone is worthless afterwards) and drops
+/// the cookie.
+async fn logout(
+    api: axum::extract::State<State>,
+    jar: CookieJar,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    if let Err(e) = api.same_origin(&parts) {
+        return e.into_response();
+    }
+    if let Some(c) = jar.get(COOKIE) {
+        let key = super::auth::session_key(c.value());
+        if let Err(e) = api
+            .0
+            .db(move |catalog, _| catalog.end_session(&key).map_err(ApiError::internal))
+            .await
+        {
+            return e.into_response();
+        }
+    }
     (
         jar.remove(Cookie::build(COOKIE).path("/")),
         Redirect::to("/login"),
@@ -253,7 +293,7 @@ async fn tenant_page(
     let data = api
         .0
         .db(move |catalog, api| {
-            let sources: Vec<_> = super::routes::sources_out(api, catalog)?
+            let sources: Vec<_> = super::routes::sources_out(api, catalog, &who2)?
                 .into_iter()
                 .filter(|s| s.tenant == t2)
                 .collect();
@@ -265,18 +305,35 @@ async fn tenant_page(
                 .collect();
             let now = api.clock.now();
             let tz = api.loaded.config.service.time_zone();
+            let evidence = catalog.evidence(Some(&t2)).map_err(ApiError::internal)?;
             let mut contracts = Vec::new();
             for (id, c) in &api.loaded.config.contracts {
                 if c.tenant.get_ref() != &t2 {
                     continue;
                 }
                 let used = crate::drill::quota::used_in_year(&drills, id, now, tz).len() as u32;
+                // Only the periods a report can be made for.
+                let first = evidence
+                    .iter()
+                    .filter_map(|e| crate::evidence::Record::parse(&e.record).ok())
+                    .filter(|r| r.contract.as_deref() == Some(id.as_str()))
+                    .filter_map(|r| chrono::DateTime::parse_from_rfc3339(&r.recorded).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .min();
+                let offered: Vec<String> = periods(now.with_timezone(&tz))
+                    .into_iter()
+                    .filter(|p| {
+                        crate::report::Period::parse(p)
+                            .is_ok_and(|p| crate::report::admissible(&p, &tz, first, now).is_ok())
+                    })
+                    .collect();
                 contracts.push((
                     id.clone(),
                     c.rpo.get_ref().clone(),
                     c.rto.get_ref().clone(),
                     c.test_restores_per_year,
                     used,
+                    offered,
                 ));
             }
             Ok((sources, drills, contracts))
@@ -287,8 +344,6 @@ async fn tenant_page(
         Err(e) => return e.into_response(),
     };
     let name = api.loaded.config.tenants[&tenant].name.clone();
-    let tz = api.loaded.config.service.time_zone();
-    let offered = periods(api.clock.now().with_timezone(&tz));
     page(
         &name,
         Some(&who),
@@ -316,7 +371,7 @@ async fn tenant_page(
                     }
                 }
             }
-            @for (id, rpo, rto, quota, used) in &contracts {
+            @for (id, rpo, rto, quota, used, offered) in &contracts {
                 section data-contract=(id) {
                     h2 { "Contract " (id) }
                     p.muted { "RPO " (rpo) " · RTO " (rto) " · test restores: " b { (quota.saturating_sub(*used)) " of " (quota) " left" } " this year" }
@@ -339,7 +394,7 @@ async fn tenant_page(
                     h3 { "Reports" }
                     table {
                         tr { th { "Period" } th { "Download" } }
-                        @for p in &offered {
+                        @for p in offered {
                             tr {
                                 td { (p) }
                                 td {

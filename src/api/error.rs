@@ -60,10 +60,27 @@ impl ApiError {
         }
     }
 
-    /// A failure of the server itself (logged; the client sees the message too).
+    /// The server cannot take this now (503): come back after `retry_secs`.
+    pub fn busy(m: impl Into<String>, retry_secs: u64) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: m.into(),
+            retry_after: Some(retry_secs.max(1)),
+        }
+    }
+
+    /// A failure of the server itself. The details (paths, hosts) go to the server's log
+    /// under a reference; the client gets the reference, never the details.
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
-        eprintln!("api: {e}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}"))
+        let reference = hex::encode(rand::random::<[u8; 4]>());
+        eprintln!("api: internal error {reference}: {e}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the server could not do this (internal error {reference}; the service's log \
+                 has the details)"
+            ),
+        )
     }
 }
 

@@ -82,10 +82,7 @@ pub async fn metrics(
                 drills.clone(),
             );
 
-            for s in super::routes::sources_out(api, catalog)? {
-                if !who.sees(&s.tenant) {
-                    continue;
-                }
+            for s in super::routes::sources_out(api, catalog, &who)? {
                 let labels = SourceLabels {
                     tenant: s.tenant.clone(),
                     source: s.id.clone(),

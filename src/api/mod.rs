@@ -8,31 +8,39 @@
 //! document (`/api/v1/openapi.json`) is generated from the handlers themselves.
 
 pub mod auth;
+mod client;
 mod dashboard;
 mod error;
+mod gate;
+mod headers;
 mod metrics;
 mod routes;
+mod server;
+pub mod throttle;
 
 pub use error::ApiError;
+pub use server::serve;
 
 use crate::catalog::Catalog;
+use crate::config::http::Limits;
 use crate::config::Loaded;
 use crate::daemon::Clock;
 use crate::drill::spec::Drill;
 use crate::repo::crypto::SecretKey;
-use auth::{Principal, Role, Throttle};
+use auth::{Principal, Role};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use throttle::{Throttle, Verdict};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The cookie the dashboard keeps the token in.
-pub const COOKIE: &str = "lifeboat_token";
+/// The cookie the dashboard keeps its session in.
+pub const COOKIE: &str = "lifeboat_session";
 
 /// What every request handler can reach.
 pub struct Api {
@@ -43,11 +51,42 @@ pub struct Api {
     /// Signs report bundles.
     pub signing: SecretKey,
     pub throttle: Throttle,
+    pub limits: Limits,
+    /// `[service] trusted_proxies`.
+    pub trusted: Vec<ipnet::IpNet>,
+    /// Reports computed at once.
+    pub reports: gate::Gate,
+    /// What customers and auditors must not read in errors (see `evidence::redact`).
+    pub confidential: Vec<String>,
 }
 
 pub type State = Arc<Api>;
 
 impl Api {
+    /// The state of the API for a loaded configuration.
+    pub fn new(
+        loaded: Loaded,
+        drills: BTreeMap<String, Drill>,
+        data_dir: PathBuf,
+        clock: Clock,
+        signing: SecretKey,
+    ) -> Api {
+        let service = &loaded.config.service;
+        let limits = service.limits();
+        Api {
+            throttle: Throttle::new(u32::try_from(limits.lock_after).unwrap_or(u32::MAX)),
+            trusted: service.trusted_proxies(),
+            reports: gate::Gate::new("reports", limits.reports_at_once),
+            confidential: loaded.config.confidential(),
+            limits,
+            loaded,
+            drills,
+            data_dir,
+            clock,
+            signing,
+        }
+    }
+
     /// Runs `f` on the catalog, off the async threads.
     pub async fn db<T: Send + 'static>(
         self: &Arc<Self>,
@@ -76,6 +115,16 @@ impl Api {
             .map_err(ApiError::internal)
     }
 
+    /// An error message as `who` may read it: whole for staff, without the MSP's
+    /// locations and hosts for customers and auditors.
+    pub fn for_reader(&self, who: &Principal, text: &str) -> String {
+        if who.role.scoped() {
+            crate::evidence::redact::redact(text, &self.confidential)
+        } else {
+            text.to_string()
+        }
+    }
+
     /// The tenant a source belongs to.
     pub fn tenant_of_source(&self, source: &str) -> Option<&str> {
         self.loaded
@@ -98,42 +147,77 @@ impl Api {
             _ => self.tenant_of_source(name),
         }
     }
+
+    /// The address a request came from: its peer, or what a trusted proxy says.
+    pub fn client(&self, parts: &Parts) -> IpAddr {
+        client::address(peer(parts), &parts.headers, &self.trusted)
+    }
+
+    /// Whether a request came over TLS (as a trusted proxy says).
+    pub fn over_tls(&self, parts: &Parts) -> bool {
+        client::over_tls(peer(parts), &parts.headers, &self.trusted)
+    }
+
+    /// Refuses a request that a browser did not send from one of our own pages.
+    pub fn same_origin(&self, parts: &Parts) -> Result<(), ApiError> {
+        let proxied = self.trusted.iter().any(|n| n.contains(&peer(parts)));
+        client::same_origin(&parts.headers, proxied).map_err(ApiError::forbidden)
+    }
 }
 
-/// The token a request carries: `Authorization: Bearer …`, or the dashboard's cookie.
-fn presented(parts: &Parts) -> Option<String> {
+fn peer(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// What a request authenticates with.
+enum Credential {
+    /// `Authorization: Bearer TOKEN`, from API clients.
+    Bearer(String),
+    /// The dashboard's session cookie.
+    Session(String),
+}
+
+fn presented(parts: &Parts) -> Option<Credential> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let text = value.to_str().ok()?;
-        return text.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        return text
+            .strip_prefix("Bearer ")
+            .map(|t| Credential::Bearer(t.trim().to_string()));
     }
     let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
-    jar.get(COOKIE).map(|c| c.value().to_string())
+    jar.get(COOKIE)
+        .map(|c| Credential::Session(c.value().to_string()))
 }
 
 impl FromRequestParts<State> for Principal {
     type Rejection = ApiError;
 
+    /// A valid credential is let in at once, whatever failed before from the same place;
+    /// only failures are slowed down and locked out (see `throttle`). A change made with
+    /// the dashboard's cookie must come from the dashboard's own pages.
     async fn from_request_parts(parts: &mut Parts, api: &State) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let Some(token) = presented(parts) else {
+        let Some(credential) = presented(parts) else {
             return Err(ApiError::unauthorized(
                 "this needs a token: send 'Authorization: Bearer TOKEN' (make one with 'lifeboat \
                  token create')",
             ));
         };
-        match api.throttle.delay(ip) {
-            Err(retry) => return Err(ApiError::too_many(retry)),
-            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-            Ok(_) => {}
-        }
         let now = api.clock.now();
+        let named = match &credential {
+            Credential::Bearer(t) => auth::token_id(t).map(str::to_string),
+            Credential::Session(_) => None,
+        };
         let result = api
             .db(move |catalog, _| {
-                let r = auth::authenticate(catalog, &token, now).map_err(ApiError::internal)?;
+                let r = match &credential {
+                    Credential::Bearer(t) => auth::authenticate(catalog, t, now),
+                    Credential::Session(c) => auth::authenticate_session(catalog, c, now),
+                }
+                .map_err(ApiError::internal)?;
                 if let Ok(p) = &r {
                     catalog
                         .touch_token(&p.token, now)
@@ -142,16 +226,43 @@ impl FromRequestParts<State> for Principal {
                 Ok(r)
             })
             .await?;
-        match result {
+        let refused = match result {
             Ok(p) => {
-                api.throttle.succeeded(ip);
-                Ok(p)
+                if p.session && !parts.method.is_safe() {
+                    if let Err(e) = api.same_origin(parts) {
+                        let (who, what) =
+                            (p.clone(), format!("{} {}", parts.method, parts.uri.path()));
+                        let why = format!("refused: {}", e.message);
+                        api.db(move |catalog, api| api.audit(catalog, &who, &what, "-", &why))
+                            .await?;
+                        return Err(e);
+                    }
+                }
+                return Ok(p);
             }
-            Err(_) => {
-                api.throttle.failed(ip);
-                Err(ApiError::unauthorized(
-                    "the token is not valid: unknown, revoked or expired",
-                ))
+            Err(refused) => refused,
+        };
+        // A guess at a known token's secret counts against that token too.
+        let known = !matches!(refused, auth::Refused::Malformed | auth::Refused::Unknown);
+        let token = named.filter(|_| known);
+        match api.throttle.failed(
+            api.client(parts),
+            token.as_deref(),
+            std::time::Instant::now(),
+        ) {
+            Verdict::Locked(retry) => Err(ApiError::too_many(retry)),
+            Verdict::Delay(wait) => {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                Err(ApiError::unauthorized(match refused {
+                    auth::Refused::Expired | auth::Refused::Unknown
+                        if matches!(presented(parts), Some(Credential::Session(_))) =>
+                    {
+                        "the dashboard session has ended: log in again"
+                    }
+                    _ => "the token is not valid: unknown, revoked or expired",
+                }))
             }
         }
     }
@@ -174,10 +285,12 @@ pub fn require(who: &Principal, allowed: &[Role]) -> Result<(), ApiError> {
     }
 }
 
-/// The whole application: API, OpenAPI document, metrics, health, dashboard.
+/// The whole application: API, OpenAPI document, metrics, health, dashboard; every answer
+/// within the request time limit, and with the headers that keep browsers safe.
 pub fn app(api: State) -> axum::Router {
     let (api_router, doc) = routes::router_and_document();
     let doc = Arc::new(doc);
+    let limits = api.limits.clone();
     axum::Router::new()
         .merge(api_router)
         .route(
@@ -192,24 +305,17 @@ pub fn app(api: State) -> axum::Router {
         .merge(dashboard::router())
         .fallback(|| async { ApiError::not_found("no such page or route") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(move |r| {
+            headers::secure(r, limits.request_timeout)
+        }))
         .with_state(api)
 }
 
 /// The OpenAPI document, as the server serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes::router_and_document().1
-}
-
-/// Serves on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    api: State,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(api).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

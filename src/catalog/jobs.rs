@@ -64,6 +64,20 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The first slot the daemon queued for `key` (a source's backups): when the service
+    /// began to keep its schedule. Jobs asked for at once do not count.
+    pub fn first_slot(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        let r = self.conn.query_row(
+            "SELECT MIN(scheduled) FROM jobs WHERE source = ?1 AND tier != ?2",
+            params![key, crate::daemon::IMMEDIATE],
+            |r| r.get::<_, Option<String>>(0),
+        );
+        match self.sql(r)? {
+            Some(t) => self.sql(time(t)).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Starts planning a source from `from` if it has never been planned.
     pub fn plan_from(&mut self, source: &str, from: DateTime<Utc>) -> Result<()> {
         let r = self.conn.execute(

@@ -7,13 +7,17 @@
 pub mod drills;
 pub mod evidence;
 pub mod jobs;
+mod schema;
 pub mod tokens;
+
+use schema::MIGRATIONS;
 
 /// Takes an exclusive lock file under the data directory (`repos/<id>/lock` for a repository,
 /// `daemon.lock` for the daemon). `Ok(None)` when another process holds it. The lock lasts as
 /// long as the returned file is open, and ends with the process however it ends.
 pub fn lock_file(data_dir: &Path, relative: &Path) -> std::io::Result<Option<std::fs::File>> {
     let path = data_dir.join(relative);
+    private_dir(data_dir)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -26,6 +30,40 @@ pub fn lock_file(data_dir: &Path, relative: &Path) -> std::io::Result<Option<std
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Creates the data directory (and any parents missing) readable by this user only. A
+/// directory that exists is left as it is: it may be one the administrator chose to share.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates `path` readable and writable by this user only, or takes group and other access
+/// away from it if it exists (SQLite gives its `-wal` and `-shm` files the same mode).
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            let mode = m.permissions().mode() & 0o700;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map(drop),
+        Err(e) => Err(e),
     }
 }
 
@@ -47,6 +85,7 @@ pub fn pin_signer(
         return Ok((pinned.fingerprint() != cert.fingerprint()).then_some(pinned));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
+    private_dir(data_dir)?;
     std::fs::create_dir_all(dir)?;
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::fs::write(tmp.path(), cert.armored()?)?;
@@ -86,151 +125,6 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    "CREATE TABLE repositories (
-        id TEXT PRIMARY KEY,
-        location TEXT NOT NULL,
-        first_seen TEXT NOT NULL
-     );
-     CREATE TABLE packs (
-        repo TEXT NOT NULL,
-        id BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        index_id BLOB,
-        PRIMARY KEY (repo, id)
-     ) WITHOUT ROWID;
-     CREATE INDEX packs_unindexed ON packs (repo) WHERE index_id IS NULL;
-     CREATE TABLE chunks (
-        repo TEXT NOT NULL,
-        id BLOB NOT NULL,
-        pack BLOB NOT NULL,
-        offset INTEGER NOT NULL,
-        length INTEGER NOT NULL,
-        raw_length INTEGER NOT NULL,
-        PRIMARY KEY (repo, id)
-     ) WITHOUT ROWID;
-     CREATE INDEX chunks_by_pack ON chunks (repo, pack);
-     CREATE TABLE snapshots (
-        repo TEXT NOT NULL,
-        id TEXT NOT NULL,
-        time TEXT NOT NULL,
-        hostname TEXT NOT NULL,
-        paths TEXT NOT NULL,
-        tags TEXT NOT NULL,
-        stats TEXT NOT NULL,
-        PRIMARY KEY (repo, id)
-     );
-     CREATE TABLE file_cache (
-        repo TEXT NOT NULL,
-        paths_key TEXT NOT NULL,
-        snapshot TEXT NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (repo, paths_key)
-     );
-     CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        repo TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        started TEXT NOT NULL,
-        finished TEXT,
-        result TEXT NOT NULL,
-        snapshot TEXT,
-        files INTEGER,
-        bytes_read INTEGER,
-        bytes_added INTEGER,
-        error TEXT
-     );",
-    // 2: Object Lock dates this service set, per object ("data/ab/ab12…").
-    "CREATE TABLE locks (
-        repo TEXT NOT NULL,
-        object TEXT NOT NULL,
-        until TEXT NOT NULL,
-        PRIMARY KEY (repo, object)
-     ) WITHOUT ROWID;",
-    // 3: the daemon's job queue, and the newest slot planned per source.
-    "CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY,
-        source TEXT NOT NULL,
-        tier TEXT NOT NULL,
-        scheduled TEXT NOT NULL,
-        missed INTEGER NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        queued TEXT NOT NULL,
-        started TEXT,
-        finished TEXT,
-        error TEXT,
-        UNIQUE (source, scheduled)
-     );
-     CREATE INDEX jobs_queued ON jobs (state, scheduled);
-     CREATE TABLE planned (
-        source TEXT PRIMARY KEY,
-        last TEXT NOT NULL
-     );",
-    // 4: runs made by the daemon name their source, tier, slot and job.
-    "ALTER TABLE runs ADD COLUMN source TEXT;
-     ALTER TABLE runs ADD COLUMN tier TEXT;
-     ALTER TABLE runs ADD COLUMN scheduled TEXT;
-     ALTER TABLE runs ADD COLUMN job INTEGER;
-     ALTER TABLE jobs ADD COLUMN not_before TEXT;",
-    // 5: runs that make no snapshot (forget, prune) say what they did, and what they freed.
-    "ALTER TABLE runs ADD COLUMN summary TEXT;
-     ALTER TABLE runs ADD COLUMN bytes_freed INTEGER;",
-    // 6: evidence records, each tenant's chain in sequence order.
-    "CREATE TABLE evidence (
-        tenant TEXT NOT NULL,
-        sequence INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        record BLOB NOT NULL,
-        signature TEXT NOT NULL,
-        object TEXT NOT NULL,
-        PRIMARY KEY (tenant, sequence)
-     );",
-    // 7: drills: planned (scheduled or requested), running, done, cancelled; they count
-    // against the contract's test restores per year.
-    "CREATE TABLE drills (
-        id INTEGER PRIMARY KEY,
-        spec TEXT NOT NULL,
-        tenant TEXT NOT NULL,
-        contract TEXT NOT NULL,
-        source TEXT NOT NULL,
-        reason TEXT NOT NULL CHECK (reason IN ('scheduled', 'requested', 'manual')),
-        planned_for TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('planned', 'running', 'done', 'cancelled')),
-        requested_by TEXT,
-        snapshot TEXT,
-        pick TEXT,
-        started TEXT,
-        finished TEXT,
-        outcome TEXT,
-        evidence INTEGER,
-        cancelled TEXT
-     );
-     CREATE INDEX drills_by_contract ON drills (contract, planned_for);",
-    // 8: API tokens (only a hash of each secret) and the audit log of changes made through
-    // the API and the token commands.
-    "CREATE TABLE tokens (
-        id TEXT PRIMARY KEY,
-        secret_sha256 TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'customer', 'auditor')),
-        tenant TEXT,
-        label TEXT,
-        created TEXT NOT NULL,
-        expires TEXT,
-        revoked TEXT,
-        last_used TEXT
-     );
-     CREATE TABLE audit (
-        id INTEGER PRIMARY KEY,
-        time TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        target TEXT NOT NULL,
-        outcome TEXT NOT NULL
-     );",
-];
 
 pub struct Catalog {
     conn: Connection,
@@ -303,12 +197,13 @@ impl Catalog {
             path: path.display().to_string(),
             reason,
         };
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        private_dir(data_dir).map_err(|e| {
             other(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
             ))
         })?;
+        private_file(&path).map_err(|e| other(format!("cannot make it private: {e}")))?;
         let conn = Connection::open(&path).map_err(|source| Error::Sql {
             path: path.display().to_string(),
             source,

@@ -1,5 +1,6 @@
-//! API tokens and the audit log, in the catalog. A token's secret is never stored: only its
-//! SHA-256, which is enough for secrets of 256 random bits.
+//! API tokens, dashboard sessions and the audit log, in the catalog. A token's or a
+//! session's secret is never stored: only its SHA-256, which is enough for secrets of 256
+//! random bits.
 
 use super::{Catalog, Result};
 use chrono::{DateTime, Utc};
@@ -17,6 +18,16 @@ pub struct TokenRow {
     pub expires: Option<String>,
     pub revoked: Option<String>,
     pub last_used: Option<String>,
+}
+
+/// A dashboard session: made at login, ended at logout or when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id_sha256: String,
+    /// The token it was made with.
+    pub token: String,
+    pub created: String,
+    pub expires: String,
 }
 
 /// One change made through the API or the token commands.
@@ -102,6 +113,47 @@ impl Catalog {
             params![id, now.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
+    }
+
+    /// Stores a new session, and forgets sessions that expired before `now`.
+    pub fn add_session(&mut self, s: &SessionRow, now: DateTime<Utc>) -> Result<()> {
+        let r = self.conn.execute(
+            "DELETE FROM sessions WHERE expires <= ?1",
+            [crate::evidence::record::time(now)],
+        );
+        self.sql(r)?;
+        let r = self.conn.execute(
+            "INSERT INTO sessions (id_sha256, token, created, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![s.id_sha256, s.token, s.created, s.expires],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    pub fn session(&self, id_sha256: &str) -> Result<Option<SessionRow>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT id_sha256, token, created, expires FROM sessions WHERE id_sha256 = ?1",
+                [id_sha256],
+                |r| {
+                    Ok(SessionRow {
+                        id_sha256: r.get(0)?,
+                        token: r.get(1)?,
+                        created: r.get(2)?,
+                        expires: r.get(3)?,
+                    })
+                },
+            )
+            .optional();
+        self.sql(r)
+    }
+
+    /// Ends a session (logout); false if there was none.
+    pub fn end_session(&mut self, id_sha256: &str) -> Result<bool> {
+        let r = self
+            .conn
+            .execute("DELETE FROM sessions WHERE id_sha256 = ?1", [id_sha256]);
+        Ok(self.sql(r)? == 1)
     }
 
     pub fn audit(

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
     let loaded = load_config(&args.config)?;
     let catalog = Catalog::open(&data_dir(ctx, &loaded))?;
     let (report, stored) = report::from_catalog(&loaded, &catalog, &contract, &period, now()?)
-        .map_err(|e| CliError::new(exit::FAILED, e))?;
+        .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
     let bytes = match args.format {
         Format::Json => {
             let mut v = serde_json::to_vec_pretty(&report)?;

@@ -58,18 +58,18 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         .listen
         .unwrap_or_else(|| loaded.config.service.listen.clone());
     // The API reads the same configuration; the daemon owns its copy.
-    let api = std::sync::Arc::new(crate::api::Api {
-        loaded: crate::config::load(&args.config)
+    let api = std::sync::Arc::new(crate::api::Api::new(
+        crate::config::load(&args.config)
             .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?,
-        drills: load_drills(&args.config, &loaded)?
+        load_drills(&args.config, &loaded)?
             .into_iter()
             .map(|d| (d.name.clone(), d))
             .collect(),
-        data_dir: data_dir.clone(),
-        clock: clock.clone(),
+        data_dir.clone(),
+        clock.clone(),
         signing,
-        throttle: Default::default(),
-    });
+    ));
+    let stop_timeout = loaded.config.service.stop_timeout();
     let mut banner = None;
     if args.demo {
         let (customer, admin) = super::demo::start(&loaded, &drills, &data_dir, clock.now())?;
@@ -100,17 +100,35 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let server = tokio::spawn(crate::api::serve(listener, api, wait(stop_rx.clone())));
-        let finished = daemon::serve(lock, loaded, drills, data_dir, clock, wait(stop_rx))
-            .await
-            .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
+        let server = tokio::spawn(crate::api::serve(
+            listener,
+            api,
+            wait(stop_rx.clone()),
+            stop_timeout,
+        ));
+        let finished = daemon::serve(
+            lock,
+            loaded,
+            drills,
+            data_dir,
+            clock,
+            wait(stop_rx),
+            stop_timeout,
+        )
+        .await
+        .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("the API server stopped: {e}"),
             Err(e) => eprintln!("the API server stopped: {e}"),
         }
         Ok::<u64, anyhow::Error>(finished)
-    })?;
+    });
+    // Work still running on the blocking threads (a job past the stop timeout, a report
+    // whose client is gone) does not hold the process: it is cut off here, as by a crash,
+    // which every write path survives.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    let finished = finished?;
     eprintln!("{finished} job(s) finished");
     Ok(exit::OK)
 }

@@ -4,6 +4,7 @@
 //! an error, never silently ignored), values that do not parse, and contradictions between
 //! sections (a source naming a missing target, an RPO shorter than the tier's interval).
 
+pub mod http;
 pub mod vm;
 
 use crate::backend::{Backend, LocalBackend, S3Backend, S3Options, S3Url};
@@ -65,7 +66,21 @@ pub struct Service {
     /// `never` to leave it to `lifeboat prune`.
     #[serde(default = "default_prune")]
     pub prune: Spanned<String>,
+    /// Reverse proxies in front of the API (`["127.0.0.1", "10.0.0.0/8"]`): only from these
+    /// is `X-Forwarded-For` believed to name the client, and `X-Forwarded-Proto` whether it
+    /// came over TLS.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// How long running jobs and open requests get after SIGTERM before the process exits
+    /// anyway (`30s`); a job cut off runs again at the next start.
+    pub stop_timeout: Option<Spanned<String>>,
+    /// The API server's limits.
+    #[serde(default)]
+    pub http: http::Http,
 }
+
+/// How long running jobs and requests get after SIGTERM, unless `stop_timeout` says.
+pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn default_prune() -> Spanned<String> {
     Spanned::new(0..0, "0 30 3 * * *".into())
@@ -105,6 +120,25 @@ impl Service {
     /// The jitter as a duration (validated at load).
     pub fn jitter(&self) -> chrono::Duration {
         parse_span(self.jitter.get_ref()).unwrap_or_else(|_| chrono::Duration::zero())
+    }
+
+    /// The API server's limits (validated at load).
+    pub fn limits(&self) -> http::Limits {
+        self.http.limits().unwrap_or_default()
+    }
+
+    /// The trusted proxies' networks (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        http::trusted_proxies(&self.trusted_proxies).unwrap_or_default()
+    }
+
+    /// How long running work gets after SIGTERM (validated at load).
+    pub fn stop_timeout(&self) -> std::time::Duration {
+        self.stop_timeout
+            .as_ref()
+            .and_then(|s| parse_span(s.get_ref()).ok())
+            .and_then(|d| d.to_std().ok())
+            .unwrap_or(STOP_TIMEOUT)
     }
 
     pub fn time_zone(&self) -> chrono_tz::Tz {
@@ -207,6 +241,35 @@ impl Target {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl Config {
+    /// What customers and auditors must not read in an error message: where the targets are
+    /// (folders, buckets, endpoints and their hosts) and where the service keeps its data.
+    pub fn confidential(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in self.targets.values() {
+            if let Some(p) = &t.path {
+                out.push(p.display().to_string());
+            }
+            if let Some(url) = &t.url {
+                out.push(url.get_ref().clone());
+                if let Ok(u) = S3Url::parse(url.get_ref()) {
+                    out.push(u.bucket);
+                }
+            }
+            if let Some(e) = &t.endpoint {
+                out.push(e.clone());
+                let host = e.split_once("://").map_or(e.as_str(), |(_, h)| h);
+                out.push(host.split(['/', ':']).next().unwrap_or("").to_string());
+            }
+        }
+        if let Some(d) = &self.service.data_dir {
+            out.push(d.display().to_string());
+        }
+        out.retain(|s| !s.is_empty());
+        out
     }
 }
 
@@ -391,6 +454,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     if config.service.workers == 0 {
         problem(0, "workers must be at least 1".into());
     }
+    let service_problems = [
+        config.service.http.limits().err(),
+        http::trusted_proxies(&config.service.trusted_proxies).err(),
+    ];
+    for (span, message) in service_problems.into_iter().flatten().flatten() {
+        problem(at(&span), message);
+    }
+    if let Some(stop) = &config.service.stop_timeout {
+        if let Err(e) = parse_span(stop.get_ref()) {
+            problem(at(&stop.span()), format!("stop_timeout: {e}"));
+        }
+    }
     for (name, target) in &config.targets {
         let line = at(&target.kind.span());
         match (target.kind.get_ref(), &target.path, &target.url) {
@@ -403,11 +478,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
                 if let Err(e) = crate::backend::S3Url::parse(url.get_ref()) {
                     problem(at(&url.span()), format!("target '{name}': {e}"));
                 }
+                if let Some(why) = http::credentials_in(url.get_ref()) {
+                    problem(at(&url.span()), format!("target '{name}': url: {why}"));
+                }
             }
             (TargetKind::S3, _, _) => problem(
                 line,
                 format!("target '{name}' of kind s3 needs a url (s3://BUCKET/PREFIX) and no path"),
             ),
+        }
+        if let Some(why) = target.endpoint.as_deref().and_then(http::credentials_in) {
+            problem(line, format!("target '{name}': endpoint: {why}"));
         }
         if *target.kind.get_ref() == TargetKind::Local
             && (target.endpoint.is_some() || target.region.is_some() || target.path_style)

@@ -85,6 +85,7 @@ pub(super) fn cold_job(
                 source_name,
                 source,
                 tier,
+                super::scheduled_slot(job),
                 started,
                 Err(&refused.0),
                 None,

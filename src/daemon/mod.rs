@@ -24,39 +24,67 @@ use std::time::Instant;
 
 /// Where the daemon's "now" comes from: the real clock, or a fake one that starts at a given
 /// instant and runs `speed` times faster (tests, simulations).
+///
+/// A fake clock stands still at its start until it is first read, and every copy shares that
+/// moment: however long start-up takes (keys, catalog, a loaded machine), the daemon plans
+/// from exactly the instant it was given.
 #[derive(Debug, Clone)]
 pub struct Clock {
-    real_start: Instant,
-    start: DateTime<Utc>,
-    speed: f64,
+    kind: ClockKind,
+}
+
+#[derive(Debug, Clone)]
+enum ClockKind {
+    Real,
+    Fake {
+        anchor: Arc<std::sync::OnceLock<Instant>>,
+        start: DateTime<Utc>,
+        speed: f64,
+    },
 }
 
 impl Clock {
     pub fn real() -> Clock {
         Clock {
-            real_start: Instant::now(),
-            start: Utc::now(),
-            speed: 1.0,
+            kind: ClockKind::Real,
         }
     }
 
     pub fn fake(start: DateTime<Utc>, speed: f64) -> Clock {
         Clock {
-            real_start: Instant::now(),
-            start,
-            speed: speed.max(f64::MIN_POSITIVE),
+            kind: ClockKind::Fake {
+                anchor: Arc::new(std::sync::OnceLock::new()),
+                start,
+                speed: speed.max(f64::MIN_POSITIVE),
+            },
         }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = self.real_start.elapsed().as_secs_f64() * self.speed;
-        self.start + chrono::Duration::microseconds((elapsed * 1e6) as i64)
+        match &self.kind {
+            ClockKind::Real => Utc::now(),
+            ClockKind::Fake {
+                anchor,
+                start,
+                speed,
+            } => {
+                let elapsed = anchor.get_or_init(Instant::now).elapsed().as_secs_f64() * speed;
+                *start + chrono::Duration::microseconds((elapsed * 1e6) as i64)
+            }
+        }
+    }
+
+    fn speed(&self) -> f64 {
+        match &self.kind {
+            ClockKind::Real => 1.0,
+            ClockKind::Fake { speed, .. } => *speed,
+        }
     }
 
     /// How long `d` of this clock's time lasts in real time.
     pub fn real_time(&self, d: chrono::Duration) -> std::time::Duration {
         std::time::Duration::from_secs_f64(
-            (d.num_milliseconds().max(0) as f64 / 1000.0) / self.speed,
+            (d.num_milliseconds().max(0) as f64 / 1000.0) / self.speed(),
         )
     }
 }
@@ -154,7 +182,9 @@ impl Shared {
     }
 }
 
-/// Runs until `shutdown` completes; returns how many jobs finished.
+/// Runs until `shutdown` completes, then gives running jobs `stop_timeout` to finish;
+/// returns how many jobs finished. Jobs still running then are left to the next start,
+/// which runs them again.
 pub async fn serve(
     _lock: DaemonLock,
     loaded: Loaded,
@@ -162,6 +192,7 @@ pub async fn serve(
     data_dir: PathBuf,
     clock: Clock,
     shutdown: impl std::future::Future<Output = ()>,
+    stop_timeout: std::time::Duration,
 ) -> Result<u64, Error> {
     let tz = loaded.config.service.time_zone();
     let workers = loaded.config.service.workers.max(1);
@@ -257,11 +288,33 @@ pub async fn serve(
     }
     log(
         &shared.clock,
-        &format!("stopping: waiting for {} running job(s)", running.len()),
+        &format!(
+            "stopping: waiting up to {} s for {} running job(s)",
+            stop_timeout.as_secs(),
+            running.len()
+        ),
     );
-    while let Some(done) = running.join_next().await {
-        finished += record(&mut catalog, &shared.clock, done)?;
+    let mut deadline = std::pin::pin!(tokio::time::sleep(stop_timeout));
+    while !running.is_empty() {
+        tokio::select! {
+            Some(done) = running.join_next() => {
+                finished += record(&mut catalog, &shared.clock, done)?;
+            }
+            _ = &mut deadline => {
+                log(
+                    &shared.clock,
+                    &format!(
+                        "{} job(s) still running after {} s; they were cut off and run again at \
+                         the next start",
+                        running.len(),
+                        stop_timeout.as_secs()
+                    ),
+                );
+                break;
+            }
+        }
     }
+    running.detach_all();
     log(&shared.clock, "stopped");
     Ok(finished)
 }
@@ -378,8 +431,36 @@ fn backup_to(
     let streams = database
         .as_mut()
         .map(|d| d.as_mut() as &mut dyn backup::StreamSource);
-    let written = write_backup(shared, job, source, tier, target, streams)?;
+    let started = shared.clock.now();
+    let written = match write_backup(shared, job, source, tier, target, streams) {
+        Ok(w) => w,
+        Err(e) => {
+            // The backup could not even start (the target unreachable, its repository
+            // locked): a failed slot, and evidence all the same.
+            let error = format!("{e:#}");
+            let mut catalog = Catalog::open(&shared.data_dir)?;
+            let note = backup_evidence(
+                shared,
+                &mut catalog,
+                None,
+                &job.source,
+                source,
+                tier,
+                scheduled_slot(job),
+                started,
+                Err(&error),
+                None,
+            )?;
+            anyhow::bail!("{error}{note}");
+        }
+    };
     finish_backup(shared, job, source, tier, written, None)
+}
+
+/// The tier slot a job runs for: none for jobs asked for at once (an API trigger, a cold
+/// backup by hand), which belong to no slot.
+fn scheduled_slot(job: &catalog::jobs::Job) -> Option<DateTime<Utc>> {
+    (job.tier != IMMEDIATE && !job.source.contains('>')).then_some(job.scheduled)
 }
 
 /// A backup written (or failed) on one target, its evidence not yet written.
@@ -496,6 +577,7 @@ fn finish_backup(
         source_name,
         source,
         tier,
+        scheduled_slot(job),
         started,
         snapshot.as_ref().map_err(String::as_str),
         cold,
@@ -574,6 +656,7 @@ fn backup_evidence(
     source_name: &str,
     source: &crate::config::Source,
     tier: &crate::schedule::tier::Tier,
+    slot: Option<DateTime<Utc>>,
     started: DateTime<Utc>,
     result: Result<&crate::repo::snapshot::Snapshot, &str>,
     cold: Option<&ColdFacts>,
@@ -586,6 +669,7 @@ fn backup_evidence(
     record.contract = Some(source.contract.get_ref().clone());
     record.source = Some(source_name.to_string());
     record.tier = Some(tier.name.clone());
+    record.slot = slot.map(time);
     if let Some(contract) = shared
         .loaded
         .config
@@ -635,7 +719,11 @@ fn backup_evidence(
     if let Some(cold) = cold {
         add_cold_facts(&mut record, cold, source_name);
     }
-    let stored = crate::evidence::chain::append(catalog, &shared.signing, record.clone())?;
+    // The customer reads the record: what failed, not where the MSP keeps things. The
+    // webhook (the MSP's own) gets the error whole.
+    let mut public = record.clone();
+    crate::evidence::redact::record(&mut public, &shared.loaded.config.confidential());
+    let stored = crate::evidence::chain::append(catalog, &shared.signing, public)?;
     let mut note = String::new();
     if let Some(repo) = repo {
         if let Err(e) =

@@ -438,7 +438,10 @@ fn finish(
         Outcome::Failure => "failure",
     };
     let tenant = record.tenant.clone();
-    let evidence = chain::append(catalog, services.signing, record.clone())?;
+    // The customer reads the record: what failed, not where the MSP keeps things.
+    let mut public = record.clone();
+    crate::evidence::redact::record(&mut public, &services.loaded.config.confidential());
+    let evidence = chain::append(catalog, services.signing, public)?;
     catalog.finish_drill(id, outcome, Some(evidence.sequence), (services.now)())?;
     let mut problems = Vec::new();
     if let Some(Err(e)) = repo.map(|r| chain::copy_to(catalog, r.backend().as_ref(), Some(&tenant)))

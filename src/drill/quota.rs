@@ -24,6 +24,10 @@ impl Terms {
     }
 }
 
+/// How far ahead a drill may be planned: a year and a day, so that "the same day next year"
+/// is always possible.
+pub const HORIZON: Duration = Duration::days(366);
+
 /// Whether a drill counts against the quota: scheduled and requested ones that were not
 /// cancelled. Drills staff run by hand do not.
 pub fn counts(d: &DrillRow) -> bool {
@@ -58,6 +62,17 @@ pub fn may_plan(
         return Err(format!(
             "{} is in the past; plan a drill for a time to come",
             at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+        ));
+    }
+    if at > now + HORIZON {
+        return Err(format!(
+            "{} is more than {} days ahead; drills can be planned up to {} (a date that far \
+             out is usually a typo)",
+            at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"),
+            HORIZON.num_days(),
+            (now + HORIZON)
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M %Z")
         ));
     }
     let used = used_in_year(drills, contract, at, tz).len() as u32;
@@ -176,6 +191,23 @@ mod tests {
             may_plan(TERMS, &fewer, "erp", t("2026-11-01T06:00:00Z"), now, TZ)
                 .unwrap_err()
                 .contains("in the past")
+        );
+        // Up to a year and a day ahead, not further.
+        assert_eq!(
+            may_plan(TERMS, &drills, "erp", t("2027-11-24T10:00:00Z"), now, TZ),
+            Ok(2)
+        );
+        let far = may_plan(TERMS, &drills, "erp", t("2027-11-24T10:00:01Z"), now, TZ).unwrap_err();
+        assert!(
+            far.contains(
+                "more than 366 days ahead; drills can be planned up to 2027-11-24 11:00 CET"
+            ),
+            "{far}"
+        );
+        assert!(
+            may_plan(TERMS, &drills, "erp", t("9999-12-31T00:00:00Z"), now, TZ)
+                .unwrap_err()
+                .contains("days ahead")
         );
     }
 

@@ -16,5 +16,6 @@
 pub mod chain;
 pub mod incident;
 pub mod record;
+pub mod redact;
 
 pub use record::{Check, Environment, Event, Incident, Outcome, Record, RecordKind};

@@ -104,6 +104,10 @@ pub struct Record {
     pub source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tier: Option<String>,
+    /// The tier's slot a scheduled backup ran for (absent for backups asked for at once, and
+    /// in records written before slots were recorded). Reports count slots by it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub slot: Option<String>,
     /// The drill spec, for drills.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub drill: Option<String>,
@@ -147,6 +151,7 @@ impl Record {
             contract: None,
             source: None,
             tier: None,
+            slot: None,
             drill: None,
             snapshot: None,
             pick: None,

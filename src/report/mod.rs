@@ -3,7 +3,8 @@
 //! `compute` is pure: the contract's terms, the period, the time the report was made and the
 //! tenant's evidence records go in; the report comes out. Every figure is recomputed from the
 //! records alone, so an auditor with the bundle (`bundle`) can redo it offline and compare
-//! (`lifeboat report verify`).
+//! (`lifeboat report verify`). How slots are counted and when a control counts as supported
+//! are the rules in `compute` and `controls`, written out in docs/FORMAT.md ("Reports").
 //!
 //! Which records a report rests on: those recorded in the period, and for each source the last
 //! successful backup before it (where the data age at the period's start comes from). The
@@ -11,17 +12,25 @@
 //! and the bundle holds all of it, so that nothing in between can be left out unseen.
 
 pub mod bundle;
+mod compute;
+pub mod controls;
 pub mod period;
 pub mod render;
 
-use crate::evidence::{Outcome, Record, RecordKind};
-use chrono::{DateTime, Duration, Utc};
+use crate::evidence::Record;
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use compute::{compute, compute_version};
 pub use period::Period;
 
 pub const FORMAT: &str = "lifeboat-report";
-pub const VERSION: u32 = 1;
+/// 2: slots counted from when each source was first scheduled, missed slots, control rules.
+/// Bundles of version 1 still verify (`compute_version`).
+pub const VERSION: u32 = 2;
+
+/// The longest period a report covers.
+pub const MAX_DAYS: i64 = 731;
 
 /// What the contract promises and what it covers: the report's input besides the evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,10 +55,15 @@ pub struct SourceTerms {
     pub tier: String,
     /// The tier's schedule (6-field cron, in the time zone above).
     pub cron: String,
+    /// The first slot counted: when the service first scheduled the source (version 2; none:
+    /// never scheduled, so no slot counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 impl Terms {
-    /// The terms of `contract` in a loaded configuration.
+    /// The terms of `contract` in a loaded configuration; each source's first counted slot
+    /// comes from `since` (see `from_catalog`).
     pub fn of(loaded: &crate::config::Loaded, contract: &str) -> Result<Terms, String> {
         let config = &loaded.config;
         let c = config.contracts.get(contract).ok_or_else(|| {
@@ -75,6 +89,7 @@ impl Terms {
                     name: name.clone(),
                     tier: tier.name.clone(),
                     cron: tier.cron.clone(),
+                    since: None,
                 })
             })
             .collect();
@@ -95,26 +110,91 @@ impl Terms {
     }
 }
 
-/// A report from the catalog's evidence, and the tenant's stored records (for a bundle).
+/// Why no report was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportError {
+    /// The request cannot be answered as asked (a period too long, before the contract's
+    /// evidence, not begun): the message says what to ask instead.
+    Refused(String),
+    /// Something failed on the way (the catalog, a record).
+    Failed(String),
+}
+
+impl std::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportError::Refused(m) | ReportError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Whether a report for `period` may be made at `now`: at most `MAX_DAYS` long, begun, and
+/// starting no earlier than January 1 of the year of the contract's first evidence (of this
+/// year, with no evidence yet): a report reaches as far back as there can be anything to say.
+pub fn admissible(
+    period: &Period,
+    tz: &chrono_tz::Tz,
+    first_evidence: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let days = (period.end - period.first).num_days();
+    if days > MAX_DAYS {
+        return Err(format!(
+            "period {} is {days} days long; a report covers at most {MAX_DAYS} days (two \
+             years): ask for a year, a quarter or a month",
+            period.label
+        ));
+    }
+    let (from, _) = period.bounds(tz);
+    if from > now {
+        return Err(format!(
+            "period {} has not begun yet (it starts {})",
+            period.label,
+            from.with_timezone(tz).format("%Y-%m-%d")
+        ));
+    }
+    let year = first_evidence.unwrap_or(now).with_timezone(tz).year();
+    let earliest = chrono::NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(period.first);
+    if period.first < earliest {
+        let why = match first_evidence {
+            Some(first) => format!(
+                "the contract's evidence begins {}",
+                first.with_timezone(tz).format("%Y-%m-%d")
+            ),
+            None => "the contract has no evidence yet".to_string(),
+        };
+        return Err(format!(
+            "period {} starts before there is anything to report: {why}; a report may start \
+             on {earliest} at the earliest",
+            period.label
+        ));
+    }
+    Ok(())
+}
+
+/// A report from the catalog's evidence, and the tenant's stored records (for a bundle). Each
+/// source's slots are counted from the first slot the service scheduled for it (the job
+/// queue knows), or else from its first evidence record.
 pub fn from_catalog(
     loaded: &crate::config::Loaded,
     catalog: &crate::catalog::Catalog,
     contract: &str,
     period: &str,
     generated: DateTime<Utc>,
-) -> Result<(Report, Vec<crate::catalog::evidence::StoredEvidence>), String> {
-    let terms = Terms::of(loaded, contract)?;
-    let period = Period::parse(period)?;
+) -> Result<(Report, Vec<crate::catalog::evidence::StoredEvidence>), ReportError> {
+    let failed = ReportError::Failed;
+    let mut terms = Terms::of(loaded, contract).map_err(ReportError::Refused)?;
+    let period = Period::parse(period).map_err(ReportError::Refused)?;
     let stored = catalog
         .evidence(Some(&terms.tenant))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     let mut entries = Vec::with_capacity(stored.len());
     for e in &stored {
         let record = Record::parse(&e.record).map_err(|why| {
-            format!(
+            failed(format!(
                 "record {} of {} in the catalog: {why}",
                 e.sequence, e.tenant
-            )
+            ))
         })?;
         entries.push(Entry {
             sequence: e.sequence,
@@ -122,7 +202,29 @@ pub fn from_catalog(
             record,
         });
     }
-    let report = compute(&terms, &period, generated, &entries)?;
+    let first_evidence = entries
+        .iter()
+        .filter(|e| e.record.contract.as_deref() == Some(contract))
+        .filter_map(|e| compute::instant(&e.record.recorded).ok())
+        .min();
+    let tz = loaded.config.service.time_zone();
+    admissible(&period, &tz, first_evidence, generated).map_err(ReportError::Refused)?;
+    for s in &mut terms.sources {
+        let scheduled = catalog
+            .first_slot(&s.name)
+            .map_err(|e| failed(e.to_string()))?;
+        let recorded = entries
+            .iter()
+            .filter(|e| e.record.source.as_deref() == Some(s.name.as_str()))
+            .filter_map(|e| compute::belongs_to(&e.record).ok())
+            .min();
+        s.since = [scheduled, recorded]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(crate::evidence::record::time);
+    }
+    let report = compute(&terms, &period, generated, &entries).map_err(failed)?;
     Ok((report, stored))
 }
 
@@ -176,9 +278,19 @@ pub struct Span {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
+    /// Slots of the sources' tiers that fell due in the period (version 2: since each source
+    /// was first scheduled).
     pub backups_scheduled: u64,
+    /// Version 2: slots with a successful backup; version 1: successful backups.
     pub backups_succeeded: u64,
+    /// Version 2: slots whose backups all failed; version 1: failed backups.
     pub backups_failed: u64,
+    /// Slots that passed with neither a success nor a failure (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups_missed: Option<u64>,
+    /// The slot still open when the report was made, with no backup yet (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups_pending: Option<u64>,
     /// The longest gap between successful backups, over all sources.
     pub longest_gap_ms: Option<u64>,
     /// Whether every source kept within the RPO all period.
@@ -200,6 +312,9 @@ pub struct Day {
     pub scheduled: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Slots that passed with no backup at all (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
     /// The oldest the newest backup got during the day (none before the first backup).
     pub worst_data_age_ms: Option<u64>,
 }
@@ -225,6 +340,10 @@ pub struct Drills {
     pub quota_per_year: u32,
     /// The quota's share of the period (a quarter of 4 a year is 1).
     pub expected_in_period: f64,
+    /// Drills the period calls for, in whole drills: the share rounded down, and at least one
+    /// (version 2). A control that needs tested restores needs this many passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_in_period: Option<u64>,
     pub done: u64,
     pub passed: u64,
     pub failed: u64,
@@ -269,367 +388,7 @@ pub struct Control {
     pub status: String,
     /// What in this report supports it, or what is missing.
     pub basis: String,
-}
-
-fn instant(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("time '{text}' in a record: {e}"))
-}
-
-fn ms(d: Duration) -> u64 {
-    d.num_milliseconds().max(0) as u64
-}
-
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        return 0.0;
-    }
-    (part as f64 * 10000.0 / whole as f64).round() / 100.0
-}
-
-/// Computes the report. `records` are the tenant's records in sequence order: all of them, or
-/// at least the stretch the report rests on.
-pub fn compute(
-    terms: &Terms,
-    period: &Period,
-    generated: DateTime<Utc>,
-    records: &[Entry],
-) -> Result<Report, String> {
-    let tz: chrono_tz::Tz = terms
-        .time_zone
-        .parse()
-        .map_err(|_| format!("unknown time zone '{}'", terms.time_zone))?;
-    let (from, to) = period.bounds(&tz);
-    let until = to.min(generated).max(from);
-    let mut tiers = Vec::new();
-    for s in &terms.sources {
-        tiers.push(
-            crate::schedule::tier::Tier::schedule_only(&s.tier, &s.cron)
-                .map_err(|e| format!("source {}: {e}", s.name))?,
-        );
-    }
-    let mut timed = Vec::with_capacity(records.len());
-    for e in records {
-        if e.record.tenant != terms.tenant {
-            return Err(format!(
-                "record {} is of tenant '{}', not '{}'",
-                e.sequence, e.record.tenant, terms.tenant
-            ));
-        }
-        timed.push((e, instant(&e.record.recorded)?));
-    }
-    let of_source = |e: &Entry, source: &str| {
-        e.record.kind == RecordKind::Backup && e.record.source.as_deref() == Some(source)
-    };
-    let ours = |e: &Entry| e.record.contract.as_deref() == Some(terms.contract.as_str());
-    let in_period: Vec<&(&Entry, DateTime<Utc>)> = timed
-        .iter()
-        .filter(|(e, t)| *t >= from && *t < until && ours(e))
-        .collect();
-
-    // The stretch of chain the report rests on.
-    let mut anchors = Vec::new();
-    for s in &terms.sources {
-        if let Some((e, _)) = timed
-            .iter()
-            .filter(|(e, t)| {
-                *t < from && of_source(e, &s.name) && e.record.outcome == Outcome::Success
-            })
-            .max_by_key(|(e, _)| e.sequence)
-        {
-            anchors.push(*e);
-        }
-    }
-    let all_in_period = timed
-        .iter()
-        .filter(|(_, t)| *t >= from && *t < until)
-        .map(|(e, _)| e.sequence);
-    let sequences: Vec<u64> = all_in_period
-        .chain(anchors.iter().map(|e| e.sequence))
-        .collect();
-    let span = match (sequences.iter().min(), sequences.iter().max()) {
-        (Some(&first), Some(&last)) => {
-            let head = records
-                .iter()
-                .find(|e| e.sequence == last)
-                .map(|e| e.sha256.clone());
-            let present = records
-                .iter()
-                .filter(|e| e.sequence >= first && e.sequence <= last)
-                .count() as u64;
-            if present != last - first + 1 {
-                return Err(format!(
-                    "records {first} to {last} are needed, but only {present} of them are here"
-                ));
-            }
-            Span {
-                records: present,
-                first: Some(first),
-                last: Some(last),
-                head,
-            }
-        }
-        _ => Span {
-            records: 0,
-            first: None,
-            last: None,
-            head: None,
-        },
-    };
-
-    // Per source: days, and the RPO over time.
-    let rpo_objective = Duration::milliseconds(terms.rpo_ms as i64);
-    let mut days = Vec::new();
-    let mut rpo = Vec::new();
-    for (s, tier) in terms.sources.iter().zip(&tiers) {
-        let mut successes: Vec<DateTime<Utc>> = Vec::new();
-        for e in anchors.iter().copied().filter(|e| of_source(e, &s.name)) {
-            if let Some(snap) = &e.record.snapshot {
-                successes.push(instant(&snap.time)?);
-            }
-        }
-        for (e, _) in in_period.iter().copied() {
-            if of_source(e, &s.name) && e.record.outcome == Outcome::Success {
-                if let Some(snap) = &e.record.snapshot {
-                    successes.push(instant(&snap.time)?);
-                }
-            }
-        }
-        successes.sort();
-        for (date, start, end) in period.days(&tz) {
-            if start >= until {
-                break;
-            }
-            let end = end.min(until);
-            let slots = tier
-                .runs_until(&tz, start - Duration::seconds(1), Some(end), usize::MAX)
-                .into_iter()
-                .filter(|t| *t >= start && *t < end)
-                .count() as u64;
-            let runs = |outcome: Outcome| {
-                in_period
-                    .iter()
-                    .filter(|(e, t)| {
-                        of_source(e, &s.name)
-                            && e.record.outcome == outcome
-                            && *t >= start
-                            && *t < end
-                    })
-                    .count() as u64
-            };
-            days.push(Day {
-                date: date.to_string(),
-                source: s.name.clone(),
-                scheduled: slots,
-                succeeded: runs(Outcome::Success),
-                failed: runs(Outcome::Failure),
-                worst_data_age_ms: worst_age(&successes, start, end).map(ms),
-            });
-        }
-        let gap = crate::schedule::rpo::longest_gap(&successes, from, until);
-        let window_start = successes.first().map_or(until, |first| (*first).max(from));
-        let measured = ms(until - window_start);
-        let mut late = Duration::zero();
-        for (i, s0) in successes.iter().enumerate() {
-            let next = successes.get(i + 1).copied().unwrap_or(until).min(until);
-            let over_from = (*s0 + rpo_objective).max(window_start);
-            if next > over_from {
-                late += next - over_from;
-            }
-        }
-        let held = measured.saturating_sub(ms(late));
-        rpo.push(Rpo {
-            source: s.name.clone(),
-            longest_gap_ms: gap.map(|g| ms(g.length())),
-            longest_gap_from: gap.map(|g| crate::evidence::record::time(g.from)),
-            longest_gap_to: gap.map(|g| crate::evidence::record::time(g.to)),
-            measured_ms: measured,
-            held_ms: held,
-            held_percent: percent(held, measured),
-            met: gap.is_some() && held == measured,
-        });
-    }
-
-    // Drills and incidents.
-    let mut drill_rows = Vec::new();
-    let mut incidents = Vec::new();
-    for (e, t) in in_period.iter().copied() {
-        let r = &e.record;
-        if r.kind == RecordKind::Drill {
-            let rto = r.measured.get("rto_ms").copied();
-            drill_rows.push(DrillRow {
-                evidence: e.sequence,
-                time: crate::evidence::record::time(*t),
-                drill: r.drill.clone().unwrap_or_default(),
-                source: r.source.clone().unwrap_or_default(),
-                passed: r.outcome == Outcome::Success,
-                rto_ms: rto,
-                rto_met: rto.map(|v| terms.rto_ms > 0 && v <= terms.rto_ms),
-                data_age_ms: r.measured.get("rpo_ms").copied(),
-                checks: r.checks.len() as u64,
-                checks_passed: r.checks.iter().filter(|c| c.passed).count() as u64,
-                severity: r.incident.as_ref().map(|i| i.severity.clone()),
-            });
-        }
-        if let Some(i) = &r.incident {
-            incidents.push(IncidentRow {
-                evidence: e.sequence,
-                time: crate::evidence::record::time(*t),
-                kind: match r.kind {
-                    RecordKind::Backup => "backup".into(),
-                    RecordKind::Drill => "drill".into(),
-                },
-                source: r.source.clone().unwrap_or_default(),
-                severity: i.severity.clone(),
-                summary: i.summary.clone(),
-            });
-        }
-    }
-    let drills = Drills {
-        quota_per_year: terms.test_restores_per_year,
-        expected_in_period: (terms.test_restores_per_year as f64 * period.share_of_year() * 100.0)
-            .round()
-            / 100.0,
-        done: drill_rows.len() as u64,
-        passed: drill_rows.iter().filter(|d| d.passed).count() as u64,
-        failed: drill_rows.iter().filter(|d| !d.passed).count() as u64,
-        list: drill_rows,
-    };
-    let summary = Summary {
-        backups_scheduled: days.iter().map(|d| d.scheduled).sum(),
-        backups_succeeded: days.iter().map(|d| d.succeeded).sum(),
-        backups_failed: days.iter().map(|d| d.failed).sum(),
-        longest_gap_ms: rpo.iter().filter_map(|r| r.longest_gap_ms).max(),
-        rpo_met: !rpo.is_empty() && rpo.iter().all(|r| r.met),
-        rpo_held_percent: rpo
-            .iter()
-            .map(|r| r.held_percent)
-            .fold(None, |least: Option<f64>, p| {
-                Some(least.map_or(p, |l| l.min(p)))
-            })
-            .unwrap_or(0.0),
-        drills_done: drills.done,
-        drills_passed: drills.passed,
-        drills_within_rto: drills
-            .list
-            .iter()
-            .filter(|d| d.passed && d.rto_met == Some(true))
-            .count() as u64,
-        incidents: incidents.len() as u64,
-    };
-    let controls = controls(&summary, &drills);
-    Ok(Report {
-        format: FORMAT.into(),
-        version: VERSION,
-        terms: terms.clone(),
-        period: PeriodOut {
-            label: period.label.clone(),
-            from: crate::evidence::record::time(from),
-            to: crate::evidence::record::time(to),
-        },
-        generated: crate::evidence::record::time(generated),
-        measured_until: crate::evidence::record::time(until),
-        evidence: span,
-        summary,
-        days,
-        rpo,
-        drills,
-        incidents,
-        controls,
-    })
-}
-
-/// The oldest the newest backup got within `[start, end]`: just before each backup in it, and
-/// at its end. `None` when there was no backup up to then.
-fn worst_age(
-    successes: &[DateTime<Utc>],
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Option<Duration> {
-    let mut last = successes.iter().copied().filter(|t| *t <= start).max();
-    let mut worst: Option<Duration> = None;
-    for t in successes
-        .iter()
-        .copied()
-        .filter(|t| *t > start && *t <= end)
-    {
-        if let Some(l) = last {
-            worst = worst.max(Some(t - l));
-        }
-        last = Some(t);
-    }
-    last.map(|l| worst.unwrap_or_else(Duration::zero).max(end - l))
-}
-
-/// The controls of the common frameworks that this evidence supports, and how far.
-fn controls(summary: &Summary, drills: &Drills) -> Vec<Control> {
-    let backups = summary.backups_succeeded > 0;
-    let drilled = drills.passed > 0;
-    let backups_text = format!(
-        "{} of {} scheduled backups succeeded ({} failed); the RPO held {}% of the time",
-        summary.backups_succeeded,
-        summary.backups_scheduled,
-        summary.backups_failed,
-        summary.rpo_held_percent
-    );
-    let drills_text = format!(
-        "{} restore drill(s) done, {} passed, {} within the RTO (quota for the period: {})",
-        drills.done, drills.passed, summary.drills_within_rto, drills.expected_in_period
-    );
-    let status = |full: bool, some: bool| {
-        if full {
-            "supported"
-        } else if some {
-            "partial"
-        } else {
-            "not supported"
-        }
-        .to_string()
-    };
-    let both = format!("{backups_text}; {drills_text}");
-    let tested = drilled && summary.drills_within_rto > 0;
-    vec![
-        Control {
-            id: "ISO/IEC 27001:2022 A.8.13".into(),
-            title: "Information backup: backup copies maintained and regularly tested".into(),
-            status: status(backups && summary.rpo_met && drilled, backups || drilled),
-            basis: both.clone(),
-        },
-        Control {
-            id: "ISO 22301:2019 8.5".into(),
-            title: "Exercise programme: business continuity arrangements exercised and tested"
-                .into(),
-            status: status(tested, drills.done > 0),
-            basis: drills_text.clone(),
-        },
-        Control {
-            id: "SOC 2 A1.3".into(),
-            title: "Recovery plan procedures supporting system recovery are tested".into(),
-            status: status(tested, drills.done > 0),
-            basis: drills_text.clone(),
-        },
-        Control {
-            id: "DORA Art. 12".into(),
-            title: "Backup policies and procedures, restoration and recovery procedures".into(),
-            status: status(backups && summary.rpo_met && tested, backups || drilled),
-            basis: both.clone(),
-        },
-        Control {
-            id: "NIS2 Art. 21(2)(c)".into(),
-            title: "Business continuity, such as backup management and disaster recovery".into(),
-            status: status(backups && summary.rpo_met && drilled, backups),
-            basis: both,
-        },
-        Control {
-            id: "BSI IT-Grundschutz CON.3".into(),
-            title: "Datensicherungskonzept (backup concept): backups as planned, restores tested"
-                .into(),
-            status: status(
-                backups && summary.backups_failed == 0 && summary.rpo_met && drilled,
-                backups,
-            ),
-            basis: backups_text,
-        },
-    ]
+    /// The rule its status follows (version 2; see docs/FORMAT.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }

@@ -5,7 +5,8 @@ use super::{Day, Report};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::collections::BTreeMap;
 
-/// The days as CSV: date, source, scheduled, succeeded, failed, worst data age (ms).
+/// The days as CSV: date, source, slots scheduled, succeeded, failed and missed, worst data
+/// age (ms), the RPO (ms).
 pub fn days_csv(report: &Report) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let e = |e: csv::Error| e.to_string();
@@ -15,6 +16,7 @@ pub fn days_csv(report: &Report) -> Result<Vec<u8>, String> {
         "scheduled",
         "succeeded",
         "failed",
+        "missed",
         "worst_data_age_ms",
         "rpo_ms",
     ])
@@ -26,6 +28,7 @@ pub fn days_csv(report: &Report) -> Result<Vec<u8>, String> {
             d.scheduled.to_string(),
             d.succeeded.to_string(),
             d.failed.to_string(),
+            d.missed.unwrap_or(0).to_string(),
             d.worst_data_age_ms
                 .map(|v| v.to_string())
                 .unwrap_or_default(),
@@ -103,6 +106,18 @@ code { font-size: 12px; word-break: break-all; }
 @media print { body { margin: 0; max-width: none; } h2 { break-after: avoid; } table, svg { break-inside: avoid; } }
 "#;
 
+/// Green when the due drills passed and none failed; amber when some passed; red otherwise.
+fn drill_state(report: &Report) -> &'static str {
+    let (s, d) = (&report.summary, &report.drills);
+    if super::controls::drills_done(s, d) && d.failed == 0 {
+        "ok"
+    } else if d.passed > 0 {
+        "warn"
+    } else {
+        "bad"
+    }
+}
+
 fn state(ok: bool) -> &'static str {
     if ok {
         "ok"
@@ -130,16 +145,41 @@ pub fn html(report: &Report) -> String {
                     ", days in " (t.time_zone) "), measured until " (report.measured_until)
                     ". Made " (report.generated) " by Lifeboat."
                 }
+                @let missed = s.backups_missed.unwrap_or(0);
+                @let pending = s.backups_pending.unwrap_or(0);
+                @let judged = s.backups_succeeded + s.backups_failed + missed;
+                @let due = report.drills.due_in_period.unwrap_or(1);
                 div.cards {
-                    div.card { "Backups succeeded" b class=(state(s.backups_failed == 0 && s.backups_succeeded >= s.backups_scheduled)) {
-                        (s.backups_succeeded) " / " (s.backups_scheduled) } "scheduled; " (s.backups_failed) " failed" }
+                    div.card { "Backup slots succeeded" b class=(state(super::controls::backups_as_planned(s, &report.drills))) {
+                        (s.backups_succeeded) " / " (judged) }
+                        (s.backups_failed) " failed, " (missed) " missed"
+                        @if pending > 0 { ", " (pending) " still open" } }
                     div.card { "RPO " (human_ms(t.rpo_ms)) b class=(state(s.rpo_met)) { (s.rpo_held_percent) " %" } "of the time held; longest gap "
                         (s.longest_gap_ms.map(human_ms).unwrap_or_else(|| "-".into())) }
-                    div.card { "Restore drills" b class=(state(s.drills_passed as f64 >= report.drills.expected_in_period && s.drills_done == s.drills_passed)) {
-                        (s.drills_passed) " / " (s.drills_done) } "passed; quota " (t.test_restores_per_year) " a year" }
+                    div.card { "Restore drills passed" b class=(drill_state(report)) {
+                        (s.drills_passed) " / " (due) }
+                        "due this period (" (s.drills_done) " done); quota " (t.test_restores_per_year) " a year" }
                     div.card { "RTO " (human_ms(t.rto_ms)) b class=(state(s.drills_within_rto == s.drills_done && s.drills_done > 0)) {
                         (s.drills_within_rto) " / " (s.drills_done) } "drills within it" }
                     div.card { "Incidents" b class=(state(s.incidents == 0)) { (s.incidents) } "in the period" }
+                }
+
+                h2 { "How backups are counted" }
+                p {
+                    "Each source's slots are its tier's scheduled runs, counted from when the service first scheduled it (or the period's start, if later) until "
+                    (report.measured_until) ". A slot succeeded when a backup for it succeeded, failed when only failed ones ran, and was "
+                    b { "missed" } " when its time passed with no backup at all; a slot whose time is not over yet is still open and not judged."
+                }
+                ul {
+                    @for src in &t.sources {
+                        li {
+                            b { (src.name) } " (tier " (src.tier) "): "
+                            @match &src.since {
+                                Some(since) => { "slots counted from " (since) }
+                                None => { "never scheduled: no slots counted" }
+                            }
+                        }
+                    }
                 }
 
                 h2 { "Backups per day: scheduled and succeeded" }
@@ -164,7 +204,9 @@ pub fn html(report: &Report) -> String {
 
                 h2 { "Restore drills" }
                 p { (report.drills.done) " done in the period (" (report.drills.passed) " passed, " (report.drills.failed)
-                    " failed); the yearly quota of " (report.drills.quota_per_year) " gives " (report.drills.expected_in_period) " for this period." }
+                    " failed). The contract allows " (report.drills.quota_per_year) " test restores a year; "
+                    (report.drills.expected_in_period) " of them fall into this period by its share of the year, so "
+                    (report.drills.due_in_period.unwrap_or(1)) " passed drill(s) are due for the controls below (the share rounded down, at least one)." }
                 @if !report.drills.list.is_empty() {
                     table {
                         tr { th { "Evidence" } th { "Started" } th { "Drill" } th { "Outcome" } th { "Checks" } th { "RTO" } th { "Data age" } }
@@ -198,14 +240,22 @@ pub fn html(report: &Report) -> String {
 
                 h2 { "Controls this evidence supports" }
                 table {
-                    tr { th { "Control" } th { "Status" } th { "Basis" } }
+                    tr { th { "Control" } th { "Status" } th { "Rule" } th { "Basis" } }
                     @for c in &report.controls {
                         tr {
                             td { b { (c.id) } br; span.meta { (c.title) } }
                             td class=(match c.status.as_str() { "supported" => "ok", "partial" => "warn", _ => "bad" }) { (c.status) }
+                            td { (c.rule.as_deref().unwrap_or("")) }
                             td { (c.basis) }
                         }
                     }
+                }
+                p.meta {
+                    "Supported when the rule holds; partial when some of its evidence is there; otherwise not supported. "
+                    b { "B" } ": at least one slot judged, and at most " (super::controls::TOLERANCE_PERCENT) "% of the judged slots failed or missed. "
+                    b { "R" } ": every source within the RPO all the time measured. "
+                    b { "D" } ": at least the due number of drills passed. "
+                    b { "T" } ": a passed drill within the RTO, and none beyond it."
                 }
 
                 h2 { "Evidence" }
@@ -227,18 +277,19 @@ pub fn html(report: &Report) -> String {
     page.into_string()
 }
 
-/// Totals per day over all sources.
-fn per_day(days: &[Day]) -> Vec<(String, u64, u64, u64)> {
-    let mut totals: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
+/// Totals per day over all sources: scheduled, succeeded, failed, missed.
+fn per_day(days: &[Day]) -> Vec<(String, u64, u64, u64, u64)> {
+    let mut totals: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
     for d in days {
         let e = totals.entry(&d.date).or_default();
         e.0 += d.scheduled;
         e.1 += d.succeeded;
         e.2 += d.failed;
+        e.3 += d.missed.unwrap_or(0);
     }
     totals
         .into_iter()
-        .map(|(d, (a, b, c))| (d.to_string(), a, b, c))
+        .map(|(d, (a, b, c, m))| (d.to_string(), a, b, c, m))
         .collect()
 }
 
@@ -254,7 +305,7 @@ fn backup_chart(report: &Report) -> Markup {
     }
     let top = days
         .iter()
-        .map(|d| d.1.max(d.2 + d.3))
+        .map(|d| d.1.max(d.2 + d.3 + d.4))
         .max()
         .unwrap_or(1)
         .max(1) as f64;
@@ -266,21 +317,24 @@ fn backup_chart(report: &Report) -> Markup {
             line x1=(LEFT) y1=(H - BOTTOM) x2=(W) y2=(H - BOTTOM) stroke="#8c959f" {}
             text x="2" y=(y(top) + 4.0) { (top) }
             text x="2" y=(H - BOTTOM) { "0" }
-            @for (i, (date, scheduled, ok, failed)) in days.iter().enumerate() {
+            @for (i, (date, scheduled, ok, failed, missed)) in days.iter().enumerate() {
                 @let x = LEFT + i as f64 * slot;
                 rect x=(x + slot * 0.1) y=(y(*scheduled as f64)) width=(slot * 0.8) height=(H - BOTTOM - y(*scheduled as f64)) fill="#eaeef2" {
-                    title { (date) ": " (scheduled) " scheduled, " (ok) " succeeded, " (failed) " failed" }
+                    title { (date) ": " (scheduled) " scheduled, " (ok) " succeeded, " (failed) " failed, " (missed) " missed" }
                 }
                 rect x=(x + slot * 0.25) y=(y(*ok as f64)) width=(slot * 0.5) height=(H - BOTTOM - y(*ok as f64)) fill="#2da44e" {}
                 @if *failed > 0 {
                     rect x=(x + slot * 0.25) y=(y((*ok + *failed) as f64)) width=(slot * 0.5) height=(y(*ok as f64) - y((*ok + *failed) as f64)) fill="#cf222e" {}
+                }
+                @if *missed > 0 {
+                    rect x=(x + slot * 0.25) y=(y((*ok + *failed + *missed) as f64)) width=(slot * 0.5) height=(y((*ok + *failed) as f64) - y((*ok + *failed + *missed) as f64)) fill="#d4a72c" {}
                 }
                 @if i % label_every == 0 {
                     text x=(x) y=(H - 4.0) { (&date[5..]) }
                 }
             }
         }
-        p.meta { "Grey: scheduled; green: succeeded; red: failed." }
+        p.meta { "Grey: scheduled; green: succeeded; red: failed; amber: missed (no backup at all)." }
     }
 }
 

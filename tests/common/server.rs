@@ -171,6 +171,92 @@ impl Server {
         }
     }
 
+    /// Logs in to the dashboard with `token` as a browser on its own page would; returns the
+    /// session cookie (`lifeboat_session=…`) and the whole Set-Cookie line.
+    pub fn login(&self, token: &str) -> (String, String) {
+        let body = format!("token={token}");
+        let req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/login", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Origin", self.base.clone())
+            .body(body.into_bytes())
+            .expect("request");
+        let reply = Self::reply(self.agent().run(req));
+        assert_eq!(reply.status, 303, "login: {}", reply.text());
+        let set = reply
+            .header("set-cookie")
+            .expect("a session cookie")
+            .to_string();
+        let cookie = set.split(';').next().unwrap_or("").to_string();
+        (cookie, set)
+    }
+
+    /// A request with the dashboard's cookie and the given extra headers (such as `Origin`).
+    pub fn send_with_cookie(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Cookie", cookie);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(c) = content_type {
+            req = req.header("Content-Type", c);
+        }
+        let req = req.body(body.to_vec()).expect("request");
+        Self::reply(self.agent().run(req))
+    }
+
+    /// A request with arbitrary headers (a bearer token among them, or not).
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.agent().get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::reply(req.call())
+    }
+
+    /// Kills the server and waits for it to be gone (its data directory is free again).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits for the server to exit; its exit code, or `None` if it did not within `within`.
+    pub fn exited_within(&mut self, within: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

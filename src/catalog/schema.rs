@@ -1,0 +1,155 @@
+//! The catalog's schema: one migration per version, applied in order and recorded in
+//! SQLite's `user_version`. A migration is never changed once released; a new one is added.
+
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE repositories (
+        id TEXT PRIMARY KEY,
+        location TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+     );
+     CREATE TABLE packs (
+        repo TEXT NOT NULL,
+        id BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        index_id BLOB,
+        PRIMARY KEY (repo, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX packs_unindexed ON packs (repo) WHERE index_id IS NULL;
+     CREATE TABLE chunks (
+        repo TEXT NOT NULL,
+        id BLOB NOT NULL,
+        pack BLOB NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        raw_length INTEGER NOT NULL,
+        PRIMARY KEY (repo, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX chunks_by_pack ON chunks (repo, pack);
+     CREATE TABLE snapshots (
+        repo TEXT NOT NULL,
+        id TEXT NOT NULL,
+        time TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        paths TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        stats TEXT NOT NULL,
+        PRIMARY KEY (repo, id)
+     );
+     CREATE TABLE file_cache (
+        repo TEXT NOT NULL,
+        paths_key TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (repo, paths_key)
+     );
+     CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        repo TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT,
+        result TEXT NOT NULL,
+        snapshot TEXT,
+        files INTEGER,
+        bytes_read INTEGER,
+        bytes_added INTEGER,
+        error TEXT
+     );",
+    // 2: Object Lock dates this service set, per object ("data/ab/ab12…").
+    "CREATE TABLE locks (
+        repo TEXT NOT NULL,
+        object TEXT NOT NULL,
+        until TEXT NOT NULL,
+        PRIMARY KEY (repo, object)
+     ) WITHOUT ROWID;",
+    // 3: the daemon's job queue, and the newest slot planned per source.
+    "CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        scheduled TEXT NOT NULL,
+        missed INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        queued TEXT NOT NULL,
+        started TEXT,
+        finished TEXT,
+        error TEXT,
+        UNIQUE (source, scheduled)
+     );
+     CREATE INDEX jobs_queued ON jobs (state, scheduled);
+     CREATE TABLE planned (
+        source TEXT PRIMARY KEY,
+        last TEXT NOT NULL
+     );",
+    // 4: runs made by the daemon name their source, tier, slot and job.
+    "ALTER TABLE runs ADD COLUMN source TEXT;
+     ALTER TABLE runs ADD COLUMN tier TEXT;
+     ALTER TABLE runs ADD COLUMN scheduled TEXT;
+     ALTER TABLE runs ADD COLUMN job INTEGER;
+     ALTER TABLE jobs ADD COLUMN not_before TEXT;",
+    // 5: runs that make no snapshot (forget, prune) say what they did, and what they freed.
+    "ALTER TABLE runs ADD COLUMN summary TEXT;
+     ALTER TABLE runs ADD COLUMN bytes_freed INTEGER;",
+    // 6: evidence records, each tenant's chain in sequence order.
+    "CREATE TABLE evidence (
+        tenant TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        record BLOB NOT NULL,
+        signature TEXT NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (tenant, sequence)
+     );",
+    // 7: drills: planned (scheduled or requested), running, done, cancelled; they count
+    // against the contract's test restores per year.
+    "CREATE TABLE drills (
+        id INTEGER PRIMARY KEY,
+        spec TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        contract TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('scheduled', 'requested', 'manual')),
+        planned_for TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('planned', 'running', 'done', 'cancelled')),
+        requested_by TEXT,
+        snapshot TEXT,
+        pick TEXT,
+        started TEXT,
+        finished TEXT,
+        outcome TEXT,
+        evidence INTEGER,
+        cancelled TEXT
+     );
+     CREATE INDEX drills_by_contract ON drills (contract, planned_for);",
+    // 8: API tokens (only a hash of each secret) and the audit log of changes made through
+    // the API and the token commands.
+    "CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'customer', 'auditor')),
+        tenant TEXT,
+        label TEXT,
+        created TEXT NOT NULL,
+        expires TEXT,
+        revoked TEXT,
+        last_used TEXT
+     );
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL
+     );",
+    // 9: dashboard sessions: a login makes one (only a hash of its secret is kept), logout
+    // ends it; a session lasts no longer than its token.
+    "CREATE TABLE sessions (
+        id_sha256 TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+     );",
+];
