@@ -71,4 +71,4 @@ vm="${CARGO_TARGET_DIR:-target}/test-tools/vm"
 bash tests/vm/build.sh "$vm"
 export LIFEBOAT_TEST_VM="$(cd "$vm" && pwd)"
 
-cargo test --locked --all-targets
+cargo test --locked --all-targets --no-fail-fast
