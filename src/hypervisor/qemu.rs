@@ -35,20 +35,29 @@ struct Session {
 
 impl Session {
     fn execute(&mut self, command: &str) -> Result<Value> {
+        self.try_execute(command)?.ok_or_else(|| {
+            Error(format!(
+                "QMP {command}: QEMU closed the socket without answering"
+            ))
+        })
+    }
+
+    /// `execute`, but `None` when QEMU closes the socket instead of answering (it is going
+    /// away).
+    fn try_execute(&mut self, command: &str) -> Result<Option<Value>> {
         let line = json!({ "execute": command }).to_string();
-        writeln!(self.writer, "{line}")
-            .map_err(|e| Error(format!("QMP {command}: cannot send: {e}")))?;
+        if writeln!(self.writer, "{line}").is_err() {
+            return Ok(None);
+        }
         loop {
-            let reply = self.read()?.ok_or_else(|| {
-                Error(format!(
-                    "QMP {command}: QEMU closed the socket without answering"
-                ))
-            })?;
+            let Some(reply) = self.read()? else {
+                return Ok(None);
+            };
             if reply.get("event").is_some() {
                 continue;
             }
             if let Some(r) = reply.get("return") {
-                return Ok(r.clone());
+                return Ok(Some(r.clone()));
             }
             if let Some(e) = reply.get("error") {
                 return Err(Error(format!(
@@ -123,8 +132,11 @@ impl Qemu {
                 )))
             }
         }
-        session.execute("qmp_capabilities")?;
-        Ok(Some(session))
+        // A QEMU that is exiting may greet and then close before it negotiates.
+        match session.try_execute("qmp_capabilities")? {
+            Some(_) => Ok(Some(session)),
+            None => Ok(None),
+        }
     }
 }
 
