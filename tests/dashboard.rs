@@ -33,10 +33,12 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
     let ws = Workspace::new();
     let demo = ws.path("demo");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    // The demo on a clock of its own, so that "this month" is the same whenever it runs.
     cmd.args(["serve", "--demo", "--demo-dir"])
         .arg(&demo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("LIFEBOAT_DATA_DIR", ws.path("unused"));
+        .env("LIFEBOAT_DATA_DIR", ws.path("unused"))
+        .env("LIFEBOAT_CLOCK_START", "2026-11-10T10:00:00Z");
     let first = Server::start(cmd);
     // The demo's first backup runs at once; wait for it through the API.
     let log = first.log();
@@ -66,6 +68,37 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // Its first report, minutes old, counts no slot from before the demo existed, misses
+    // none, and claims no control: nothing has been judged or drilled yet.
+    let report = first
+        .get("/api/v1/reports/demo-files?period=2026-11", Some(&customer))
+        .json();
+    let summary = &report["summary"];
+    let since = report["terms"]["sources"][0]["since"].as_str().unwrap();
+    assert!(since >= "2026-11-10T10:00:00", "{report}");
+    assert_eq!(summary["backups_missed"], 0, "{report}");
+    let judged = [
+        "backups_succeeded",
+        "backups_failed",
+        "backups_missed",
+        "backups_pending",
+    ]
+    .iter()
+    .map(|k| summary[k].as_u64().unwrap())
+    .sum::<u64>();
+    assert_eq!(
+        summary["backups_scheduled"].as_u64().unwrap(),
+        judged,
+        "{report}"
+    );
+    assert!(
+        report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "supported"),
+        "{report}"
+    );
     drop(first);
     let config = demo.join("lifeboat.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -78,7 +111,10 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
     cmd.args(["serve", "--demo", "--demo-dir"])
         .arg(&demo)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // A minute on: before the drill the first start planned (two minutes after it) and
+        // before the next 15-minute slot, so the evidence is still the one backup.
+        .env("LIFEBOAT_CLOCK_START", "2026-11-10T10:01:00Z");
     let server = Server::start(cmd);
     let log = server.log();
     assert!(!log.contains("making a demo"), "{log}");
