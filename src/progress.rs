@@ -11,6 +11,11 @@ pub trait Progress: Sync {
     fn phase(&self, name: &str, total: Option<u64>, bytes: bool);
     fn advance(&self, amount: u64);
     fn finish(&self);
+    /// Something the user must know now, whatever the output mode (waiting for another
+    /// writer, say): a line on stderr.
+    fn note(&self, message: &str) {
+        eprintln!("{message}");
+    }
 }
 
 pub struct Silent;
@@ -77,6 +82,14 @@ impl Progress for Terminal {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, message: &str) {
+        match &self.bar {
+            // Above the bar, which stays.
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
         }
     }
 }

@@ -2,21 +2,32 @@
 //!
 //! Writes go to `tmp/` first, are flushed to disk, then renamed into place and the folder is
 //! flushed too, so an object is either complete or absent after a crash.
+//!
+//! A temporary file's name says who writes it (`lb-BOOT.NS-PID-…`, see `writer`), so that the
+//! first write of a later writer removes what this machine's ended writers left. Files of
+//! older versions (`.tmp…`) go once they are a day old; those of other machines stay, and
+//! `check` lists them.
 
-use super::{Backend, Error, ObjectKind, Result};
+use super::{Backend, Error, Leftover, ObjectKind, Result};
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 pub struct LocalBackend {
     root: PathBuf,
+    /// Whether this instance has removed the leftovers of ended writers yet.
+    swept: std::sync::Once,
 }
+
+/// How old a temporary file of unknown origin must be before a writer removes it.
+const LEGACY_TMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl LocalBackend {
     /// Opens an existing repository folder (it must hold a `config` folder).
     pub fn open(root: &Path) -> Result<Self> {
         let backend = LocalBackend {
             root: root.to_path_buf(),
+            swept: std::sync::Once::new(),
         };
         if !root.join(ObjectKind::Config.dir()).is_dir() {
             return Err(Error::NotFound {
@@ -38,6 +49,7 @@ impl LocalBackend {
     pub fn create(root: &Path) -> Result<Self> {
         let backend = LocalBackend {
             root: root.to_path_buf(),
+            swept: std::sync::Once::new(),
         };
         let io = |action, source| Error::Io {
             action,
@@ -71,6 +83,51 @@ impl LocalBackend {
         self.root.join(kind.path(name))
     }
 
+    /// The temporary files in `tmp/`, each with who left it (if its name says) and its age.
+    fn temporaries(&self) -> Vec<(PathBuf, Leftover)> {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
+            return Vec::new();
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let modified = meta.modified().unwrap_or(now);
+            let age = now.duration_since(modified).unwrap_or_default();
+            let ended = match writer_of(&name) {
+                Some((place, pid)) => super::writer::ended(&place, pid, modified),
+                None => age > LEGACY_TMP_AGE && !name.starts_with("lb-"),
+            };
+            out.push((
+                entry.path(),
+                Leftover {
+                    what: format!("tmp/{name}"),
+                    bytes: meta.len(),
+                    age_seconds: Some(age.as_secs()),
+                    writer_ended: ended,
+                },
+            ));
+        }
+        out
+    }
+
+    /// Removes what ended writers of this machine left in `tmp/`; once per instance, at its
+    /// first write.
+    fn sweep_leftovers(&self) {
+        self.swept.call_once(|| {
+            for (path, leftover) in self.temporaries() {
+                if leftover.writer_ended {
+                    // Gone meanwhile, or not ours to remove: the next writer tries again.
+                    let _ = fs::remove_file(path);
+                }
+            }
+        });
+    }
+
     fn io_err(&self, action: &'static str, what: String, source: std::io::Error) -> Error {
         Error::Io {
             action,
@@ -79,6 +136,22 @@ impl LocalBackend {
             source,
         }
     }
+}
+
+/// The prefix of this writer's temporary files.
+fn tmp_prefix() -> String {
+    match super::writer::here() {
+        Some(place) => format!("lb-{}-{}-", place.tag(), std::process::id()),
+        None => format!("lb-unknown-{}-", std::process::id()),
+    }
+}
+
+/// Who left a temporary file, from its name (`lb-BOOT.NS-PID-RANDOM`).
+fn writer_of(name: &str) -> Option<(super::writer::Place, u32)> {
+    let mut parts = name.strip_prefix("lb-")?.splitn(3, '-');
+    let place = super::writer::Place::parse(parts.next()?)?;
+    let pid = parts.next()?.parse().ok()?;
+    Some((place, pid))
 }
 
 /// The folders of a repository, `tmp/` last: a creation cut off before it is finished when
@@ -131,9 +204,12 @@ impl Backend for LocalBackend {
         if path.exists() {
             return Ok(());
         }
+        self.sweep_leftovers();
         let what = kind.path(name);
         let tmp_dir = self.root.join("tmp");
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&tmp_prefix())
+            .tempfile_in(&tmp_dir)
             .map_err(|e| self.io_err("creating a temporary file for", what.clone(), e))?;
         tmp.write_all(&data)
             .and_then(|_| tmp.as_file().sync_all())
@@ -195,11 +271,54 @@ impl Backend for LocalBackend {
             Err(e) => Err(self.io_err("deleting", kind.path(name), e)),
         }
     }
+
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(self.temporaries().into_iter().map(|(_, l)| l).collect())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_write_removes_what_ended_writers_of_this_machine_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("repo");
+        LocalBackend::create(&root).expect("create");
+        let tmp = root.join("tmp");
+        let place = super::super::writer::here().expect("/proc").tag();
+        // A writer that ran and ended, this process (alive), another machine, an old-style
+        // name written just now.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let ended = format!("lb-{place}-{dead}-abc");
+        let alive = format!("lb-{place}-{}-abc", std::process::id());
+        let other = format!("lb-{}.1-{dead}-abc", "f".repeat(32));
+        for name in [&ended, &alive, &other, &".tmpXYZ".to_string()] {
+            fs::write(tmp.join(name), b"partial").unwrap();
+        }
+        let backend = LocalBackend::open(&root).expect("open");
+        let seen = backend.leftovers().unwrap();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(
+            seen.iter().filter(|l| l.writer_ended).count(),
+            1,
+            "{seen:?}"
+        );
+        backend
+            .put(ObjectKind::Data, &"ab".repeat(32), b"pack".to_vec())
+            .unwrap();
+        let mut left: Vec<String> = fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![alive, other, ".tmpXYZ".to_string()];
+        want.sort();
+        assert_eq!(left, want);
+    }
 
     #[test]
     fn opening_finishes_a_creation_that_was_cut_off() {

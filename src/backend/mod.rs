@@ -5,6 +5,8 @@
 
 mod local;
 pub mod s3;
+pub mod uploads;
+pub mod writer;
 
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Options, S3Url};
@@ -85,7 +87,7 @@ impl fmt::Display for ObjectKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("object {kind}/{name} not found in {location}")]
+    #[error("object {} not found in {location}", kind.path(name))]
     NotFound {
         kind: ObjectKind,
         name: String,
@@ -178,4 +180,23 @@ pub trait Backend: Send + Sync {
     fn lock_until(&self, _kind: ObjectKind, _name: &str, _until: DateTime<Utc>) -> Result<()> {
         Ok(())
     }
+
+    /// What interrupted writers left outside the objects: temporary files (`tmp/` of a
+    /// folder), multipart uploads never completed (S3). Writers remove those of this host's
+    /// ended writers at their first write; `check` lists the rest.
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Something a writer left behind outside the objects.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Leftover {
+    /// `tmp/NAME`, or `upload KEY (ID)`.
+    pub what: String,
+    pub bytes: u64,
+    /// How long ago it was last written, in seconds (none when the store does not say).
+    pub age_seconds: Option<u64>,
+    /// Whether its writer is known to have ended (it goes at the next write on this host).
+    pub writer_ended: bool,
 }

@@ -47,6 +47,8 @@ pub struct S3Options {
     pub part_size: u64,
     /// How long to keep retrying a transient failure before giving up.
     pub retry_for: Duration,
+    /// Where this machine records its multipart uploads under way (see `uploads`).
+    pub uploads_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for S3Options {
@@ -58,6 +60,7 @@ impl Default for S3Options {
             uploads: 4,
             part_size: 32 * 1024 * 1024,
             retry_for: Duration::from_secs(120),
+            uploads_dir: super::uploads::default_dir(),
         }
     }
 }
@@ -123,7 +126,13 @@ pub struct S3Backend {
     object_lock: bool,
     /// The retain-until date objects get when stored (Object Lock buckets only).
     new_objects_until: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// Whether this instance has aborted the uploads ended writers left, yet.
+    swept: std::sync::Once,
 }
+
+/// How old an upload of unknown origin must be before a writer aborts it: no upload of ours
+/// takes a day.
+const STALE_UPLOAD: Duration = Duration::from_secs(24 * 3600);
 
 /// One failed attempt, classified.
 struct Failure {
@@ -206,6 +215,7 @@ impl S3Backend {
             options,
             object_lock: false,
             new_objects_until: std::sync::Mutex::new(None),
+            swept: std::sync::Once::new(),
         };
         // A listing, not HeadBucket: its error body says which of credentials, permission
         // or bucket name is wrong.
@@ -436,8 +446,91 @@ impl S3Backend {
         req.send().await.map(|_| ()).map_err(|e| self.classify(e))
     }
 
+    /// The store as upload records name it.
+    fn store_id(&self) -> String {
+        format!("{}/{}", self.endpoint, self.url.bucket)
+    }
+
+    /// Aborts one multipart upload; one the store no longer knows is gone already.
+    fn abort_upload(&self, key: &str, upload_id: &str) -> bool {
+        self.call("aborting the upload of", key, |client| async move {
+            match client
+                .abort_multipart_upload()
+                .bucket(&self.url.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let failure = self.classify(e);
+                    if failure.not_found {
+                        Ok(())
+                    } else {
+                        Err(failure)
+                    }
+                }
+            }
+        })
+        .is_ok()
+    }
+
+    /// The multipart uploads under way under the prefix, as the store lists them (key, id,
+    /// when begun); empty where the store cannot list them.
+    fn listed_uploads(&self) -> Vec<(String, String, Option<DateTime<Utc>>)> {
+        let prefix = self.key("");
+        let listed = self.runtime.block_on(async {
+            self.client
+                .list_multipart_uploads()
+                .bucket(&self.url.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+        });
+        let Ok(out) = listed else {
+            return Vec::new();
+        };
+        out.uploads()
+            .iter()
+            .filter_map(|u| {
+                let initiated = u
+                    .initiated()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), 0));
+                Some((u.key()?.to_string(), u.upload_id()?.to_string(), initiated))
+            })
+            .collect()
+    }
+
+    /// Aborts, once per instance at its first write, the uploads this machine's ended writers
+    /// left under the prefix, and any upload begun more than a day ago.
+    fn sweep_leftovers(&self) {
+        self.swept.call_once(|| {
+            let prefix = self.key("");
+            if let Some(dir) = &self.options.uploads_dir {
+                for u in super::uploads::recorded(dir, &self.store_id()) {
+                    if u.key.starts_with(&prefix)
+                        && u.writer_ended()
+                        && self.abort_upload(&u.key, &u.upload_id)
+                    {
+                        u.forget(dir);
+                    }
+                }
+            }
+            let now = Utc::now();
+            for (key, id, initiated) in self.listed_uploads() {
+                let stale = initiated
+                    .is_some_and(|t| (now - t).to_std().is_ok_and(|age| age > STALE_UPLOAD));
+                if stale {
+                    self.abort_upload(&key, &id);
+                }
+            }
+        });
+    }
+
     /// Uploads `body` in parts, `uploads` at a time. A failed upload is aborted so no parts
-    /// are left behind to be billed.
+    /// are left behind to be billed; one cut off by a crash is recorded locally, and the next
+    /// writer aborts it (`sweep_leftovers`).
     fn put_multipart(&self, kind: ObjectKind, name: &str, body: Bytes) -> Result<()> {
         let what = &kind.path(name);
         let key = &self.key(what);
@@ -457,6 +550,15 @@ impl S3Backend {
                 .map(str::to_string)
                 .ok_or_else(|| Failure::permanent("the server gave no upload id".into()))
         })?;
+        let record = super::uploads::Upload::new(&self.store_id(), key, &upload_id);
+        if let Some(dir) = &self.options.uploads_dir {
+            record.record(dir);
+        }
+        let forget = || {
+            if let Some(dir) = &self.options.uploads_dir {
+                record.forget(dir);
+            }
+        };
         let result = self
             .upload_parts(what, key, &upload_id, &body)
             .and_then(|parts| {
@@ -486,26 +588,16 @@ impl S3Backend {
         // (names are content hashes, so same name and size means the same bytes were sent).
         let result = match result {
             Err(e) if !e.is_transient() => match self.head("looking for", kind, name) {
-                Ok(Some(head)) if head.content_length() == Some(body.len() as i64) => return Ok(()),
+                Ok(Some(head)) if head.content_length() == Some(body.len() as i64) => {
+                    forget();
+                    return Ok(());
+                }
                 _ => Err(e),
             },
             other => other,
         };
-        if result.is_err() {
-            let _ = self.call("aborting the upload of", what, |client| {
-                let upload_id = upload_id.clone();
-                async move {
-                    client
-                        .abort_multipart_upload()
-                        .bucket(&self.url.bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| self.classify(e))
-                }
-            });
+        if result.is_ok() || self.abort_upload(key, &upload_id) {
+            forget();
         }
         result
     }
@@ -756,6 +848,7 @@ impl Backend for S3Backend {
     }
 
     fn put(&self, kind: ObjectKind, name: &str, data: Vec<u8>) -> Result<()> {
+        self.sweep_leftovers();
         let len = data.len() as u64;
         let body = Bytes::from(data);
         if len > self.options.part_size.max(MIN_PART_SIZE) {
@@ -769,6 +862,58 @@ impl Backend for S3Backend {
 
     fn exists(&self, kind: ObjectKind, name: &str) -> Result<bool> {
         Ok(self.head("looking for", kind, name)?.is_some())
+    }
+
+    fn leftovers(&self) -> Result<Vec<super::Leftover>> {
+        let prefix = self.key("");
+        let now = Utc::now();
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let parts_size = |key: &str, id: &str| {
+            self.runtime.block_on(async {
+                self.client
+                    .list_parts()
+                    .bucket(&self.url.bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map(|o| {
+                        o.parts()
+                            .iter()
+                            .map(|p| p.size().unwrap_or(0).max(0) as u64)
+                            .sum::<u64>()
+                    })
+                    .unwrap_or(0)
+            })
+        };
+        if let Some(dir) = &self.options.uploads_dir {
+            for u in super::uploads::recorded(dir, &self.store_id()) {
+                if !u.key.starts_with(&prefix) {
+                    continue;
+                }
+                seen.insert(u.upload_id.clone());
+                let started = DateTime::from_timestamp(u.started as i64, 0).unwrap_or(now);
+                out.push(super::Leftover {
+                    what: format!("upload of {} ({})", u.key, u.upload_id),
+                    bytes: parts_size(&u.key, &u.upload_id),
+                    age_seconds: Some((now - started).num_seconds().max(0) as u64),
+                    writer_ended: u.writer_ended(),
+                });
+            }
+        }
+        for (key, id, initiated) in self.listed_uploads() {
+            if seen.contains(&id) {
+                continue;
+            }
+            out.push(super::Leftover {
+                what: format!("upload of {key} ({id})"),
+                bytes: parts_size(&key, &id),
+                age_seconds: initiated.map(|t| (now - t).num_seconds().max(0) as u64),
+                writer_ended: false,
+            });
+        }
+        Ok(out)
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<(String, u64)>> {

@@ -762,7 +762,8 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
             },
             if report.unreferenced_packs > 0 {
                 format!(
-                    ", {} unreferenced packs (left by an interrupted backup; harmless)",
+                    ", {} unreferenced packs (left by an interrupted writer, a backup or a \
+                     copy; harmless, prune removes them)",
                     report.unreferenced_packs
                 )
             } else {
@@ -774,12 +775,38 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
                 format!("{} problems", report.problems.len())
             }
         );
+        if let Some(line) = leftovers_line(&report.leftovers) {
+            eprintln!("{line}");
+        }
     }
     Ok(if report.healthy() {
         exit::OK
     } else {
         exit::DAMAGED
     })
+}
+
+/// What interrupted writers left, in one line: how much, how old, and what becomes of it.
+fn leftovers_line(leftovers: &[crate::backend::Leftover]) -> Option<String> {
+    if leftovers.is_empty() {
+        return None;
+    }
+    let bytes: u64 = leftovers.iter().map(|l| l.bytes).sum();
+    let oldest = leftovers.iter().filter_map(|l| l.age_seconds).max();
+    let ended = leftovers.iter().filter(|l| l.writer_ended).count();
+    Some(format!(
+        "left behind by interrupted writers (harmless): {} temporary file(s) or upload(s), {}{}; \
+         {ended} of them by writers of this host that have ended, removed at the next write \
+         here; the rest belong to writers elsewhere or still running",
+        leftovers.len(),
+        human_bytes(bytes),
+        oldest
+            .map(|s| format!(
+                ", the oldest {} old",
+                crate::report::render::human_ms(s * 1000)
+            ))
+            .unwrap_or_default()
+    ))
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
@@ -1018,13 +1045,14 @@ fn print_prune(report: &crate::repo::prune::PruneReport) {
     );
     for w in &report.waiting {
         eprintln!(
-            "{} marked pack(s) wait for a later prune: in use possibly by {}",
+            "{} marked pack(s) wait for a later prune, once no running writer may use them: \
+             {}",
             w.packs,
-            w.sessions.join(", ")
+            w.sessions.join("; ")
         );
     }
     for s in &report.stale_sessions {
-        eprintln!("removed the stale session of a {s} that stopped refreshing it");
+        eprintln!("removed the session of a {s}");
     }
     for p in &report.problems {
         eprintln!("ignored: {p}");

@@ -46,6 +46,7 @@ impl S3Args {
             uploads: usize::from(self.s3_uploads),
             part_size: self.s3_part_size * 1024 * 1024,
             retry_for: Duration::from_secs(self.s3_retry_for),
+            ..S3Options::default()
         }
     }
 }

@@ -30,8 +30,12 @@ pub struct CheckReport {
     pub snapshots: u64,
     pub packs: u64,
     pub chunks_read: u64,
-    /// Packs no snapshot needs (left by an interrupted backup); harmless, removed by prune.
+    /// Packs no snapshot needs (left by an interrupted writer: a backup, or a copy); harmless,
+    /// removed by prune.
     pub unreferenced_packs: u64,
+    /// What interrupted writers left outside the objects (`tmp/` files, multipart uploads),
+    /// with their ages; harmless. Those of this host's ended writers go at the next write.
+    pub leftovers: Vec<crate::backend::Leftover>,
     pub signatures_checked: bool,
     pub problems: Vec<Problem>,
 }
@@ -122,6 +126,7 @@ pub fn check(
         .get(&ObjectKind::Data)
         .map(|s| s.len() as u64)
         .unwrap_or(0);
+    report.leftovers = backend.leftovers()?;
 
     // 2. Config and manifests: signatures and references.
     let repo = match &options.signer {

@@ -448,10 +448,23 @@ impl Repository {
     /// Where each chunk is, from all indexes. A chunk may be listed in several packs, and an
     /// index may still list packs that prune removed: a location in `prefer` (the packs a
     /// snapshot's manifest names, which are known to exist) wins over any other.
+    ///
+    /// A damaged or unauthentic index is left out (and named in `damaged`): it blocks only
+    /// what no other index lists, so one flipped byte does not stop every restore.
     pub fn chunk_map(&self, key: &SecretKey, prefer: &HashSet<PackId>) -> Result<ChunkMap> {
         let mut map = ChunkMap::default();
         for id in self.index_ids()? {
-            for pack in self.load_index(key, &id)? {
+            let packs = match self.load_index(key, &id) {
+                Ok(p) => p,
+                Err(e) if e.is_integrity() => {
+                    map.damaged.push(e.to_string());
+                    continue;
+                }
+                // Removed by a prune since the listing: it covered only deleted packs.
+                Err(Error::Backend(e)) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            for pack in packs {
                 for e in pack.entries {
                     map.insert(e.chunk, pack.id, e, prefer);
                 }
@@ -463,7 +476,18 @@ impl Repository {
     /// Fetches a pack, checks its name, and decrypts it.
     pub fn read_pack(&self, key: &SecretKey, id: &PackId) -> Result<Vec<u8>> {
         let name = id.to_hex();
-        let data = self.backend.get(ObjectKind::Data, &name)?;
+        let data = match self.backend.get(ObjectKind::Data, &name) {
+            Ok(d) => d,
+            // Data the repository should hold and does not: damage, like a corrupt pack.
+            Err(e) if e.is_not_found() => {
+                return Err(Error::Corrupt {
+                    object: ObjectKind::Data.path(&name),
+                    reason: "missing: an index lists it, but the repository does not hold it"
+                        .into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         check_name(ObjectKind::Data, &name, &data)?;
         crypto::decrypt(key, None, &data).map_err(|e| Error::Corrupt {
             object: ObjectKind::Data.path(&name),
@@ -501,9 +525,32 @@ impl Repository {
 #[derive(Default)]
 pub struct ChunkMap {
     pub chunks: HashMap<ChunkId, (PackId, PackEntry)>,
+    /// The indexes left out as damaged or unauthentic, each with why.
+    pub damaged: Vec<String>,
 }
 
 impl ChunkMap {
+    /// Where `chunk` is, or the error that says it is in no readable index (and which
+    /// damaged indexes it may be in).
+    pub fn locate(&self, chunk: &ChunkId, needed_by: &str) -> Result<(PackId, PackEntry)> {
+        if let Some(found) = self.chunks.get(chunk) {
+            return Ok(*found);
+        }
+        let reason = if self.damaged.is_empty() {
+            format!("needed by {needed_by} but listed in no index")
+        } else {
+            format!(
+                "needed by {needed_by} but listed in no readable index; it may be in a \
+                 damaged one ({}): 'lifeboat repair index' rebuilds indexes from the packs",
+                self.damaged.join("; ")
+            )
+        };
+        Err(Error::Corrupt {
+            object: format!("chunk {chunk}"),
+            reason,
+        })
+    }
+
     /// Records a location of `chunk`, keeping one in `prefer` over one outside it.
     pub fn insert(
         &mut self,
@@ -558,10 +605,7 @@ impl<'a> ChunkReader<'a> {
     }
 
     pub fn read(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
-        let (pack, entry) = *self.map.chunks.get(id).ok_or_else(|| Error::Corrupt {
-            object: format!("chunk {id}"),
-            reason: "not in any index".into(),
-        })?;
+        let (pack, entry) = self.map.locate(id, "the snapshot")?;
         let plain = self.pack(&pack)?;
         pack::extract(pack, &plain, &entry)
     }

@@ -10,7 +10,7 @@
 //! against them.
 
 use super::ids::{IndexId, PackId, SnapshotId};
-use super::session::{self, Session, SessionKind, SessionRecord, Timing};
+use super::session::{self, Session, SessionKind, Timing};
 use super::{Error, Repository, Result, Snapshot};
 use crate::backend::{self, ObjectKind};
 use crate::progress::Progress;
@@ -158,7 +158,8 @@ pub struct PruneReport {
     pub marks_swept: u64,
     /// Marks left for a later prune because writers that may use their packs are running.
     pub waiting: Vec<Waiting>,
-    /// Sessions of writers that stopped refreshing them (crashed): removed.
+    /// Sessions of writers that ended (their process is gone) or stopped refreshing them
+    /// (crashed elsewhere): removed, each with the reason.
     pub stale_sessions: Vec<String>,
     /// Unreadable session or mark objects, ignored.
     pub problems: Vec<String>,
@@ -304,7 +305,13 @@ pub fn prune(
         let blockers: Vec<String> = writers
             .iter()
             .filter(|w| !w.claims.contains(&name))
-            .map(SessionRecord::describe)
+            .map(|w| {
+                format!(
+                    "{} (stale, if it stops refreshing, at {})",
+                    w.describe_at(now),
+                    w.stale_at(&timing).format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            })
             .collect();
         if blockers.is_empty() {
             sweepable.push((name, mark));
@@ -331,7 +338,14 @@ pub fn prune(
         if !dry_run {
             session::remove(backend.as_ref(), ObjectKind::Session, name)?;
         }
-        report.stale_sessions.push(s.describe());
+        let why = if s.writer_ended() {
+            "its process has ended"
+        } else {
+            "it stopped refreshing it"
+        };
+        report
+            .stale_sessions
+            .push(format!("{}: {why}", s.describe_at(now)));
     }
     if let Some(s) = session {
         s.end()?;

@@ -158,7 +158,7 @@ pub fn restore(
                 target.display()
             ))
         })?;
-    let outcome = write_all(
+    let mut outcome = write_all(
         repo,
         key,
         &map,
@@ -167,6 +167,12 @@ pub fn restore(
         options.threads,
         progress,
     )?;
+    for d in &map.damaged {
+        outcome.warnings.push(format!(
+            "{d}; it was left out, and this snapshot did not need it ('lifeboat repair index' \
+             rebuilds indexes from the packs)"
+        ));
+    }
     for top in &tops {
         let from = staging.path().join(OsStr::from_bytes(top));
         let to = target.join(OsStr::from_bytes(top));
@@ -221,10 +227,8 @@ fn write_all(
                 let mut offset = 0u64;
                 for c in chunks {
                     if let ChunkRef::Data { id, .. } = c {
-                        let (pack, entry) = map.chunks.get(id).ok_or_else(|| Error::Corrupt {
-                            object: format!("chunk {id}"),
-                            reason: format!("needed by {} but in no index", e.path_lossy()),
-                        })?;
+                        let (pack, entry) = map.locate(id, &e.path_lossy())?;
+                        let (pack, entry) = (&pack, &entry);
                         plan.entry(*pack)
                             .or_default()
                             .entry(entry.offset)

@@ -97,19 +97,54 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// Whether the session no longer holds anything up: it went unrefreshed for the stale
+    /// time, or its writer ran on this machine (same boot, same PID namespace) and has ended.
     pub fn is_stale(&self, now: DateTime<Utc>, timing: &Timing) -> bool {
-        now - self.refreshed > timing.stale
+        now - self.refreshed > timing.stale || self.writer_ended()
     }
 
-    /// "backup on host (pid 12, started …)", for messages.
+    /// Whether the writer is known to have ended: a process of this machine that is gone, or
+    /// whose PID now belongs to a younger process. Sessions carry their writer's place after
+    /// an `@` in their id; of sessions without one, or of other places, nothing is known.
+    pub fn writer_ended(&self) -> bool {
+        let Some(place) = self
+            .id
+            .split_once('@')
+            .and_then(|(_, tag)| backend::writer::Place::parse(tag))
+        else {
+            return false;
+        };
+        backend::writer::ended(&place, self.pid, self.started.into())
+    }
+
+    /// "backup on host (pid 12, started …, refreshed 40 s ago)", for messages.
     pub fn describe(&self) -> String {
+        self.describe_at(Utc::now())
+    }
+
+    pub fn describe_at(&self, now: DateTime<Utc>) -> String {
         format!(
-            "{} on {} (pid {}, started {})",
+            "{} on {} (pid {}, started {}, refreshed {} s ago)",
             self.kind,
             self.host,
             self.pid,
-            self.started.format("%Y-%m-%d %H:%M:%S UTC")
+            self.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            (now - self.refreshed).num_seconds().max(0)
         )
+    }
+
+    /// When it goes stale if it is not refreshed again.
+    pub fn stale_at(&self, timing: &Timing) -> DateTime<Utc> {
+        self.refreshed + timing.stale
+    }
+}
+
+/// A new session id: random, then this writer's place (see `backend::writer`).
+fn new_id() -> String {
+    let random = hex::encode(rand::random::<[u8; 16]>());
+    match backend::writer::here() {
+        Some(place) => format!("{random}@{}", place.tag()),
+        None => random,
     }
 }
 
@@ -335,7 +370,7 @@ impl Session {
         let now = Utc::now();
         let record = SessionRecord {
             format: SESSION_FORMAT.into(),
-            id: hex::encode(rand::random::<[u8; 16]>()),
+            id: new_id(),
             kind,
             host: this_host(),
             pid: std::process::id(),
@@ -417,11 +452,14 @@ impl Session {
                 return Ok(());
             };
             if !told {
-                progress.phase(
-                    &format!("waiting for the {} to end", sweep.describe()),
-                    None,
-                    false,
-                );
+                let until = sweep.stale_at(&self.shared.timing);
+                progress.note(&format!(
+                    "waiting for the {} to end: it deletes data a copy could be sending; \
+                     waiting while it runs, at most until {} if it stops refreshing its session",
+                    sweep.describe_at(now),
+                    until.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
+                progress.phase("waiting for a prune", None, false);
                 told = true;
             }
             std::thread::sleep(self.shared.timing.poll);
