@@ -8,6 +8,7 @@ mod drill;
 mod evidence;
 mod hold;
 mod keys;
+mod repair;
 mod repo;
 mod report;
 mod schedule;
@@ -76,6 +77,10 @@ enum Command {
     Forget(repo::ForgetArgs),
     /// Delete the data no snapshot needs. Objects under Object Lock are kept and listed.
     Prune(repo::PruneArgs),
+    /// Repair damage: rebuild indexes from the packs, save what remains of snapshots whose
+    /// data is partly lost.
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
     /// Keep snapshots whatever retention says (legal holds).
     #[command(subcommand)]
     Hold(hold::HoldCommand),
@@ -268,6 +273,7 @@ pub fn main() -> i32 {
         Command::Forget(a) => repo::forget(&ctx, a),
         Command::Prune(a) => repo::prune(&ctx, a),
         Command::Hold(c) => hold::run(&ctx, c),
+        Command::Repair(c) => repair::run(&ctx, c),
         Command::Catalog(c) => catalog::run(&ctx, c),
         Command::Evidence(c) => evidence::run(&ctx, c),
         Command::Report(a) => report::run(&ctx, a),

@@ -882,7 +882,7 @@ fn open_to_delete(
 }
 
 /// Opens a repository to change it: as its signer, holding its lock, with its catalog.
-fn open_for_writing(
+pub(super) fn open_for_writing(
     ctx: &Context,
     repo: &RepoArg,
     signing_key: &std::path::Path,
