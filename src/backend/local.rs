@@ -129,6 +129,14 @@ impl LocalBackend {
     }
 
     fn io_err(&self, action: &'static str, what: String, source: std::io::Error) -> Error {
+        if source.kind() == ErrorKind::StorageFull || source.raw_os_error() == Some(libc::EDQUOT) {
+            return Error::Full {
+                action,
+                what,
+                location: self.location(),
+                free: free_bytes(&self.root),
+            };
+        }
         Error::Io {
             action,
             what,
@@ -136,6 +144,18 @@ impl LocalBackend {
             source,
         }
     }
+}
+
+/// The bytes free for this user on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `stat` a valid buffer for statvfs to fill.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 /// The prefix of this writer's temporary files.

@@ -109,6 +109,14 @@ pub enum Error {
         location: String,
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// The target has no room left: not something that passes by itself.
+    #[error("the target {location} is full{} while {action} {what}: free space there, or forget old snapshots and run 'lifeboat prune'", free.map(|f| format!(" ({} free)", human(f))).unwrap_or_default())]
+    Full {
+        action: &'static str,
+        what: String,
+        location: String,
+        free: Option<u64>,
+    },
     /// A remote store refused or failed a request; `message` says what to check.
     #[error("{action} {what} in {location}: {message}")]
     Remote {
@@ -125,14 +133,13 @@ impl Error {
     /// a missing object will not appear).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::NotFound { .. } | Error::Locked { .. } => false,
+            Error::NotFound { .. } | Error::Locked { .. } | Error::Full { .. } => false,
             Error::Remote { transient, .. } => *transient,
             Error::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::Interrupted
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
-                    | std::io::ErrorKind::StorageFull
             ),
         }
     }
@@ -143,6 +150,22 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Bytes for people: `512 B`, `3.4 MiB`.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
 
 /// Where a repository's objects live. Implementations must make `put` atomic and durable: after
 /// it returns the object is there in full and survives a crash; before, it is absent.

@@ -67,11 +67,11 @@ pub fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<i32> {
         .filter(|r| args.source.is_none() || r.source == args.source)
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(exit::OK);
     }
     for r in &runs {
-        println!(
+        outln!(
             "{:>5} {} {:<6} {:<8} {:<16} {:<7} {:<25} {}",
             r.id,
             r.started,

@@ -20,7 +20,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<i32> {
                 .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
             let drills = super::serve::load_drills(&config, &loaded)?;
             let c = &loaded.config;
-            println!(
+            outln!(
                 "{} is valid: {} target(s), {} tenant(s), {} contract(s), {} source(s)",
                 config.display(),
                 c.targets.len(),
@@ -29,13 +29,15 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<i32> {
                 c.sources.len()
             );
             for (name, tier) in &loaded.tiers {
-                println!(
+                outln!(
                     "  {name}: tier {} ({}), cron '{}'",
-                    tier.name, tier.description, tier.cron
+                    tier.name,
+                    tier.description,
+                    tier.cron
                 );
             }
             for d in &drills {
-                println!(
+                outln!(
                     "  drill {}: source {}, {} environment, {}",
                     d.name,
                     d.spec.source.get_ref(),

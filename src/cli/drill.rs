@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
                         }
                         other => anyhow::Error::from(other),
                     })?;
-            println!("{id}");
+            outln!("{id}");
             eprintln!(
                 "drill {id} ({}) planned for {}; {left} test restore(s) left in its year",
                 d.name,
@@ -130,7 +130,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
                 );
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({ "drills": drills, "quotas": quotas })
@@ -138,7 +138,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
                 );
             } else {
                 for d in &drills {
-                    println!(
+                    outln!(
                         "{:>4} {} {:<10} {:<9} {} {} {}",
                         d.id,
                         d.planned_for.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
@@ -162,7 +162,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
             let loaded = load(&config)?;
             let d = spec::load(&path, &loaded)
                 .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
-            println!(
+            outln!(
                 "{} is valid: source {} from target {}, {} environment, {} check(s){}",
                 path.display(),
                 d.spec.source.get_ref(),
@@ -217,7 +217,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
             progress.finish_quietly();
             let r = &outcome.record;
             if json {
-                println!("{}", serde_json::to_string_pretty(r)?);
+                outln!("{}", serde_json::to_string_pretty(r)?);
             } else {
                 for c in &r.checks {
                     eprintln!(

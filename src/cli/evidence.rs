@@ -63,10 +63,10 @@ pub fn run(ctx: &Context, command: EvidenceCommand) -> anyhow::Result<i32> {
                     .zip(&rows)
                     .map(|(e, r)| serde_json::json!({ "sha256": e.sha256, "record": r }))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for r in &rows {
-                    println!(
+                    outln!(
                         "{} #{} {} {:?} {} {} {:?}{}",
                         r.tenant,
                         r.sequence,
@@ -102,7 +102,7 @@ pub fn run(ctx: &Context, command: EvidenceCommand) -> anyhow::Result<i32> {
             let cert = PublicCert::load(&cert)?;
             let verified = chain::verify(&path, &cert)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&verified)?);
+                outln!("{}", serde_json::to_string_pretty(&verified)?);
             }
             for c in &verified.chains {
                 eprintln!(

@@ -65,10 +65,10 @@ pub fn run(ctx: &Context, command: HoldCommand) -> anyhow::Result<i32> {
             let found = hold::list(backend.as_ref(), &id)?;
             if json {
                 let holds: Vec<_> = found.objects.iter().map(|(_, h)| h).collect();
-                println!("{}", serde_json::to_string_pretty(&holds)?);
+                outln!("{}", serde_json::to_string_pretty(&holds)?);
             } else {
                 for (_, h) in &found.objects {
-                    println!(
+                    outln!(
                         "{}  {}  {}  {}",
                         h.snapshot,
                         h.placed.format("%Y-%m-%d %H:%M UTC"),

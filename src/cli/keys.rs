@@ -30,7 +30,7 @@ pub fn run(_ctx: &Context, command: KeysCommand) -> anyhow::Result<i32> {
                 .into());
             }
             let (key, key_path, cert_path) = write_pair(&name, &out)?;
-            println!("{}", key.fingerprint().to_hex());
+            outln!("{}", key.fingerprint().to_hex());
             eprintln!("secret key:  {}", key_path.display());
             eprintln!("certificate: {}", cert_path.display());
             Ok(exit::OK)

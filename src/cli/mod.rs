@@ -1,6 +1,14 @@
 //! The command line: argument parsing, shared options, exit codes. Each command group lives in
 //! its own file and is a thin layer over the library.
 
+/// `println!` for a command's output: a reader that went away (`| head -1`, `| true`) ends
+/// the command quietly, as with other tools, instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output_line(format_args!($($arg)*))
+    };
+}
+
 mod catalog;
 mod config;
 mod demo;
@@ -117,6 +125,24 @@ enum Command {
     /// Cold backups of whole VMs: shut down, copy the disks, start again, check it came back.
     #[command(subcommand)]
     Vm(vm::VmCommand),
+}
+
+/// Writes one line of output; see `outln!`.
+pub(crate) fn output_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(exit::OK),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(exit::FAILED);
+        }
+    }
 }
 
 /// Options every repository command shares.

@@ -72,7 +72,7 @@ fn index(ctx: &Context, args: IndexArgs) -> anyhow::Result<i32> {
         cache.record_indexed(id, packs)?;
     }
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for d in &report.damaged {
             eprintln!("damaged: {d}");
@@ -144,7 +144,7 @@ fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
         }
     }
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for r in &report.repairs {
             let short = &r.snapshot[..12.min(r.snapshot.len())];

@@ -359,7 +359,7 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<i32> {
     let location = backend.location();
     let repo = Repository::init(backend, &recipients, &signing)?;
     ctx.pin_signer(&repo.config.id, &signing.public())?;
-    println!("{}", repo.config.id);
+    outln!("{}", repo.config.id);
     eprintln!(
         "created repository {} at {}\n  signed by   {}\n  encrypted to {}",
         repo.config.id,
@@ -434,7 +434,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
     }
     let s = &snapshot.manifest.stats;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "id": snapshot.id.to_hex(),
@@ -455,7 +455,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<i32> {
             })
         );
     } else {
-        println!("{}", snapshot.id);
+        outln!("{}", snapshot.id);
         eprintln!(
             "{} files, {} read, {} added in {:.1}s",
             s.files,
@@ -510,16 +510,19 @@ pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        println!(
+        outln!(
             "{:<10} {:<25} {:<16} {:>10}  paths",
-            "id", "time", "host", "size"
+            "id",
+            "time",
+            "host",
+            "size"
         );
         for s in &snapshots {
             let m = &s.manifest;
             let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!(
+            outln!(
                 "{:<10} {:<25} {:<16} {:>10}  {}{}",
                 s.id.short(),
                 m.time.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -571,7 +574,7 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
             _ => None,
         };
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({
                     "path": path, "type": e.type_char().to_string(), "mode": format!("{:04o}", e.mode),
@@ -587,7 +590,7 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<i32> {
                 (EntryKind::Hardlink { .. }, Some(t)) => format!(" => /{t}"),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "{} {:04o} {:>5} {:>5} {:>12} {} {}{}",
                 e.type_char(),
                 e.mode,
@@ -640,7 +643,7 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> anyhow::Result<i32> {
         eprintln!("warning: {w}");
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "snapshot": snapshot.id.to_hex(), "target": target, "files": outcome.files,
@@ -704,7 +707,7 @@ fn restore_database(
     progress.finish();
     let elapsed = started.elapsed();
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "snapshot": snapshot.id.to_hex(), "database": target.describe(),
@@ -744,10 +747,10 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
         &progress,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for p in &report.problems {
-            println!("BAD {}: {}", p.object, p.reason);
+            outln!("BAD {}: {}", p.object, p.reason);
         }
         eprintln!(
             "checked {} objects ({}), {} snapshots, {} packs{}{}: {}",
@@ -852,9 +855,9 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> anyhow::Result<i32> {
     let copied = Repository::open(dest.clone(), source.signer().clone())?;
     ctx.pin_signer(&copied.config.id, source.signer())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "copied {} snapshot(s) from {} to {}: {} pack(s) sent ({:.1} MiB), {} already there; {} snapshot(s) were there already",
             report.snapshots_copied.len(),
             source.backend().location(),
@@ -960,15 +963,15 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
                 |(source, decisions)| serde_json::json!({"source": source, "decisions": decisions}),
             )
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"plan": plan, "result": report}))?
         );
     } else {
         for (source, decisions) in &plan {
-            println!("{source}");
+            outln!("{source}");
             for d in decisions {
-                println!(
+                outln!(
                     "  {} {} {}  {}",
                     if d.keep { "keep  " } else { "forget" },
                     &d.id[..12],
@@ -980,7 +983,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<i32> {
             }
         }
         for id in &report.forgotten {
-            println!(
+            outln!(
                 "{}{id}",
                 if common.dry_run {
                     "would forget "
@@ -1012,7 +1015,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
     let report = crate::repo::prune::prune(&repo, &mut memory, options, &progress)
         .inspect_err(|_| progress.finish_quietly())?;
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_prune(&report);
     }

@@ -109,7 +109,7 @@ fn verify(path: &std::path::Path, cert: Option<PathBuf>, json: bool) -> anyhow::
     let verdict =
         bundle::verify(path, cert.as_ref()).map_err(|e| CliError::new(exit::DAMAGED, e))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&verdict)?);
+        outln!("{}", serde_json::to_string_pretty(&verdict)?);
     }
     eprintln!(
         "report of contract {} for {}: {} evidence record(s)",

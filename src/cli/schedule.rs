@@ -67,12 +67,14 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<i32> {
             let from = from
                 .map(|t| t.with_timezone(&chrono::Utc))
                 .unwrap_or_else(chrono::Utc::now);
-            println!(
+            outln!(
                 "{} ({}): cron '{}' in {zone}",
-                tier.name, tier.description, tier.cron
+                tier.name,
+                tier.description,
+                tier.cron
             );
             for t in tier.runs(&zone, from, next) {
-                println!(
+                outln!(
                     "  {}",
                     t.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z")
                 );
@@ -153,21 +155,25 @@ pub fn run_retention(command: RetentionCommand) -> anyhow::Result<i32> {
             let size = (size_gib * (1u64 << 30) as f64) as u64;
             let result = simulate(&tier, &zone, from, days, size, change_rate);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                outln!("{}", serde_json::to_string_pretty(&result)?);
                 return Ok(exit::OK);
             }
-            println!(
+            outln!(
                 "{} ({}), {size_gib} GiB changing {:.1}% a day, in {zone}",
                 tier.name,
                 tier.description,
                 change_rate * 100.0
             );
-            println!(
+            outln!(
                 "{:>5}  {:<10}  {:>5}  {:>6}  {:>12}",
-                "day", "date", "runs", "kept", "stored GiB"
+                "day",
+                "date",
+                "runs",
+                "kept",
+                "stored GiB"
             );
             for d in &result {
-                println!(
+                outln!(
                     "{:>5}  {:<10}  {:>5}  {:>6}  {:>12.1}",
                     d.day,
                     d.date,

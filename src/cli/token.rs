@@ -124,7 +124,7 @@ pub fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<i32> {
                 ),
                 "ok",
             )?;
-            println!("{token}");
+            outln!("{token}");
             eprintln!(
                 "token {} ({}{}), valid {}; it is shown only now",
                 row.id,
@@ -143,10 +143,10 @@ pub fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<i32> {
             let catalog = Catalog::open(&data_dir(ctx, &loaded))?;
             let tokens = catalog.tokens()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                outln!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
                 for t in &tokens {
-                    println!(
+                    outln!(
                         "{} {:<8} {:<10} created {} {} {}{}",
                         t.id,
                         t.role,

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, command: VmCommand) -> anyhow::Result<i32> {
             )?;
             match outcome {
                 Ok(summary) => {
-                    println!("{summary}");
+                    outln!("{summary}");
                     Ok(exit::OK)
                 }
                 Err(e) => Err(CliError::new(exit::FAILED, e).into()),

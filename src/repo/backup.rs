@@ -625,12 +625,22 @@ fn run_backup(
     let filled = match &mut content {
         Content::Files => {
             let mut warn = |w: Warning| warnings.push(w);
-            let mut visit = |e: FsEntry<'_>, warn: &mut dyn FnMut(Warning)| {
-                run.visit(e, warn).map_err(|err| err.to_string())
+            // The walk carries a message; the error itself is kept, so that a store that
+            // fails (a full disk) is not blamed on the source.
+            let mut failed: Option<Error> = None;
+            let walked = {
+                let mut visit = |e: FsEntry<'_>, warn: &mut dyn FnMut(Warning)| {
+                    run.visit(e, warn).map_err(|err| {
+                        let text = err.to_string();
+                        failed.get_or_insert(err);
+                        text
+                    })
+                };
+                fs_source::walk(&roots, &mut warn, &mut visit)
             };
-            fs_source::walk(&roots, &mut warn, &mut visit).map_err(|e| match e {
+            walked.map_err(|e| match e {
                 fs_source::WalkError::Root { .. } => Error::Source(e.to_string()),
-                fs_source::WalkError::Callback(s) => Error::Source(s),
+                fs_source::WalkError::Callback(s) => failed.take().unwrap_or(Error::Source(s)),
             })
         }
         Content::Streams(source) => {

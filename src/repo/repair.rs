@@ -46,8 +46,11 @@ pub fn scan_pack(repo: &Repository, key: &SecretKey, id: &PackId) -> Result<Pack
         let frame = &plain[offset..];
         let length = zstd::zstd_safe::find_frame_compressed_size(frame)
             .map_err(|_| bad(format!("no zstd frame at byte {offset}")))?;
-        let raw = zstd::stream::decode_all(&frame[..length])
-            .map_err(|e| bad(format!("the frame at byte {offset} does not decompress: {e}")))?;
+        let raw = zstd::stream::decode_all(&frame[..length]).map_err(|e| {
+            bad(format!(
+                "the frame at byte {offset} does not decompress: {e}"
+            ))
+        })?;
         entries.push(PackEntry {
             chunk: ChunkId::of(&raw),
             offset: offset as u64,
@@ -312,7 +315,11 @@ fn repair_one(
         }
     }
     if !causes.is_empty() {
-        let mut r = repair(vec!["(the whole snapshot: its tree is lost)".into()], None, false);
+        let mut r = repair(
+            vec!["(the whole snapshot: its tree is lost)".into()],
+            None,
+            false,
+        );
         r.causes = causes.into_iter().collect();
         return Ok(Some((r, None)));
     }
