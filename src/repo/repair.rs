@@ -192,7 +192,7 @@ pub struct SnapshotsRepair {
     pub repairs: Vec<SnapshotRepair>,
     /// The repaired snapshots, for the catalog.
     #[serde(skip)]
-    pub written: Vec<(Snapshot, Option<(IndexId, Vec<PackInfo>)>)>,
+    pub written: Vec<Written>,
     pub dry_run: bool,
 }
 
@@ -278,7 +278,8 @@ pub fn repair_snapshots(
     Ok(report)
 }
 
-type Written = (Snapshot, Option<(IndexId, Vec<PackInfo>)>);
+/// A repaired snapshot, and the index of the pack its new tree went into (if one was needed).
+pub type Written = (Snapshot, Option<(IndexId, Vec<PackInfo>)>);
 
 fn repair_one(
     repo: &Repository,
