@@ -149,3 +149,44 @@ on_every_backend!(
     backup_with_a_foreign_signing_key_is_refused,
     catalog_rebuild_restores_deduplication,
 );
+
+/// Every listing command whose reader has gone (`| head -1`, `| true`) ends quietly: no
+/// panic, no backtrace, exit 0.
+#[test]
+fn listings_into_a_closed_pipe_end_quietly() {
+    let ws = Workspace::new();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..50 {
+        fs::write(src.join(format!("f{i}")), format!("{i}")).unwrap();
+    }
+    ws.backup(&[&src]);
+    ws.backup(&[&src]);
+    let repo = ws.repo();
+    let key = ws.key().display().to_string();
+    let listings: Vec<Vec<&str>> = vec![
+        vec!["snapshots", "--repo", &repo],
+        vec!["snapshots", "--json", "--repo", &repo],
+        vec!["ls", "--repo", &repo, "--key", &key, "latest"],
+        vec!["ls", "--json", "--repo", &repo, "--key", &key, "latest"],
+        vec!["runs"],
+        vec!["evidence", "list"],
+        vec!["schedule", "preview", "--tier", "90/48", "--next", "500"],
+        vec!["retention", "simulate", "--tier", "90/48", "--days", "120"],
+    ];
+    for args in listings {
+        // A pipe whose reading end is closed before the command starts: its first write
+        // fails, every time.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut c = ws.lifeboat(&args);
+        let out =
+            c.0.stdout(writer)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

@@ -451,8 +451,33 @@ impl S3Backend {
         format!("{}/{}", self.endpoint, self.url.bucket)
     }
 
-    /// Aborts one multipart upload; one the store no longer knows is gone already.
+    /// Aborts one multipart upload; one the store no longer knows is gone already. A part
+    /// still arriving may outlive an abort (S3 says to abort again until none is listed):
+    /// the parts are listed afterwards, and the abort repeated while some are.
     fn abort_upload(&self, key: &str, upload_id: &str) -> bool {
+        for _ in 0..3 {
+            if !self.abort_once(key, upload_id) {
+                return false;
+            }
+            let remaining = self.runtime.block_on(async {
+                self.client
+                    .list_parts()
+                    .bucket(&self.url.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .send()
+                    .await
+                    .map(|o| o.parts().len())
+            });
+            // An error here is the store saying it no longer knows the upload.
+            if !matches!(remaining, Ok(n) if n > 0) {
+                return true;
+            }
+        }
+        true
+    }
+
+    fn abort_once(&self, key: &str, upload_id: &str) -> bool {
         self.call("aborting the upload of", key, |client| async move {
             match client
                 .abort_multipart_upload()
@@ -507,18 +532,32 @@ impl S3Backend {
     fn sweep_leftovers(&self) {
         self.swept.call_once(|| {
             let prefix = self.key("");
+            let listed = self.listed_uploads();
             if let Some(dir) = &self.options.uploads_dir {
                 for u in super::uploads::recorded(dir, &self.store_id()) {
-                    if u.key.starts_with(&prefix)
-                        && u.writer_ended()
-                        && self.abort_upload(&u.key, &u.upload_id)
-                    {
+                    if !u.key.starts_with(&prefix) || !u.writer_ended() {
+                        continue;
+                    }
+                    let aborted = if u.upload_id.is_empty() {
+                        // Killed while the upload was being created: the store may know an
+                        // upload of that key begun then, which only a listing shows.
+                        let since = DateTime::from_timestamp(u.started as i64 - 60, 0);
+                        listed
+                            .iter()
+                            .filter(|(key, _, at)| {
+                                *key == u.key && since.zip(*at).is_some_and(|(s, t)| t >= s)
+                            })
+                            .all(|(key, id, _)| self.abort_upload(key, id))
+                    } else {
+                        self.abort_upload(&u.key, &u.upload_id)
+                    };
+                    if aborted {
                         u.forget(dir);
                     }
                 }
             }
             let now = Utc::now();
-            for (key, id, initiated) in self.listed_uploads() {
+            for (key, id, initiated) in listed {
                 let stale = initiated
                     .is_some_and(|t| (now - t).to_std().is_ok_and(|age| age > STALE_UPLOAD));
                 if stale {
@@ -534,6 +573,12 @@ impl S3Backend {
     fn put_multipart(&self, kind: ObjectKind, name: &str, body: Bytes) -> Result<()> {
         let what = &kind.path(name);
         let key = &self.key(what);
+        // Recorded before the store is asked: a kill while it creates the upload leaves a
+        // record the next writer follows up (`sweep_leftovers`).
+        let pending = super::uploads::Upload::new(&self.store_id(), key, "");
+        if let Some(dir) = &self.options.uploads_dir {
+            pending.record(dir);
+        }
         let upload_id = self.call("starting the upload of", what, |client| async move {
             let mut req = client
                 .create_multipart_upload()
@@ -549,10 +594,23 @@ impl S3Backend {
             out.upload_id()
                 .map(str::to_string)
                 .ok_or_else(|| Failure::permanent("the server gave no upload id".into()))
-        })?;
-        let record = super::uploads::Upload::new(&self.store_id(), key, &upload_id);
+        });
+        let upload_id = match upload_id {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some(dir) = &self.options.uploads_dir {
+                    pending.forget(dir);
+                }
+                return Err(e);
+            }
+        };
+        let record = super::uploads::Upload {
+            upload_id: upload_id.clone(),
+            ..pending.clone()
+        };
         if let Some(dir) = &self.options.uploads_dir {
             record.record(dir);
+            pending.forget(dir);
         }
         let forget = || {
             if let Some(dir) = &self.options.uploads_dir {

@@ -17,6 +17,7 @@ pub struct Upload {
     /// The store's endpoint and bucket.
     pub store: String,
     pub key: String,
+    /// Empty while the upload is being created (the store has not said its id yet).
     pub upload_id: String,
     /// `BOOT.NAMESPACE` of the writer.
     pub place: String,

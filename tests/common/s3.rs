@@ -143,6 +143,38 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The parts of the multipart uploads under way on an s3s-fs server
+    /// (`.upload_id-ID.part-N` of a registered `.upload-ID.json`): what they keep stored.
+    /// Not listed: a part whose upload is gone (a part still arriving when its upload was
+    /// aborted is written by s3s-fs all the same, and no request can reach it), and an
+    /// upload with no part (a kill while it was being created; s3s-fs cannot list uploads,
+    /// so no client can find it).
+    pub fn uploads(&self) -> Vec<PathBuf> {
+        let files: Vec<PathBuf> = std::fs::read_dir(self.root.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let name = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+        let live: Vec<String> = files
+            .iter()
+            .filter_map(|p| {
+                let n = name(p);
+                Some(
+                    n.strip_prefix(".upload-")?
+                        .strip_suffix(".json")?
+                        .to_string(),
+                )
+            })
+            .collect();
+        files
+            .into_iter()
+            .filter(|p| {
+                let n = name(p);
+                live.iter()
+                    .any(|id| n.starts_with(&format!(".upload_id-{id}.part-")))
+            })
+            .collect()
+    }
+
     /// Where s3s-fs keeps a bucket's objects (one file per key).
     pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
         self.root.path().join(bucket)
