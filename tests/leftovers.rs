@@ -1,8 +1,8 @@
 //! After a crash nothing waits and nothing lingers: the sessions, temporary files and
 //! multipart uploads of writers killed on this machine are recognised as ended (by PID and
 //! start time) and cleared by the next writer, whatever waits says so in every output mode,
-//! and a kill -9 campaign through backup, prune, copy and repair leaves a repository that
-//! checks clean, restores every committed snapshot and prunes at once.
+//! and a kill -9 campaign through backup, prune, copy, repair index and forget leaves a
+//! repository that checks clean, restores every committed snapshot and prunes at once.
 
 mod common;
 use common::*;
@@ -413,7 +413,28 @@ fn kill_campaign(store: Store) {
     repair(&ws).ok();
     nothing_in_the_way(&mut ws, &repo, &committed, "repair index");
 
-    // 5. And a backup killed again, after all that; then one that completes.
+    // 5. A forget of several snapshots killed part way: those left restore, the rest are
+    // gone whole.
+    let tiny = ws.path("tiny");
+    fs::create_dir_all(&tiny).unwrap();
+    let mut extra = Vec::new();
+    for i in 0..6 {
+        fs::write(tiny.join("n"), format!("{i}")).unwrap();
+        extra.push(id(ws.backup(&[&tiny])));
+    }
+    let mut child = spawn({
+        let mut cmd = ws.lifeboat(&["forget", "--repo", &repo, "--signing-key"]);
+        cmd.arg(ws.path("keys/svc.key"));
+        for e in &extra {
+            cmd.arg(e);
+        }
+        cmd
+    });
+    let all = ws.objects("snapshots").len();
+    kill_when(&mut child, &|| ws.objects("snapshots").len() < all);
+    nothing_in_the_way(&mut ws, &repo, &committed, "forget");
+
+    // 6. And a backup killed again, after all that; then one that completes.
     let before = ws.objects("data").len();
     let mut child = spawn(backup_cmd(&ws, &repo, &c, &part));
     kill_when(&mut child, &|| ws.objects("data").len() > before);

@@ -63,7 +63,7 @@ impl PackBuilder {
 /// the index says it is.
 pub fn extract(pack: PackId, plain: &[u8], entry: &PackEntry) -> Result<Vec<u8>, Error> {
     let bad = |why: String| Error::Corrupt {
-        object: format!("data/{pack}"),
+        object: crate::backend::ObjectKind::Data.path(&pack.to_hex()),
         reason: format!("chunk {}: {why}", entry.chunk),
     };
     let start = usize::try_from(entry.offset).map_err(|_| bad("offset out of range".into()))?;
