@@ -75,23 +75,30 @@ impl Drop for Mount {
     }
 }
 
-#[test]
-fn full_disk_fails_cleanly_and_the_repository_stays_healthy() {
-    let ws = Workspace::new();
+/// A tmpfs of `size` at `small` of the workspace, unmounted when the guard goes; `None` (the
+/// test is skipped, and says why) where it cannot be mounted.
+fn small_disk(ws: &Workspace, size: &str) -> Option<(std::path::PathBuf, Mount)> {
     let small = ws.path("small");
     fs::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=40M", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(&small)
         .output();
     match mounted {
-        Ok(o) if o.status.success() => {}
+        Ok(o) if o.status.success() => Some((small.clone(), Mount(small))),
         other => {
             eprintln!("skipped: cannot mount a small tmpfs to fill up (needs root): {other:?}");
-            return;
+            None
         }
     }
-    let _guard = Mount(small.clone());
+}
+
+#[test]
+fn full_disk_fails_cleanly_and_the_repository_stays_healthy() {
+    let ws = Workspace::new();
+    let Some((small, _guard)) = small_disk(&ws, "40M") else {
+        return;
+    };
     let repo = small.join("repo");
     ws.init_at(&repo).ok();
     let src = ws.path("src");
@@ -157,20 +164,9 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
 #[test]
 fn a_disk_full_at_each_write_step_fails_cleanly() {
     let ws = Workspace::new();
-    let small = ws.path("small");
-    fs::create_dir_all(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=48M", "tmpfs"])
-        .arg(&small)
-        .output();
-    match mounted {
-        Ok(o) if o.status.success() => {}
-        other => {
-            eprintln!("skipped: cannot mount a small tmpfs to fill up (needs root): {other:?}");
-            return;
-        }
-    }
-    let _guard = Mount(small.clone());
+    let Some((small, _guard)) = small_disk(&ws, "48M") else {
+        return;
+    };
     let repo = small.join("repo");
     ws.init_at(&repo).ok();
     let src = ws.path("src");

@@ -110,7 +110,7 @@ pub enum Error {
         until: chrono::DateTime<chrono::Utc>,
     },
     /// The target has no room left: not something that passes by itself.
-    #[error("the target {location} is full{} while {action} {what}: free space there, or forget old snapshots and run 'lifeboat prune'", free.map(|f| format!(" ({} free)", human(f))).unwrap_or_default())]
+    #[error("the target {location} is full{} while {action} {what}: free space there, or forget old snapshots and run 'lifeboat prune'", free.map(|f| format!(" ({} free)", human_bytes(f))).unwrap_or_default())]
     Full {
         action: &'static str,
         what: String,
@@ -152,7 +152,7 @@ impl Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Bytes for people: `512 B`, `3.4 MiB`.
-fn human(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

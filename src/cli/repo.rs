@@ -475,20 +475,7 @@ fn hostname() -> String {
     crate::repo::session::this_host()
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::backend::human_bytes;
 
 pub fn snapshots(ctx: &Context, args: SnapshotsArgs) -> anyhow::Result<i32> {
     let repo = open_trusted(ctx, &args.repo, &args.signer)?;
