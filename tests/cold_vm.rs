@@ -84,7 +84,7 @@ fn records(ws: &Workspace) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_cold_backup_stops_copies_and_restarts_the_vm_and_a_second_adds_almost_nothing() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let guest = Guest::new(&ws.path("guest"), Mode::Stay, "LIFEBOAT-COLD-OK web-1");
     let cfg = config(&ws, &guest, "60s");
     guest.launch();
@@ -175,7 +175,7 @@ fn a_cold_backup_stops_copies_and_restarts_the_vm_and_a_second_adds_almost_nothi
 
 #[test]
 fn a_vm_that_ignores_the_shutdown_is_left_running_and_nothing_is_backed_up() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let guest = Guest::new(&ws.path("guest"), Mode::Ignore, "LIFEBOAT-COLD-OK stubborn");
     let cfg = config(&ws, &guest, "5s");
     guest.launch();
@@ -208,7 +208,7 @@ fn a_vm_that_ignores_the_shutdown_is_left_running_and_nothing_is_backed_up() {
 
 #[test]
 fn an_admin_triggers_a_cold_backup_through_the_api() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let guest = Guest::new(&ws.path("guest"), Mode::Stay, "LIFEBOAT-COLD-OK api");
     let cfg = config(&ws, &guest, "60s");
     guest.launch();
@@ -347,7 +347,7 @@ mod proxmox {
 
 #[test]
 fn the_proxmox_driver_runs_a_cold_backup_through_the_api() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let (address, host) = proxmox::serve();
     // The host's `local` storage, as Lifeboat sees it on the node.
     let images = ws.path("pve/images/101");
@@ -465,7 +465,7 @@ timeout = "30s"
 
 #[test]
 fn a_libvirt_domain_is_backed_up_cold_and_comes_back() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let libvirt = common::libvirt::Libvirtd::start(&ws.path("libvirt"));
     let guest = Guest::new(&ws.path("guest"), Mode::Stay, "LIFEBOAT-COLD-OK libvirt");
     let xml = ws.path("web.xml");
@@ -513,7 +513,7 @@ fn a_libvirt_domain_is_backed_up_cold_and_comes_back() {
 
 #[test]
 fn with_force_off_a_vm_that_ignores_the_shutdown_is_powered_off_hard_and_backed_up() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let guest = Guest::new(&ws.path("guest"), Mode::Ignore, "LIFEBOAT-COLD-OK forced");
     let cfg = config(&ws, &guest, "5s");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
@@ -545,7 +545,7 @@ fn with_force_off_a_vm_that_ignores_the_shutdown_is_powered_off_hard_and_backed_
 
 #[test]
 fn on_its_tier_a_vm_that_does_not_come_back_is_a_critical_incident_reported_at_once() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let hook = common::hook::Hook::start();
     let guest = Guest::new(&ws.path("guest"), Mode::Stay, "LIFEBOAT-COLD-OK lost");
     let cfg = config(&ws, &guest, "60s");

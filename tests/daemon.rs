@@ -166,11 +166,11 @@ impl Drop for Daemon {
 
 #[test]
 fn scheduled_backups_run_and_sigterm_stops_cleanly() {
-    let ws = Workspace::empty(Store::Local);
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
     fs::create_dir_all(ws.path("src")).unwrap();
     fs::write(ws.path("src/orders.csv"), "1,widget\n").unwrap();
     // A first start that crashed while creating the target left its folders but no config.
-    lifeboat::backend::LocalBackend::create(&ws.path("repo")).unwrap();
+    lifeboat::backend::LocalBackend::create(&ws.objects_root()).unwrap();
     let cfg = config(&ws);
     let mut daemon = Daemon::start(&ws, &cfg, "2026-11-23T09:58:00Z");
     daemon.wait_for("done: nas: snapshot", 3);
@@ -223,7 +223,7 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
 
     let list = ws
         .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.path("repo"))
+        .arg(ws.repo())
         .ok()
         .json();
     let snaps = list.as_array().unwrap();
@@ -265,7 +265,9 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
         .unwrap();
     assert_eq!(failed["outcome"], "failure");
     assert_eq!(failed["incident"]["severity"], "high");
-    let in_repo = fs::read_dir(ws.path("repo/evidence")).unwrap().count();
+    let in_repo = fs::read_dir(ws.objects_root().join("evidence"))
+        .unwrap()
+        .count();
     assert_eq!(in_repo, records.len());
     let out = ws.path("evidence");
     ws.lifeboat(&["evidence", "export", "--out"]).arg(&out).ok();
@@ -278,7 +280,7 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
     // A catalog rebuilt from the repository has the same chain.
     let fresh = ws.path("data-rebuilt");
     ws.lifeboat(&["catalog", "rebuild", "--repo"])
-        .arg(ws.path("repo"))
+        .arg(ws.repo())
         .arg("--key")
         .arg(ws.key())
         .arg("--signer")
@@ -295,7 +297,7 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
 
 #[test]
 fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
-    let ws = Workspace::empty(Store::Local);
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
     fs::create_dir_all(ws.path("src")).unwrap();
     // Enough data that the first backup is still running when the daemon is killed.
     for i in 0..6 {
@@ -327,7 +329,7 @@ fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
 
 #[test]
 fn the_daily_copy_goes_to_the_second_site() {
-    let ws = Workspace::empty(Store::Local);
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
     fs::create_dir_all(ws.path("src")).unwrap();
     random_file(&ws.path("src/ledger.db"), 3 << 20, 7);
     let dr = ws.path("dr");
@@ -346,7 +348,7 @@ fn the_daily_copy_goes_to_the_second_site() {
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait(), 0);
 
-    let dr = dr.display().to_string();
+    let dr = dr.join("acme").display().to_string();
     let list = ws
         .lifeboat(&["snapshots", "--json", "--repo", &dr])
         .ok()
@@ -374,14 +376,14 @@ fn the_daily_copy_goes_to_the_second_site() {
 
 #[test]
 fn scheduled_backups_reach_an_s3_target() {
-    let ws = Workspace::with(Store::S3);
+    let ws = Workspace::for_tenant(Store::S3, "acme");
     fs::create_dir_all(ws.path("src")).unwrap();
     random_file(&ws.path("src/ledger.db"), 2 << 20, 11);
     let cfg = config(&ws);
     let local_target = format!("kind = \"local\"\npath = \"{}\"", ws.path("repo").display());
     let s3_target = format!(
         "kind = \"s3\"\nurl = \"{}\"\nendpoint = \"{}\"\npath_style = true",
-        ws.repo(),
+        ws.target_root(),
         ws.server.as_ref().unwrap().endpoint()
     );
     let text = fs::read_to_string(&cfg).unwrap();
@@ -403,7 +405,7 @@ fn scheduled_backups_reach_an_s3_target() {
 
 #[test]
 fn retention_forgets_and_scheduled_prune_frees_space() {
-    let ws = Workspace::empty(Store::Local);
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
     fs::create_dir_all(ws.path("src")).unwrap();
     let ledger = ws.path("src/ledger.db");
     random_file(&ledger, 256 << 10, 0);
@@ -421,7 +423,14 @@ fn retention_forgets_and_scheduled_prune_frees_space() {
     // 6000 times faster: an hour every 0.6 s, a day every 14.4 s.
     let mut daemon = Daemon::start_at_speed(&ws, &cfg, "2026-11-23T00:00:00Z", 6000);
     let (mut backups, mut forgot, mut freed) = (0u64, false, false);
+    let mut lines = 0;
     while !(forgot && freed) {
+        lines += 1;
+        assert!(
+            lines < 20_000,
+            "no forget and prune that freed space:\n{}",
+            daemon.seen.join("\n")
+        );
         let line = daemon.next();
         if line.contains("done: nas: snapshot") {
             // Each backup sees new data, so a forgotten snapshot leaves packs behind.
@@ -429,7 +438,8 @@ fn retention_forgets_and_scheduled_prune_frees_space() {
             random_file(&ledger, 256 << 10, backups);
             forgot |= !line.contains(", 0 forgotten by retention");
         }
-        if line.contains("done: deleted") && !line.contains("done: deleted 0 pack(s)") {
+        // A prune runs each tenant's repository on the target.
+        if line.contains("done: acme: deleted") && !line.contains("acme: deleted 0 pack(s)") {
             freed = true;
         }
     }
@@ -458,7 +468,7 @@ fn retention_forgets_and_scheduled_prune_frees_space() {
     // What is left is the last day's snapshots, and the repository is whole.
     let list = ws
         .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.path("repo"))
+        .arg(ws.repo())
         .ok()
         .json();
     let times: Vec<chrono::DateTime<chrono::Utc>> = list
@@ -480,7 +490,7 @@ fn retention_forgets_and_scheduled_prune_frees_space() {
 fn configured_database_sources_are_backed_up_on_schedule() {
     use common::mariadb::MariaServer;
     use common::postgres::{PgServer, SUPERUSER_PASSWORD};
-    let ws = Workspace::empty(Store::Local);
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
     let pg = PgServer::start();
     pg.psql("postgres", "CREATE DATABASE erp;");
     pg.psql(
@@ -565,7 +575,7 @@ targets = ["nas"]
 
     let list = ws
         .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.path("repo"))
+        .arg(ws.repo())
         .ok()
         .json();
     for (source, kind, file) in [
@@ -584,7 +594,7 @@ targets = ["nas"]
         let id = snap["id"].as_str().unwrap();
         let ls = ws
             .lifeboat(&["ls", "--repo"])
-            .arg(ws.path("repo"))
+            .arg(ws.repo())
             .arg("--key")
             .arg(ws.key())
             .arg(id)
@@ -596,7 +606,7 @@ targets = ["nas"]
 
 #[test]
 fn drills_run_on_their_schedule_and_when_requested() {
-    let ws = Workspace::empty(Store::Local);
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
     fs::create_dir_all(ws.path("till")).unwrap();
     let till = ws.path("till/till.db");
     let db = rusqlite::Connection::open(&till).unwrap();

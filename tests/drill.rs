@@ -41,7 +41,7 @@ targets = ["nas"]
 {source}
 "#,
         keys = ws.path("keys").display(),
-        repo = ws.repo(),
+        repo = ws.target_root(),
     );
     let path = ws.path("lifeboat.toml");
     std::fs::write(&path, text).unwrap();
@@ -127,7 +127,7 @@ CREATE DATABASE erp OWNER erp_owner;
 
 #[test]
 fn a_postgres_drill_passes_and_a_dump_lacking_rows_fails() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let pg = PgServer::start();
     pg.psql("postgres", ERP);
     pg.psql(
@@ -245,7 +245,7 @@ newest_within = "1h"
 
 #[test]
 fn a_mariadb_drill_restores_into_a_throw_away_server() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let db = MariaServer::start();
     db.sql(None, "CREATE DATABASE shop;");
     db.sql(
@@ -282,7 +282,7 @@ fn a_mariadb_drill_restores_into_a_throw_away_server() {
 
 #[test]
 fn a_file_drill_checks_every_file_and_catches_changed_content() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let share = ws.path("srv/share");
     std::fs::create_dir_all(share.join("docs")).unwrap();
     random_file(&share.join("docs/handbook.pdf"), 300_000, 1);
@@ -383,7 +383,7 @@ command = ["sh", "-c", "cd {inside} && sha256sum --quiet -c SHA256SUMS"]
 
 #[test]
 fn an_sqlite_drill_opens_the_restored_file_read_only() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     std::fs::create_dir_all(ws.path("till")).unwrap();
     let file = ws.path("till/till.db");
     let db = rusqlite::Connection::open(&file).unwrap();
@@ -457,7 +457,7 @@ newest_within = "30m"
 
 #[test]
 fn invalid_specs_are_refused_with_file_and_line() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let cfg = config(&ws, "kind = \"files\"\npaths = [\"/srv\"]");
     let bad = ws.path("bad.toml");
     std::fs::write(
@@ -521,7 +521,7 @@ expct = "1"
 
 #[test]
 fn requests_count_against_the_quota_and_cancel_only_with_notice() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let cfg = config(&ws, "kind = \"files\"\npaths = [\"/srv\"]");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "test_restores_per_year = 12",
@@ -617,7 +617,7 @@ fn use_vm(cfg: &Path, vm: &Path) {
 
 #[test]
 fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let vm = test_vm();
     let app = ws.path("srv/appliance");
     std::fs::create_dir_all(app.join("etc")).unwrap();
@@ -678,7 +678,7 @@ fn a_vm_drill_boots_the_restored_disk_and_catches_one_that_does_not() {
 
 #[test]
 fn a_restored_vm_image_is_booted_as_it_is() {
-    let ws = Workspace::new();
+    let ws = Workspace::for_tenant(Store::Local, "acme");
     let vm = test_vm();
     // A VM's disk image (qcow2), as a cold backup stores it.
     let content = ws.path("guest");

@@ -28,6 +28,8 @@ pub fn prepare(dir: &Path, listen: &str) -> anyhow::Result<PathBuf> {
     let keys = dir.join("keys");
     super::keys::write_pair("service", &keys)?;
     super::keys::write_pair("recovery", &keys)?;
+    // The customer's own key: their repository opens with it, and nothing else does.
+    super::keys::write_pair(&format!("{TENANT}-escrow"), &keys)?;
     let files = match Path::new("fixtures/files").canonicalize() {
         Ok(p) if p.is_dir() => p,
         _ => sample_files(&dir.join("files"))?,
@@ -79,8 +81,11 @@ jitter = "0s"
 kind = "local"
 path = "{repo}"
 
+# The tenant's data is in a repository of its own, {repo}/{TENANT}, encrypted to the
+# service's recovery key and to the customer's escrow key.
 [tenants.{TENANT}]
 name = "Demo Customer Ltd"
+recipients = ["{keys}/{TENANT}-escrow.cert"]
 
 [contracts.{CONTRACT}]
 tenant = "{TENANT}"
@@ -173,9 +178,13 @@ pub fn banner(address: std::net::SocketAddr, dir: &Path, customer: &str, admin: 
          minutes; a restore drill runs in two minutes. Download a report bundle from the\n  \
          dashboard and check it offline with:\n\n    \
          {exe} report verify BUNDLE.tar --cert {cert}\n\n  \
+         The customer restores without the service, with their own key:\n\n    \
+         {exe} restore --repo {repo} --key {escrow} --signer {cert} latest --target DIR\n\n  \
          Stop with Ctrl-C; start again with the same command (the demo is kept).\n",
         dir = dir.display(),
         cert = dir.join("keys/service.cert").display(),
+        repo = dir.join("repo").join(TENANT).display(),
+        escrow = dir.join(format!("keys/{TENANT}-escrow.key")).display(),
         // Run through `cargo run`, `lifeboat` may not be on the PATH: name this program.
         exe = std::env::current_exe()
             .map(|p| p.display().to_string())

@@ -6,17 +6,18 @@
 
 pub mod http;
 mod service;
+mod target;
 pub mod vm;
 
 pub use service::{Service, STOP_TIMEOUT};
+pub use target::{Target, TargetKind, RESERVED_TENANT_IDS};
 
-use crate::backend::{Backend, LocalBackend, S3Backend, S3Options, S3Url};
+use crate::backend::S3Url;
 use crate::schedule::retention::{parse_span, span};
 use crate::schedule::tier::Tier;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -45,96 +46,6 @@ impl Source {
                 self.password_env.clone(),
             )
             .ok(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// A repository in a local folder (`path`).
-    Local,
-    /// A repository in an S3 bucket (`url`, and optionally `endpoint`, `region`, `path_style`).
-    S3,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Target {
-    pub kind: Spanned<TargetKind>,
-    pub path: Option<PathBuf>,
-    pub url: Option<Spanned<String>>,
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    #[serde(default)]
-    pub path_style: bool,
-}
-
-impl Target {
-    /// Opens a target's store, creating it when it does not exist yet; says whether it is new.
-    pub fn open_or_create(&self) -> crate::backend::Result<(Arc<dyn Backend>, bool)> {
-        let target = self;
-        match target.kind.get_ref() {
-            TargetKind::Local => {
-                let path = target.path.clone().unwrap_or_default();
-                match LocalBackend::open(&path) {
-                    Ok(b) => Ok((Arc::new(b), false)),
-                    Err(e) if e.is_not_found() => {
-                        Ok((Arc::new(LocalBackend::create(&path)?), true))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            TargetKind::S3 => {
-                let (url, options) = target.s3_settings()?;
-                match S3Backend::open(&url, options.clone()) {
-                    Ok(b) => Ok((Arc::new(b), false)),
-                    Err(e) if e.is_not_found() => {
-                        Ok((Arc::new(S3Backend::create(&url, options)?), true))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        }
-    }
-
-    /// An S3 target's address and settings (validated when the config was loaded).
-    pub fn s3_settings(&self) -> crate::backend::Result<(S3Url, S3Options)> {
-        let target = self;
-        let url = target
-            .url
-            .as_ref()
-            .and_then(|u| S3Url::parse(u.get_ref()).ok())
-            .ok_or_else(|| crate::backend::Error::Remote {
-                action: "opening",
-                what: "the target".into(),
-                location: "s3".into(),
-                message: "no valid url".into(),
-                transient: false,
-            })?;
-        let options = S3Options {
-            endpoint: target.endpoint.clone(),
-            region: target.region.clone(),
-            path_style: target.path_style,
-            ..S3Options::default()
-        };
-        Ok((url, options))
-    }
-
-    /// Opens a target's store if it holds a repository; never creates anything.
-    pub fn open_existing(&self) -> crate::backend::Result<Option<Arc<dyn Backend>>> {
-        let target = self;
-        let opened: crate::backend::Result<Arc<dyn Backend>> = match target.kind.get_ref() {
-            TargetKind::Local => LocalBackend::open(&target.path.clone().unwrap_or_default())
-                .map(|b| Arc::new(b) as _),
-            TargetKind::S3 => {
-                let (url, options) = target.s3_settings()?;
-                S3Backend::open(&url, options).map(|b| Arc::new(b) as _)
-            }
-        };
-        match opened {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
         }
     }
 }
@@ -171,6 +82,10 @@ impl Config {
 #[derive(Debug, Deserialize)]
 pub struct Tenant {
     pub name: String,
+    /// The tenant's own recipients (an escrow key's certificate): its repositories are
+    /// encrypted to these as well as to `[service] recipients`.
+    #[serde(default)]
+    pub recipients: Vec<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +210,15 @@ pub fn load(path: &Path) -> Result<Loaded, Invalid> {
     parse(path, &text)
 }
 
+/// Why a recipient certificate cannot serve (unreadable, no encryption subkey, expired, or
+/// only readable by newer tools than stock gpg 2.2 and sq 0.27), if it cannot.
+pub fn recipient_problem(path: &Path) -> Result<(), String> {
+    let cert = crate::repo::crypto::PublicCert::load(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    cert.usable_recipient()
+        .map_err(|why| format!("{} ({}): {why}", path.display(), cert.describe()))
+}
+
 /// Validates the text of a configuration file; `path` names it in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     let invalid = |problems: Vec<Problem>| Invalid {
@@ -392,6 +316,37 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
                 line,
                 format!("target '{name}' is local: endpoint, region and path_style are for s3"),
             );
+        }
+    }
+    for (id, tenant) in &config.tenants {
+        let line = line_of_key(text, &format!("tenants.{id}"));
+        let safe = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && !id.starts_with('.');
+        if !safe {
+            problem(
+                line,
+                format!(
+                    "tenant id '{id}' names a folder of its repository on every target: use \
+                     letters, digits, '-', '_' and '.' (not first)"
+                ),
+            );
+        } else if RESERVED_TENANT_IDS.contains(&id.as_str()) {
+            problem(
+                line,
+                format!(
+                    "tenant id '{id}' is the name of a repository folder; choose another \
+                     (not {})",
+                    RESERVED_TENANT_IDS.join(", ")
+                ),
+            );
+        }
+        for cert in &tenant.recipients {
+            if let Err(why) = recipient_problem(cert.get_ref()) {
+                problem(at(&cert.span()), format!("tenant '{id}': recipient {why}"));
+            }
         }
     }
     for (name, contract) in &config.contracts {

@@ -68,13 +68,17 @@ pub(super) fn write_backup(
     streams: Option<&mut dyn backup::StreamSource>,
 ) -> anyhow::Result<Written> {
     let source_name = job.source.strip_suffix(COLD_SUFFIX).unwrap_or(&job.source);
-    let (backend, fresh) = target.open_or_create()?;
+    let tenant = source.tenant.get_ref();
+    let (backend, fresh) = target.open_or_create(tenant)?;
     // A store whose creation a crash cut off before the config was written is still blank.
     let repo = if fresh || Repository::is_blank(backend.as_ref())? {
         if shared.recipients.is_empty() {
-            anyhow::bail!("the target holds no repository and [service] lists no recipients to create one for");
+            anyhow::bail!(
+                "the target holds no repository of tenant '{tenant}' yet and [service] lists \
+                 no recipients to create one for"
+            );
         }
-        Repository::init(backend, &shared.recipients, &shared.signing)?
+        Repository::init(backend, &shared.recipients_for(tenant), &shared.signing)?
     } else {
         Repository::open(backend, shared.signing.public())?
     };

@@ -58,9 +58,10 @@ pub(super) fn cold_job(
         let mut written = Vec::new();
         for target_name in source.targets.get_ref() {
             let target = &config.targets[target_name];
-            let _turn = shared.targets[target_name]
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let turn = shared
+                .repositories
+                .take(target_name, source.tenant.get_ref());
+            let _turn = turn.hold();
             let mut images = crate::source::vm::DiskImages::new(source_name, disks.to_vec());
             say(&format!(
                 "backing up {} disk(s) to {target_name}",

@@ -40,13 +40,56 @@ struct Shared {
     /// What runs when: each source's backups under its name, and the daily copy of a source
     /// with `copy_to` under `SOURCE>copy` (tier `14/1`).
     schedules: BTreeMap<String, crate::schedule::tier::Tier>,
-    /// One job at a time per target: jobs for the same target wait their turn (creating a
-    /// repository and writing to it are not for two at once).
-    targets: BTreeMap<String, std::sync::Mutex<()>>,
+    /// One job at a time per repository (a tenant's on a target): jobs for the same one
+    /// wait their turn (creating a repository and writing to it are not for two at once);
+    /// different tenants' repositories on one target are worked on at once.
+    repositories: RepositoryTurns,
     data_dir: PathBuf,
     clock: Clock,
     signing: SecretKey,
+    /// `[service] recipients`, which every repository is encrypted to.
     recipients: Vec<PublicCert>,
+    /// Each tenant's own recipients (`[tenants.ID] recipients`), added for its repositories.
+    tenant_recipients: BTreeMap<String, Vec<PublicCert>>,
+}
+
+/// The turns of the repositories, keyed `TARGET/TENANT`, made as they are first needed.
+#[derive(Default)]
+struct RepositoryTurns(std::sync::Mutex<BTreeMap<String, Arc<std::sync::Mutex<()>>>>);
+
+impl RepositoryTurns {
+    /// Waits for the turn of `tenant`'s repository on `target`; held until dropped.
+    fn take(&self, target: &str, tenant: &str) -> Turn {
+        let lock = {
+            let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(format!("{target}/{tenant}")).or_default().clone()
+        };
+        Turn(lock)
+    }
+}
+
+/// A repository's turn: lock it with `hold`.
+struct Turn(Arc<std::sync::Mutex<()>>);
+
+impl Turn {
+    fn hold(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned lock only means another job panicked; the repository itself is fine.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Shared {
+    /// What `tenant`'s repositories are encrypted to: the service's recipients and its own.
+    fn recipients_for(&self, tenant: &str) -> Vec<PublicCert> {
+        let mut all = self.recipients.clone();
+        all.extend(
+            self.tenant_recipients
+                .get(tenant)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        all
+    }
 }
 
 mod backup_job;
@@ -100,22 +143,27 @@ impl Shared {
                 schedules.insert(format!("{}{DRILL_SUFFIX}", d.name), tier);
             }
         }
-        let targets = loaded
-            .config
-            .targets
-            .keys()
-            .map(|name| (name.clone(), std::sync::Mutex::new(())))
-            .collect();
+        let mut tenant_recipients = BTreeMap::new();
+        for (id, tenant) in &loaded.config.tenants {
+            let certs = tenant
+                .recipients
+                .iter()
+                .map(|p| PublicCert::load(p.get_ref()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Setup(format!("tenant '{id}': recipient: {e}")))?;
+            tenant_recipients.insert(id.clone(), certs);
+        }
         Ok(Shared {
             drills: drills.into_iter().map(|d| (d.name.clone(), d)).collect(),
             drill_key,
             schedules,
-            targets,
+            repositories: RepositoryTurns::default(),
             loaded,
             data_dir,
             clock,
             signing,
             recipients,
+            tenant_recipients,
         })
     }
 }
@@ -150,6 +198,14 @@ pub async fn serve(
         );
     }
     let shared = Arc::new(Shared::new(loaded, drills, data_dir, clock)?);
+    // Opening a store blocks (S3 has a runtime of its own): off the async threads.
+    let looked = shared.clone();
+    let shared_layouts = tokio::task::spawn_blocking(move || shared_layouts(&looked.loaded))
+        .await
+        .unwrap_or_default();
+    for line in shared_layouts {
+        log(&shared.clock, &line);
+    }
     for key in shared.schedules.keys() {
         catalog.plan_from(key, now)?;
     }
@@ -257,6 +313,26 @@ pub async fn serve(
     Ok(finished)
 }
 
+/// A line for each target that still holds the shared repository of earlier versions.
+fn shared_layouts(loaded: &Loaded) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, target) in &loaded.config.targets {
+        if let Ok(Some(b)) = target.open_shared() {
+            if !Repository::is_blank(b.as_ref()).unwrap_or(true) {
+                out.push(format!(
+                    "target '{name}' holds a shared repository of every tenant, made before \
+                     each tenant had its own: new backups go to each tenant's own repository \
+                     there ({}); to carry the old snapshots and evidence over, run 'lifeboat \
+                     migrate split-tenants --config CONFIG --key RECOVERY.key' (it copies, \
+                     checks, and deletes nothing)",
+                    target.location_for("TENANT")
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn record(
     catalog: &mut Catalog,
     clock: &Clock,
@@ -345,12 +421,11 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         std::thread::sleep(shared.clock.real_time(chrono::Duration::milliseconds(wait)));
     }
     let mut summaries = Vec::new();
+    let tenant = source.tenant.get_ref();
     for target_name in source.targets.get_ref() {
         let target = &config.targets[target_name];
-        // A poisoned lock only means another job panicked; the target itself is fine.
-        let _turn = shared.targets[target_name]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let turn = shared.repositories.take(target_name, tenant);
+        let _turn = turn.hold();
         let summary = backup_to(shared, job, source, tier, target)
             .map_err(|e| format!("target '{target_name}': {e:#}"))?;
         summaries.push(format!("{target_name}: {summary}"));
@@ -461,24 +536,48 @@ fn check_pinned(shared: &Shared, repo: &Repository) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A target's scheduled prune. It takes no turn on the target: prune works in two phases and
-/// leaves alone whatever a backup running meanwhile may use.
+/// A target's scheduled prune: each tenant's repository there in turn. It takes no turn on a
+/// repository: prune works in two phases and leaves alone whatever a backup running
+/// meanwhile may use.
 fn prune_job(
     shared: &Shared,
     job: &catalog::jobs::Job,
     target_name: &str,
 ) -> anyhow::Result<String> {
-    use crate::repo::prune::{prune, PruneOptions};
     let target = shared
         .loaded
         .config
         .targets
         .get(target_name)
         .ok_or_else(|| anyhow::anyhow!("target '{target_name}' is no longer configured"))?;
-    let backend = match target.open_existing()? {
-        Some(b) if !Repository::is_blank(b.as_ref())? => b,
-        _ => return Ok(format!("target '{target_name}' holds no repository yet")),
-    };
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for tenant in shared.loaded.config.tenants.keys() {
+        let backend = match target.open_existing(tenant)? {
+            Some(b) if !Repository::is_blank(b.as_ref())? => b,
+            _ => continue,
+        };
+        match prune_repository(shared, job, backend) {
+            Ok(summary) => summaries.push(format!("{tenant}: {summary}")),
+            Err(e) => failures.push(format!("{tenant}: {e:#}")),
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("; "));
+    }
+    if summaries.is_empty() {
+        return Ok(format!("target '{target_name}' holds no repository yet"));
+    }
+    Ok(summaries.join("; "))
+}
+
+/// One repository's prune, recorded as a run.
+fn prune_repository(
+    shared: &Shared,
+    job: &catalog::jobs::Job,
+    backend: Arc<dyn crate::backend::Backend>,
+) -> anyhow::Result<String> {
+    use crate::repo::prune::{prune, PruneOptions};
     let repo = Repository::open(backend, shared.signing.public())?;
     check_pinned(shared, &repo)?;
     let mut catalog = Catalog::open(&shared.data_dir)?;
@@ -542,19 +641,17 @@ fn copy_job(
         _ => anyhow::bail!("source '{source_name}' has no target or no copy_to"),
     };
     let tier = &shared.schedules[&format!("{source_name}{COPY_SUFFIX}")];
-    // Both targets' turns, taken in name order so that two copies in opposite directions
-    // cannot wait for each other.
+    let tenant = source.tenant.get_ref();
+    // Both repositories' turns, taken in name order so that two copies in opposite
+    // directions cannot wait for each other.
     let mut names = [&from_name, &to_name];
     names.sort();
-    let _turns: Vec<_> = names
+    let turns: Vec<Turn> = names
         .iter()
-        .map(|n| {
-            shared.targets[*n]
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        })
+        .map(|n| shared.repositories.take(n, tenant))
         .collect();
-    let (backend, fresh) = config.targets[&from_name].open_or_create()?;
+    let _held: Vec<_> = turns.iter().map(Turn::hold).collect();
+    let (backend, fresh) = config.targets[&from_name].open_or_create(tenant)?;
     if fresh {
         anyhow::bail!("target '{from_name}' holds no backup of '{source_name}' yet");
     }
@@ -567,7 +664,7 @@ fn copy_job(
         .ok_or_else(|| {
             anyhow::anyhow!("target '{from_name}' holds no backup of '{source_name}' yet")
         })?;
-    let (dest, _) = config.targets[&to_name].open_or_create()?;
+    let (dest, _) = config.targets[&to_name].open_or_create(tenant)?;
     let report = crate::repo::copy::copy(
         &repo,
         &dest,

@@ -477,10 +477,22 @@ fn open_and_pick(
     now: DateTime<Utc>,
 ) -> Result<(Repository, Snapshot, String, Vec<DateTime<Utc>>), String> {
     let target = &services.loaded.config.targets[&drill.target];
+    let tenant = services
+        .loaded
+        .config
+        .sources
+        .get(source)
+        .map(|s| s.tenant.get_ref().clone())
+        .unwrap_or_default();
     let backend = target
-        .open_existing()
+        .open_existing(&tenant)
         .map_err(|e| format!("target '{}': {e}", drill.target))?
-        .ok_or_else(|| format!("target '{}' holds no repository yet", drill.target))?;
+        .ok_or_else(|| {
+            format!(
+                "target '{}' holds no repository of tenant '{tenant}' yet",
+                drill.target
+            )
+        })?;
     let repo = Repository::open(backend, services.signing.public())
         .map_err(|e| format!("target '{}': {e}", drill.target))?;
     let (snapshots, _) = repo

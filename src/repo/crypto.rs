@@ -126,6 +126,27 @@ impl PublicCert {
         Ok(())
     }
 
+    /// Checks that the certificate can serve as a repository's recipient: valid now, with a
+    /// usable encryption subkey, and readable by stock gpg 2.2 and sq 0.27 (it advertises
+    /// SEIPDv1; a certificate that only takes SEIPDv2 gets messages those tools cannot open).
+    pub fn usable_recipient(&self) -> std::result::Result<(), String> {
+        self.check_encryption_capable().map_err(|e| e.to_string())?;
+        let valid = self
+            .0
+            .with_policy(&POLICY, None)
+            .map_err(|e| format!("not valid: {e}"))?;
+        if let Some(features) = valid.features() {
+            if !features.supports_seipdv1() {
+                return Err(
+                    "it takes only SEIPDv2 messages, which gpg 2.2 and sq 0.27 cannot read; \
+                     make the key with 'lifeboat keys generate' or gpg"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Fingerprints of all encryption-capable (sub)keys.
     fn encryption_key_handles(&self) -> Vec<Fingerprint> {
         self.0

@@ -94,7 +94,7 @@ qmp = "{srv}/bakery-vm.qmp"
 start = ["false"]
 "#,
         keys = ws.path("keys").display(),
-        repo = ws.repo(),
+        repo = ws.target_root(),
         srv = ws.path("srv").display(),
     );
     let path = ws.path("lifeboat.toml");
@@ -149,11 +149,17 @@ pub fn history(ws: &Workspace) {
         .unwrap();
     }
     drop(catalog);
-    for (source, dir) in [("acme-files", "srv/acme"), ("bakery-files", "srv/bakery")] {
+    // Each tenant's backups in its own repository on the target, as the service keeps them.
+    for (tenant, source, dir) in [
+        ("acme", "acme-files", "srv/acme"),
+        ("bakery", "bakery-files", "srv/bakery"),
+    ] {
+        let repo = format!("{}/{tenant}", ws.target_root());
+        ws.init_at(&repo).ok();
         ws.lifeboat(&["backup", "--tag"])
             .arg(format!("source={source}"))
             .arg("--repo")
-            .arg(ws.repo())
+            .arg(&repo)
             .arg("--signing-key")
             .arg(ws.path("keys/svc.key"))
             .arg(ws.path(dir))
@@ -193,7 +199,7 @@ pub struct Setup {
 }
 
 pub fn setup() -> Setup {
-    let ws = Workspace::new();
+    let ws = Workspace::empty(Store::Local);
     config(&ws);
     history(&ws);
     let admin = token(&ws, &["--role", "admin"]);

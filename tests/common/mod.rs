@@ -30,6 +30,9 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub store: Store,
     pub server: Option<s3::S3Server>,
+    /// The tenant whose repository on the target `repo()` is (`TARGET/TENANT`), for tests
+    /// that run the service; none for a repository at the target's root.
+    pub tenant: Option<&'static str>,
 }
 
 /// Runs each named test, a `fn(Store)`, once per backend: `local::NAME` and `s3::NAME`.
@@ -103,6 +106,7 @@ impl Workspace {
             dir: tempfile::tempdir().expect("tempdir"),
             store,
             server,
+            tenant: None,
         };
         ws.lifeboat(&["keys", "generate", "--name", "svc", "--out"])
             .arg(ws.path("keys"))
@@ -134,18 +138,44 @@ impl Workspace {
 
     /// The repository's address: a folder, or an s3:// URL.
     pub fn repo(&self) -> String {
+        let under = self.tenant.map(|t| format!("/{t}")).unwrap_or_default();
+        format!("{}{under}", self.target_root())
+    }
+
+    /// The target the service's configuration names (`path`, or `url`): the repository
+    /// itself, or for a tenant's workspace the folder or prefix of every tenant's.
+    pub fn target_root(&self) -> String {
         match &self.server {
             None => self.path("repo").display().to_string(),
             Some(_) => format!("s3://{BUCKET}/repo"),
         }
     }
 
+    /// A workspace whose repository is `tenant`'s on the target `target_root()`, as the
+    /// service lays it out, made with the workspace's keys.
+    pub fn for_tenant(store: Store, tenant: &'static str) -> Workspace {
+        let ws = Self::empty_for_tenant(store, tenant);
+        ws.init();
+        ws
+    }
+
+    /// The same, with no repository yet (the service makes it at its first backup).
+    pub fn empty_for_tenant(store: Store, tenant: &'static str) -> Workspace {
+        let mut ws = Self::empty(store);
+        ws.tenant = Some(tenant);
+        ws
+    }
+
     /// The folder where the repository's objects are files: the repository folder, or the
     /// S3 server's folder for the bucket and prefix.
     pub fn objects_root(&self) -> PathBuf {
-        match &self.server {
+        let root = match &self.server {
             None => self.path("repo"),
             Some(server) => server.bucket_dir(BUCKET).join("repo"),
+        };
+        match self.tenant {
+            Some(t) => root.join(t),
+            None => root,
         }
     }
 
