@@ -30,7 +30,14 @@ pub enum EvidenceCommand {
     /// Names the first bad record and exits 3 if anything is wrong.
     Verify {
         /// A tenant's folder of records, or a folder of tenant folders.
-        path: PathBuf,
+        #[arg(required_unless_present = "repo")]
+        path: Option<PathBuf>,
+        /// Or the records a repository holds (`evidence/`): a folder, or s3://BUCKET/PREFIX.
+        /// A customer needs only read access to their repository and the certificate.
+        #[arg(long, conflicts_with = "path")]
+        repo: Option<String>,
+        #[command(flatten)]
+        s3: super::target::S3Args,
         /// The service's public certificate.
         #[arg(long)]
         cert: PathBuf,
@@ -98,8 +105,43 @@ pub fn run(ctx: &Context, command: EvidenceCommand) -> anyhow::Result<i32> {
             );
             Ok(exit::OK)
         }
-        EvidenceCommand::Verify { path, cert, json } => {
+        EvidenceCommand::Verify {
+            path,
+            repo,
+            s3,
+            cert,
+            json,
+        } => {
             let cert = PublicCert::load(&cert)?;
+            // A repository's records are checked one by one as they are read, then as a
+            // chain like an export.
+            let scratch;
+            let path = match (path, repo) {
+                (Some(p), _) => p,
+                (None, Some(repo)) => {
+                    let backend = super::target::open(&repo, &s3)?;
+                    let records = chain::read_from(backend.as_ref(), &cert).map_err(|e| {
+                        CliError::new(exit::DAMAGED, format!("{repo}: {e}"))
+                    })?;
+                    if records.is_empty() {
+                        return Err(CliError::new(
+                            exit::FAILED,
+                            format!("{repo} holds no evidence records"),
+                        )
+                        .into());
+                    }
+                    scratch = tempfile::tempdir()?;
+                    chain::export(&records, scratch.path())?;
+                    scratch.path().to_path_buf()
+                }
+                (None, None) => {
+                    return Err(CliError::new(
+                        exit::USAGE,
+                        "give a folder of exported records, or --repo REPOSITORY",
+                    )
+                    .into())
+                }
+            };
             let verified = chain::verify(&path, &cert)?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&verified)?);
