@@ -92,12 +92,14 @@ targets = ["nas", "cloud"]
     path
 }
 
-/// Runs the service until both sources are backed up to both targets.
-fn back_up_both(ws: &Workspace, config: &Path) {
+/// Runs the service (on a clock of its own, in November 2026) until both sources are backed
+/// up to both targets; returns it and an admin token.
+fn back_up_both(ws: &Workspace, config: &Path) -> (Server, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
     cmd.args(["serve", "--config"])
         .arg(config)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+        .env("LIFEBOAT_CLOCK_START", "2026-11-10T10:00:00Z");
     for (k, v) in ws.server.as_ref().unwrap().client_env() {
         cmd.env(k, v);
     }
@@ -122,6 +124,26 @@ fn back_up_both(ws: &Workspace, config: &Path) {
         let done = server.finished_job(&status, &admin, std::time::Duration::from_secs(120));
         assert_eq!(done["state"], "done", "{done} {}", server.log());
     }
+    (server, admin)
+}
+
+fn all_bytes(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                // Its evidence record is written after the backup it counts.
+                if e.file_name() != "tmp" && e.file_name() != "evidence" {
+                    dirs.push(e.path());
+                }
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
 }
 
 fn pack_names(root: &Path) -> Vec<String> {
@@ -148,15 +170,26 @@ fn stored_bytes(root: &Path) -> u64 {
 fn each_tenant_has_a_repository_of_its_own_that_only_its_keys_open() {
     let ws = Workspace::empty(Store::S3);
     let config = setup(&ws);
-    back_up_both(&ws, &config);
+    let (server, admin) = back_up_both(&ws, &config);
     let nas = ws.path("nas");
-    let cloud = ws.server.as_ref().unwrap().bucket_dir(BUCKET).join("lifeboat");
+    let cloud = ws
+        .server
+        .as_ref()
+        .unwrap()
+        .bucket_dir(BUCKET)
+        .join("lifeboat");
 
     // Two complete repositories on each target, and nothing at the target's root.
     for root in [&nas, &cloud] {
-        assert!(!root.join("config").exists(), "a shared repository at {root:?}");
+        assert!(
+            !root.join("config").exists(),
+            "a shared repository at {root:?}"
+        );
         for tenant in ["acme", "bakery"] {
-            assert!(root.join(tenant).join("config").is_dir(), "{root:?}/{tenant}");
+            assert!(
+                root.join(tenant).join("config").is_dir(),
+                "{root:?}/{tenant}"
+            );
             assert!(!pack_names(&root.join(tenant)).is_empty());
         }
         // Nothing shared: no pack in common, and the file both tenants have is stored by
@@ -168,6 +201,32 @@ fn each_tenant_has_a_repository_of_its_own_that_only_its_keys_open() {
             assert!(stored_bytes(&root.join(tenant)) > 5 << 20, "{tenant}");
         }
     }
+    // What each tenant's repository holds, for billing: in /metrics, the API and the
+    // report, as the store itself counts it.
+    let acme_bytes = all_bytes(&nas.join("acme"));
+    let metrics = server.get("/metrics", Some(&admin)).text();
+    assert!(
+        metrics.contains(&format!(
+            "lifeboat_tenant_stored_bytes{{tenant=\"acme\",target=\"nas\"}} {acme_bytes}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lifeboat_tenant_stored_bytes{tenant=\"bakery\",target=\"cloud\"}"));
+    let tenant = server.get("/api/v1/tenants/acme", Some(&admin)).json();
+    assert_eq!(tenant["stored_bytes"]["nas"], acme_bytes, "{tenant}");
+    assert!(
+        tenant["stored_bytes"]["cloud"].as_u64().unwrap() > 5 << 20,
+        "{tenant}"
+    );
+    let report = server
+        .get("/api/v1/reports/acme-c?period=2026-11", Some(&admin))
+        .json();
+    let usage = report["usage"].as_array().unwrap();
+    assert_eq!(usage.len(), 2, "{report}");
+    assert_eq!(usage[1]["target"], "nas");
+    assert_eq!(usage[1]["last_bytes"], acme_bytes);
+    drop(server);
+
     let nas_acme = nas.join("acme").display().to_string();
     let nas_bakery = nas.join("bakery").display().to_string();
     let ids: Vec<String> = [&nas_acme, &nas_bakery]
@@ -193,8 +252,8 @@ fn each_tenant_has_a_repository_of_its_own_that_only_its_keys_open() {
         .arg(ws.path("nope"))
         .run();
     assert_eq!(wrong.code, 4, "{}", wrong.stderr);
-    let acme_cert = lifeboat::repo::crypto::PublicCert::load(&ws.path("keys/acme-escrow.cert"))
-        .unwrap();
+    let acme_cert =
+        lifeboat::repo::crypto::PublicCert::load(&ws.path("keys/acme-escrow.cert")).unwrap();
     assert!(
         wrong.stderr.contains(&acme_cert.fingerprint().to_hex()),
         "{}",
@@ -331,7 +390,10 @@ fn config_check_reads_the_tenants_recipients() {
     );
     let config = ws.path("lifeboat.toml");
     fs::write(&config, &text).unwrap();
-    let run = ws.lifeboat(&["config", "check", "--config"]).arg(&config).run();
+    let run = ws
+        .lifeboat(&["config", "check", "--config"])
+        .arg(&config)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     for says in [
         "tenant 'acme': recipient",

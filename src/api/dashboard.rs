@@ -336,10 +336,11 @@ async fn tenant_page(
                     offered,
                 ));
             }
-            Ok((sources, drills, contracts))
+            let usage = catalog.usage(Some(&t2)).map_err(ApiError::internal)?;
+            Ok((sources, drills, contracts, usage))
         })
         .await;
-    let (sources, drills, contracts) = match data {
+    let (sources, drills, contracts, usage) = match data {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
@@ -349,6 +350,16 @@ async fn tenant_page(
         Some(&who),
         html! {
             h1 { (name) }
+            @if !usage.is_empty() {
+                p.muted data-usage="" {
+                    "Stored: "
+                    @for (i, u) in usage.iter().enumerate() {
+                        @if i > 0 { " · " }
+                        b { (crate::backend::human_bytes(u.bytes)) } " on " (u.target)
+                    }
+                    " (as last measured, after a backup or a prune)"
+                }
+            }
             section {
                 h2 { "Backups" }
                 table {

@@ -20,6 +20,12 @@ struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoredLabels {
+    tenant: String,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
     tenant: String,
     source: String,
@@ -76,6 +82,22 @@ pub async fn metrics(
                 bytes.clone(),
             );
             registry.register("backup_runs", "Backup runs by result", runs.clone());
+            let stored = Family::<StoredLabels, Gauge>::default();
+            registry.register(
+                "tenant_stored_bytes",
+                "Bytes a tenant's repository on a target holds, as last measured",
+                stored.clone(),
+            );
+            for u in catalog.usage(None).map_err(ApiError::internal)? {
+                if who.sees(&u.tenant) {
+                    stored
+                        .get_or_create(&StoredLabels {
+                            tenant: u.tenant,
+                            target: u.target,
+                        })
+                        .set(i64::try_from(u.bytes).unwrap_or(i64::MAX));
+                }
+            }
             registry.register(
                 "drills",
                 "Finished restore drills by outcome",

@@ -151,6 +151,24 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Every byte a repository's objects take in its store (what MSPs bill a tenant by).
+pub fn stored_bytes(backend: &dyn Backend) -> Result<u64> {
+    let mut total = 0;
+    for kind in [
+        ObjectKind::Config,
+        ObjectKind::Data,
+        ObjectKind::Index,
+        ObjectKind::Snapshot,
+        ObjectKind::Session,
+        ObjectKind::Mark,
+        ObjectKind::Hold,
+        ObjectKind::Evidence,
+    ] {
+        total += backend.list(kind)?.iter().map(|(_, n)| n).sum::<u64>();
+    }
+    Ok(total)
+}
+
 /// Bytes for people: `512 B`, `3.4 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod jobs;
 mod schema;
 pub mod tokens;
+pub mod usage;
 
 use schema::MIGRATIONS;
 

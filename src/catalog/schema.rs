@@ -152,4 +152,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created TEXT NOT NULL,
         expires TEXT NOT NULL
      );",
+    // 10: what each tenant's repository on each target holds, as last measured.
+    "CREATE TABLE usage (
+        tenant TEXT NOT NULL,
+        target TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        measured TEXT NOT NULL,
+        PRIMARY KEY (tenant, target)
+     );",
 ];

@@ -120,9 +120,8 @@ pub fn run(ctx: &Context, command: EvidenceCommand) -> anyhow::Result<i32> {
                 (Some(p), _) => p,
                 (None, Some(repo)) => {
                     let backend = super::target::open(&repo, &s3)?;
-                    let records = chain::read_from(backend.as_ref(), &cert).map_err(|e| {
-                        CliError::new(exit::DAMAGED, format!("{repo}: {e}"))
-                    })?;
+                    let records = chain::read_from(backend.as_ref(), &cert)
+                        .map_err(|e| CliError::new(exit::DAMAGED, format!("{repo}: {e}")))?;
                     if records.is_empty() {
                         return Err(CliError::new(
                             exit::FAILED,

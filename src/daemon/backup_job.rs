@@ -9,6 +9,7 @@ pub(super) fn backup_to(
     job: &catalog::jobs::Job,
     source: &crate::config::Source,
     tier: &crate::schedule::tier::Tier,
+    target_name: &str,
     target: &Target,
 ) -> anyhow::Result<String> {
     let mut database = source.database().map(|d| d.source());
@@ -16,7 +17,7 @@ pub(super) fn backup_to(
         .as_mut()
         .map(|d| d.as_mut() as &mut dyn backup::StreamSource);
     let started = shared.clock.now();
-    let written = match write_backup(shared, job, source, tier, target, streams) {
+    let written = match write_backup(shared, job, source, tier, target_name, target, streams) {
         Ok(w) => w,
         Err(e) => {
             // The backup could not even start (the target unreachable, its repository
@@ -34,6 +35,7 @@ pub(super) fn backup_to(
                 started,
                 Err(&error),
                 None,
+                None,
             )?;
             anyhow::bail!("{error}{note}");
         }
@@ -50,6 +52,8 @@ pub(super) fn scheduled_slot(job: &catalog::jobs::Job) -> Option<DateTime<Utc>> 
 /// A backup written (or failed) on one target, its evidence not yet written.
 pub(super) struct Written {
     repo: Repository,
+    /// The target's name.
+    target: String,
     /// The repository's writer lock, held until retention is applied.
     _lock: std::fs::File,
     started: DateTime<Utc>,
@@ -64,6 +68,7 @@ pub(super) fn write_backup(
     job: &catalog::jobs::Job,
     source: &crate::config::Source,
     tier: &crate::schedule::tier::Tier,
+    target_name: &str,
     target: &Target,
     streams: Option<&mut dyn backup::StreamSource>,
 ) -> anyhow::Result<Written> {
@@ -134,6 +139,7 @@ pub(super) fn write_backup(
     };
     Ok(Written {
         repo,
+        target: target_name.to_string(),
         _lock: lock,
         started: now,
         snapshot,
@@ -153,11 +159,28 @@ pub(super) fn finish_backup(
     let source_name = job.source.strip_suffix(COLD_SUFFIX).unwrap_or(&job.source);
     let Written {
         repo,
+        target,
         _lock,
         started,
         snapshot,
     } = written;
     let mut catalog = Catalog::open(&shared.data_dir)?;
+    // What the tenant's repository holds now, which the MSP bills by.
+    let stored = match &snapshot {
+        Ok(_) => match crate::backend::stored_bytes(repo.backend().as_ref()) {
+            Ok(bytes) => {
+                catalog.record_usage(
+                    source.tenant.get_ref(),
+                    &target,
+                    bytes,
+                    shared.clock.now(),
+                )?;
+                Some(bytes)
+            }
+            Err(_) => None,
+        },
+        Err(_) => None,
+    };
     let note = backup_evidence(
         shared,
         &mut catalog,
@@ -169,6 +192,7 @@ pub(super) fn finish_backup(
         started,
         snapshot.as_ref().map_err(String::as_str),
         cold,
+        stored.map(|b| (target.as_str(), b)),
     )?;
     let snapshot = snapshot.map_err(|e| anyhow::anyhow!("{e}{note}"))?;
     // Retention for this source, on this target.
@@ -248,6 +272,7 @@ pub(super) fn backup_evidence(
     started: DateTime<Utc>,
     result: Result<&crate::repo::snapshot::Snapshot, &str>,
     cold: Option<&ColdFacts>,
+    stored: Option<(&str, u64)>,
 ) -> anyhow::Result<String> {
     use crate::evidence::record::{time, SnapshotRef};
     use crate::evidence::{Event, Incident, Outcome, Record, RecordKind};
@@ -286,6 +311,12 @@ pub(super) fn backup_evidence(
                 ("bytes_added".to_string(), s.bytes_added),
                 ("duration_ms".to_string(), s.duration_ms),
             ]);
+            if let Some((target, bytes)) = stored {
+                record.measured.insert(
+                    format!("{}{target}", crate::evidence::record::STORED_BYTES),
+                    bytes,
+                );
+            }
             record.timeline.push(Event {
                 event: "snapshot committed".into(),
                 time: time(now),

@@ -69,7 +69,15 @@ pub(super) fn cold_job(
             ));
             written.push((
                 target_name.clone(),
-                write_backup(shared, job, source, tier, target, Some(&mut images)),
+                write_backup(
+                    shared,
+                    job,
+                    source,
+                    tier,
+                    target_name,
+                    target,
+                    Some(&mut images),
+                ),
             ));
         }
         Ok::<_, String>(written)
@@ -89,6 +97,7 @@ pub(super) fn cold_job(
                 super::scheduled_slot(job),
                 started,
                 Err(&refused.0),
+                None,
                 None,
             )?;
             anyhow::bail!("{}{note}", refused.0);

@@ -426,7 +426,7 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         let target = &config.targets[target_name];
         let turn = shared.repositories.take(target_name, tenant);
         let _turn = turn.hold();
-        let summary = backup_to(shared, job, source, tier, target)
+        let summary = backup_to(shared, job, source, tier, target_name, target)
             .map_err(|e| format!("target '{target_name}': {e:#}"))?;
         summaries.push(format!("{target_name}: {summary}"));
     }
@@ -557,7 +557,7 @@ fn prune_job(
             Some(b) if !Repository::is_blank(b.as_ref())? => b,
             _ => continue,
         };
-        match prune_repository(shared, job, backend) {
+        match prune_repository(shared, job, backend, tenant, target_name) {
             Ok(summary) => summaries.push(format!("{tenant}: {summary}")),
             Err(e) => failures.push(format!("{tenant}: {e:#}")),
         }
@@ -576,6 +576,8 @@ fn prune_repository(
     shared: &Shared,
     job: &catalog::jobs::Job,
     backend: Arc<dyn crate::backend::Backend>,
+    tenant: &str,
+    target_name: &str,
 ) -> anyhow::Result<String> {
     use crate::repo::prune::{prune, PruneOptions};
     let repo = Repository::open(backend, shared.signing.public())?;
@@ -614,6 +616,10 @@ fn prune_repository(
                 ));
             }
             memory.finish_upkeep(run, Ok(&summary), report.bytes_freed, now)?;
+            drop(memory);
+            if let Ok(bytes) = crate::backend::stored_bytes(repo.backend().as_ref()) {
+                catalog.record_usage(tenant, target_name, bytes, now)?;
+            }
             Ok(summary)
         }
         Err(e) => {

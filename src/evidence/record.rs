@@ -9,6 +9,10 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const FORMAT: &str = "lifeboat-evidence";
+
+/// The `measured` key of what a tenant's repository on a target holds after a backup:
+/// `stored_bytes:` and the target's name (reports sum a tenant's usage from it).
+pub const STORED_BYTES: &str = "stored_bytes:";
 pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -270,6 +270,11 @@ pub fn compute_version(
         incidents: incidents.len() as u64,
     };
     let controls = controls(version, &summary, &drills);
+    let usage = if v2 {
+        usage_of(&timed, from, until)
+    } else {
+        Vec::new()
+    };
     Ok(Report {
         format: FORMAT.into(),
         version,
@@ -288,7 +293,42 @@ pub fn compute_version(
         drills,
         incidents,
         controls,
+        usage,
     })
+}
+
+/// Per target, what the tenant's repository held at the last backup of the period and at
+/// most: from every backup record of the tenant in it (whatever its contract: the repository
+/// is the tenant's).
+fn usage_of(
+    timed: &[(&Entry, DateTime<Utc>)],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<super::UsageRow> {
+    let mut rows: std::collections::BTreeMap<String, super::UsageRow> = Default::default();
+    for (e, t) in timed {
+        if *t < from || *t >= until || e.record.kind != RecordKind::Backup {
+            continue;
+        }
+        for (key, bytes) in &e.record.measured {
+            let Some(target) = key.strip_prefix(crate::evidence::record::STORED_BYTES) else {
+                continue;
+            };
+            let at = crate::evidence::record::time(*t);
+            let row = rows.entry(target.to_string()).or_insert(super::UsageRow {
+                target: target.to_string(),
+                last_bytes: *bytes,
+                max_bytes: *bytes,
+                last_measured: at.clone(),
+            });
+            row.max_bytes = row.max_bytes.max(*bytes);
+            if at >= row.last_measured {
+                row.last_bytes = *bytes;
+                row.last_measured = at;
+            }
+        }
+    }
+    rows.into_values().collect()
 }
 
 /// What became of the slot at `at` whose window ends at `end` (the next slot), given the

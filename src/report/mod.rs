@@ -254,6 +254,22 @@ pub struct Report {
     pub drills: Drills,
     pub incidents: Vec<IncidentRow>,
     pub controls: Vec<Control>,
+    /// What the tenant's repository on each target held over the period (version 2): what
+    /// MSPs bill by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<UsageRow>,
+}
+
+/// A tenant's repository on one target over the period, from its backups' evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageRow {
+    pub target: String,
+    /// At the period's last backup, and the most at any backup in it.
+    pub last_bytes: u64,
+    pub max_bytes: u64,
+    /// When the last figure was measured.
+    pub last_measured: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

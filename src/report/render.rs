@@ -258,6 +258,22 @@ pub fn html(report: &Report) -> String {
                     b { "T" } ": a passed drill within the RTO, and none beyond it."
                 }
 
+                @if !report.usage.is_empty() {
+                    h2 { "Storage" }
+                    table {
+                        tr { th { "Target" } th { "At the period's last backup" } th { "Most in the period" } th { "Measured" } }
+                        @for u in &report.usage {
+                            tr {
+                                td { (u.target) }
+                                td.n { (crate::backend::human_bytes(u.last_bytes)) }
+                                td.n { (crate::backend::human_bytes(u.max_bytes)) }
+                                td { (u.last_measured) }
+                            }
+                        }
+                    }
+                    p.meta { "What " (t.tenant_name) "'s own repository on each target holds (every object, after deduplication, compression and encryption)." }
+                }
+
                 h2 { "Evidence" }
                 p {
                     @match (report.evidence.first, report.evidence.last, &report.evidence.head) {

@@ -25,14 +25,26 @@ pub struct TenantOut {
     pub name: String,
     pub contracts: Vec<String>,
     pub sources: Vec<String>,
+    /// What the tenant's repository on each target holds, as last measured (after a backup
+    /// or a prune), in bytes.
+    pub stored_bytes: std::collections::BTreeMap<String, u64>,
 }
 
-fn tenant_out(api: &crate::api::Api, id: &str) -> Option<TenantOut> {
+fn tenant_out(
+    api: &crate::api::Api,
+    usage: &[crate::catalog::usage::Usage],
+    id: &str,
+) -> Option<TenantOut> {
     let config = &api.loaded.config;
     let t = config.tenants.get(id)?;
     Some(TenantOut {
         id: id.to_string(),
         name: t.name.clone(),
+        stored_bytes: usage
+            .iter()
+            .filter(|u| u.tenant == id)
+            .map(|u| (u.target.clone(), u.bytes))
+            .collect(),
         contracts: config
             .contracts
             .iter()
@@ -51,16 +63,24 @@ fn tenant_out(api: &crate::api::Api, id: &str) -> Option<TenantOut> {
 /// The tenants this token sees.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
     responses((status = 200, body = [TenantOut]), (status = 401, body = ErrorBody)))]
-async fn list_tenants(api: axum::extract::State<State>, who: Principal) -> Json<Vec<TenantOut>> {
-    Json(
-        api.loaded
-            .config
-            .tenants
-            .keys()
-            .filter(|t| who.sees(t))
-            .filter_map(|t| tenant_out(&api, t))
-            .collect(),
-    )
+async fn list_tenants(
+    api: axum::extract::State<State>,
+    who: Principal,
+) -> Result<Json<Vec<TenantOut>>, ApiError> {
+    api.0
+        .db(move |catalog, api| {
+            let usage = catalog.usage(None).map_err(ApiError::internal)?;
+            Ok(Json(
+                api.loaded
+                    .config
+                    .tenants
+                    .keys()
+                    .filter(|t| who.sees(t))
+                    .filter_map(|t| tenant_out(api, &usage, t))
+                    .collect(),
+            ))
+        })
+        .await
 }
 
 /// One tenant.
@@ -75,9 +95,14 @@ async fn get_tenant(
     if !who.sees(&tenant) {
         return Err(no_such("tenant", &tenant));
     }
-    tenant_out(&api, &tenant)
-        .map(Json)
-        .ok_or_else(|| no_such("tenant", &tenant))
+    api.0
+        .db(move |catalog, api| {
+            let usage = catalog.usage(Some(&tenant)).map_err(ApiError::internal)?;
+            tenant_out(api, &usage, &tenant)
+                .map(Json)
+                .ok_or_else(|| no_such("tenant", &tenant))
+        })
+        .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
