@@ -351,3 +351,58 @@ fn forget_and_prune_keep_locked_objects_and_say_until_when() {
         .arg(ws.key())
         .ok();
 }
+
+#[test]
+fn a_purge_keeps_what_object_lock_keeps_and_says_until_when() {
+    let mut ws = Workspace::empty(Store::Local);
+    let (_rt, _c) = locked_bucket(&mut ws);
+    let repo = format!("s3://{BUCKET}/lb/acme");
+    ws.init_at(&repo).ok();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("a"), 2 << 20, 4);
+    backup(&ws, &repo, &src, 1);
+    let config = ws.path("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            "[service]\nsigning_key = \"{}\"\n\n[targets.vault]\nkind = \"s3\"\n\
+             url = \"s3://{BUCKET}/lb\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+             path_style = true\n\n[tenants.acme]\nname = \"ACME\"\n",
+            ws.path("keys/svc.key").display(),
+            ws.server.as_ref().unwrap().endpoint()
+        ),
+    )
+    .unwrap();
+    let run = ws
+        .lifeboat(&["tenant", "purge", "acme", "--json", "--config"])
+        .arg(&config)
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    let vault = &report["targets"]["vault"];
+    let locked = vault["still_locked"].as_array().unwrap();
+    assert!(locked.len() >= 3, "{report}");
+    let tomorrow = chrono::Utc::now() + chrono::Duration::hours(23);
+    for l in locked {
+        let until: chrono::DateTime<chrono::Utc> = l["until"].as_str().unwrap().parse().unwrap();
+        assert!(until > tomorrow, "{l}");
+    }
+    assert!(
+        run.stderr.contains("kept by Object Lock until"),
+        "{}",
+        run.stderr
+    );
+    // The record of it says what is kept and until when.
+    let evidence = ws.lifeboat(&["evidence", "list", "--json"]).ok().json();
+    let record = &evidence.as_array().unwrap().last().unwrap()["record"];
+    assert_eq!(record["kind"], "erasure");
+    assert_eq!(record["outcome"], "failure");
+    assert!(
+        record["checks"][0]["actual"]
+            .as_str()
+            .unwrap()
+            .contains("locked until"),
+        "{record}"
+    );
+}

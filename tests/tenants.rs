@@ -405,3 +405,147 @@ fn config_check_reads_the_tenants_recipients() {
         assert!(run.stderr.contains(says), "'{says}' in {}", run.stderr);
     }
 }
+
+/// The objects of every kind a repository folder holds (what an erasure must remove).
+fn objects_in(repo: &Path) -> usize {
+    if !repo.exists() {
+        return 0;
+    }
+    let mut n = 0;
+    let mut dirs = vec![repo.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn purge(ws: &Workspace, config: &Path, extra: &[&str]) -> Run {
+    let mut c = ws.lifeboat(&["tenant", "purge", "acme", "--config"]);
+    c.arg(config).args(extra);
+    for (k, v) in ws.server.as_ref().unwrap().client_env() {
+        c.env(k, v);
+    }
+    c.run()
+}
+
+#[test]
+fn a_purge_erases_a_tenant_everywhere_but_what_a_hold_keeps_and_says_so_in_evidence() {
+    let ws = Workspace::empty(Store::S3);
+    let config = setup(&ws);
+    let (server, _) = back_up_both(&ws, &config);
+    drop(server);
+    let nas_acme = ws.path("nas/acme");
+    let cloud_acme = ws
+        .server
+        .as_ref()
+        .unwrap()
+        .bucket_dir(BUCKET)
+        .join("lifeboat/acme");
+    let before = (objects_in(&nas_acme), objects_in(&cloud_acme));
+    assert!(before.0 > 5 && before.1 > 5);
+
+    // Refused while the tenant still has sources: the next backup would bring it back.
+    let refused = purge(&ws, &config, &[]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("still has sources in") && refused.stderr.contains("(acme-files)"),
+        "{}",
+        refused.stderr
+    );
+    let text = fs::read_to_string(&config).unwrap();
+    let start = text.find("[sources.acme-files]").unwrap();
+    let end = text.find("[sources.bakery-files]").unwrap();
+    fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
+
+    // A legal hold on the folder's snapshot.
+    let nas_repo = nas_acme.display().to_string();
+    ws.lifeboat(&[
+        "hold", "place", "latest", "--reason", "case 17", "--repo", &nas_repo,
+    ])
+    .ok();
+    let before = (objects_in(&nas_acme), objects_in(&cloud_acme));
+    // A dry run erases nothing.
+    let dry = purge(&ws, &config, &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stderr.contains("would erase"), "{}", dry.stderr);
+    assert_eq!((objects_in(&nas_acme), objects_in(&cloud_acme)), before);
+
+    let first = purge(&ws, &config, &["--json"]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let report = first.json();
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["targets"]["cloud"]["objects_left"], 0, "{report}");
+    assert_eq!(objects_in(&cloud_acme), 0);
+    let nas = &report["targets"]["nas"];
+    assert_eq!(nas["held"][0]["reason"], "case 17", "{report}");
+    assert!(
+        first.stderr.contains("kept by a legal hold"),
+        "{}",
+        first.stderr
+    );
+    // The held snapshot still restores.
+    let out = ws.path("held");
+    ws.lifeboat(&["restore", "--repo", &nas_repo, "--key"])
+        .arg(ws.path("keys/acme-escrow.key"))
+        .args(&["latest", "--target"])
+        .arg(&out)
+        .ok();
+
+    // Released, the next purge finishes the job.
+    ws.lifeboat(&["hold", "release", "latest", "--repo", &nas_repo])
+        .ok();
+    let second = purge(&ws, &config, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(objects_in(&nas_acme), 0);
+    // The other tenant is untouched.
+    let out = ws.path("bakery-out");
+    ws.lifeboat(&["restore", "--repo"])
+        .arg(ws.path("nas/bakery"))
+        .arg("--key")
+        .arg(ws.path("keys/bakery-escrow.key"))
+        .args(&["latest", "--target"])
+        .arg(&out)
+        .ok();
+
+    // Both erasures are signed evidence in acme's chain: what went, what was kept and why.
+    let evidence = ws
+        .lifeboat(&["evidence", "list", "--json", "--tenant", "acme"])
+        .ok()
+        .json();
+    let erasures: Vec<&serde_json::Value> = evidence
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["record"])
+        .filter(|r| r["kind"] == "erasure")
+        .collect();
+    assert_eq!(erasures.len(), 2, "{evidence}");
+    assert_eq!(erasures[0]["outcome"], "failure");
+    let kept = erasures[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "target nas")
+        .unwrap();
+    assert!(
+        kept["actual"].as_str().unwrap().contains("held: case 17"),
+        "{kept}"
+    );
+    assert_eq!(erasures[1]["outcome"], "success");
+    assert!(erasures[1]["measured"]["objects_deleted"].as_u64().unwrap() > 0);
+    let export = ws.path("export");
+    ws.lifeboat(&["evidence", "export", "--tenant", "acme", "--out"])
+        .arg(&export)
+        .ok();
+    ws.lifeboat(&["evidence", "verify"])
+        .arg(&export)
+        .arg("--cert")
+        .arg(ws.path("keys/svc.cert"))
+        .ok();
+}

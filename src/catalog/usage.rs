@@ -36,6 +36,31 @@ impl Catalog {
         self.sql(r).map(|_| ())
     }
 
+    /// Forgets what the catalog caches of a repository that is gone (purged): its packs,
+    /// chunks, snapshots, file metadata and lock dates. Its runs stay: they are history.
+    pub fn forget_repository(&mut self, repo: &str) -> Result<()> {
+        let path = self.path.display().to_string();
+        let wrap = |source| super::Error::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        for table in ["chunks", "packs", "snapshots", "file_cache", "locks"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE repo = ?1"), [repo])
+                .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    /// Forgets a tenant's usage on a target (its repository there is gone).
+    pub fn forget_usage(&mut self, tenant: &str, target: &str) -> Result<()> {
+        let r = self.conn.execute(
+            "DELETE FROM usage WHERE tenant = ?1 AND target = ?2",
+            params![tenant, target],
+        );
+        self.sql(r).map(|_| ())
+    }
+
     /// Every tenant's usage (or one tenant's), by tenant and target.
     pub fn usage(&self, tenant: Option<&str>) -> Result<Vec<Usage>> {
         let mut stmt = self.sql(self.conn.prepare(

@@ -22,6 +22,7 @@ mod report;
 mod schedule;
 mod serve;
 mod target;
+mod tenant;
 mod token;
 mod vm;
 
@@ -119,6 +120,9 @@ enum Command {
     /// Recovery reports per contract and period (HTML, JSON, CSV, or a bundle for auditors),
     /// and 'report verify BUNDLE' to check one offline.
     Report(report::ReportArgs),
+    /// One tenant's repositories on every target: purge (offboarding).
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
     /// Bearer tokens for the API and the dashboard: create, list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -304,6 +308,7 @@ pub fn main() -> i32 {
         Command::Evidence(c) => evidence::run(&ctx, c),
         Command::Report(a) => report::run(&ctx, a),
         Command::Token(c) => token::run(&ctx, c),
+        Command::Tenant(c) => tenant::run(&ctx, c),
         Command::Vm(c) => vm::run(&ctx, c),
         Command::Drill(c) => drill::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),

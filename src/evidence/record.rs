@@ -20,6 +20,8 @@ pub const VERSION: u32 = 1;
 pub enum RecordKind {
     Backup,
     Drill,
+    /// A tenant's data erased (`tenant purge`): what was deleted, what is still kept.
+    Erasure,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

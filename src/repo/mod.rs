@@ -18,6 +18,7 @@ pub mod index;
 pub mod lock;
 pub mod pack;
 pub mod prune;
+pub mod purge;
 pub mod repair;
 pub mod restore;
 pub mod session;

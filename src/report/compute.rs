@@ -452,6 +452,7 @@ fn drills_and_incidents(
                 kind: match r.kind {
                     RecordKind::Backup => "backup".into(),
                     RecordKind::Drill => "drill".into(),
+                    RecordKind::Erasure => "erasure".into(),
                 },
                 source: r.source.clone().unwrap_or_default(),
                 severity: i.severity.clone(),
