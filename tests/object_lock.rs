@@ -406,3 +406,97 @@ fn a_purge_keeps_what_object_lock_keeps_and_says_until_when() {
         "{record}"
     );
 }
+
+#[test]
+fn a_rekey_locks_what_it_writes_and_leaves_old_manifests_to_their_locks() {
+    let mut ws = Workspace::empty(Store::Local);
+    let (rt, c) = locked_bucket(&mut ws);
+    let repo = format!("s3://{BUCKET}/lb/acme");
+    ws.init_at(&repo).ok();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("a"), 2 << 20, 5);
+    let old = backup(&ws, &repo, &src, 1)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.lifeboat(&["keys", "generate", "--name", "acme-escrow", "--out"])
+        .arg(ws.path("keys"))
+        .ok();
+    let config = ws.path("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            "[service]\nsigning_key = \"{keys}/svc.key\"\nrecipients = [\"{keys}/rec.cert\"]\n\n\
+             [targets.vault]\nkind = \"s3\"\nurl = \"s3://{BUCKET}/lb\"\nendpoint = \"{}\"\n\
+             region = \"us-east-1\"\npath_style = true\n\n[tenants.acme]\nname = \"ACME\"\n\
+             recipients = [\"{keys}/acme-escrow.cert\"]\n",
+            ws.server.as_ref().unwrap().endpoint(),
+            keys = ws.path("keys").display(),
+        ),
+    )
+    .unwrap();
+    let rekey = || {
+        ws.lifeboat(&["tenant", "rekey", "acme", "--json", "--config"])
+            .arg(&config)
+            .arg("--key")
+            .arg(ws.key())
+            .run()
+    };
+    let run = rekey();
+    // The old manifest cannot go before its lock ends: said, with the date, and exit 1.
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("kept by Object Lock"), "{}", run.stderr);
+    let report = run.json();
+    let vault = &report["vault"]["rekey"];
+    assert_eq!(vault["rekeyed"], 1, "{report}");
+    assert_eq!(vault["renamed"][0][0], old.as_str());
+    let new = vault["renamed"][0][1].as_str().unwrap().to_string();
+    let locked = vault["still_locked"].as_array().unwrap();
+    assert_eq!(locked.len(), 1, "{report}");
+    assert_eq!(locked[0]["object"], format!("snapshots/{old}"));
+    assert_eq!(
+        report["vault"]["check"]["problems"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // What the new snapshot needs is locked at least as long as the old one was.
+    let locks: std::collections::HashMap<String, Option<i64>> =
+        retention(&rt, &c, "lb/acme/").into_iter().collect();
+    let old_until = locks[&format!("lb/acme/snapshots/{old}")].unwrap();
+    let new_manifest = format!("lb/acme/snapshots/{new}");
+    assert!(locks[&new_manifest].unwrap() >= old_until, "{locks:?}");
+    let packs = manifest_packs(&rt, &c, &new_manifest);
+    assert!(!packs.is_empty());
+    for p in packs {
+        let key = format!("lb/acme/data/{}/{p}", &p[..2]);
+        assert!(locks[&key].unwrap() >= old_until, "{key}: {locks:?}");
+    }
+    let configs: Vec<&String> = locks
+        .keys()
+        .filter(|k| k.starts_with("lb/acme/config/"))
+        .collect();
+    assert_eq!(
+        configs.len(),
+        2,
+        "the old config is locked too: {configs:?}"
+    );
+    assert!(configs.iter().all(|k| locks[*k].unwrap() >= old_until));
+
+    // The escrow key opens the new snapshot; the repository reads as one despite two configs.
+    let out = ws.path("out");
+    ws.lifeboat(&["restore", "--repo", &repo, "--key"])
+        .arg(ws.path("keys/acme-escrow.key"))
+        .args(&[&new, "--target"])
+        .arg(&out)
+        .ok();
+    let diff = diff_trees(&src, &out.join(src.strip_prefix("/").unwrap()));
+    assert!(diff.is_empty(), "{diff:?}");
+    // Run again: nothing more to move; the old manifest is still kept, and said so.
+    let again = rekey();
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert_eq!(again.json()["vault"]["rekey"]["rekeyed"], 0);
+}

@@ -76,7 +76,7 @@ pub(super) fn write_backup(
     let tenant = source.tenant.get_ref();
     let (backend, fresh) = target.open_or_create(tenant)?;
     // A store whose creation a crash cut off before the config was written is still blank.
-    let repo = if fresh || Repository::is_blank(backend.as_ref())? {
+    let mut repo = if fresh || Repository::is_blank(backend.as_ref())? {
         if shared.recipients.is_empty() {
             anyhow::bail!(
                 "the target holds no repository of tenant '{tenant}' yet and [service] lists \
@@ -90,6 +90,12 @@ pub(super) fn write_backup(
     check_pinned(shared, &repo)?;
     let lock = catalog::lock_repository(&shared.data_dir, &repo.config.id)?
         .ok_or_else(|| anyhow::anyhow!("another writer holds repository {}", repo.config.id))?;
+    // The tenant's recipients changed: what is stored from now on follows at once
+    // (`tenant rekey` re-encrypts what is stored already).
+    let recipients = shared.recipients_for(tenant);
+    if !shared.recipients.is_empty() && !repo.encrypts_to(&recipients) {
+        repo.set_recipients(&shared.signing, &recipients)?;
+    }
     let mut catalog = Catalog::open(&shared.data_dir)?;
     let mut cache = catalog.for_repo(&repo)?;
     let now = shared.clock.now();

@@ -22,6 +22,9 @@ pub enum RecordKind {
     Drill,
     /// A tenant's data erased (`tenant purge`): what was deleted, what is still kept.
     Erasure,
+    /// A tenant's repositories re-encrypted to its current recipients (`tenant rekey`):
+    /// one check per target, one per snapshot renamed (old id → new).
+    Rekey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

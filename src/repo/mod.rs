@@ -19,10 +19,12 @@ pub mod lock;
 pub mod pack;
 pub mod prune;
 pub mod purge;
+pub mod rekey;
 pub mod repair;
 pub mod restore;
 pub mod session;
 pub mod snapshot;
+pub mod transfer;
 pub mod tree;
 
 use crate::backend::{self, Backend, ObjectKind};
@@ -111,6 +113,15 @@ pub struct RepoConfig {
     pub recipients: Vec<Recipient>,
     /// Fingerprint of the service certificate that signs manifests and indexes.
     pub signer: String,
+    /// 0 at init; one more each time the recipients change (`set_recipients`). Of two
+    /// configs of one repository (a change cut off between storing the new and deleting the
+    /// old), the higher revision is the repository's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub struct Repository {
@@ -172,6 +183,7 @@ impl Repository {
                 })
                 .collect::<Result<_>>()?,
             signer: signing.fingerprint().to_hex(),
+            revision: 0,
         };
         let json =
             serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
@@ -211,11 +223,91 @@ impl Repository {
                 check_name(ObjectKind::Config, &name, &data)?;
                 Ok((name, data))
             }
-            n => Err(Error::Corrupt {
-                object: "config/".into(),
-                reason: format!("holds {n} configs; a repository has exactly one"),
-            }),
+            n => {
+                // A change of recipients cut off between its two steps: the highest revision
+                // of the repository's configs is the current one.
+                let mut found = Vec::new();
+                for (name, _) in names {
+                    let data = backend.get(ObjectKind::Config, &name)?;
+                    check_name(ObjectKind::Config, &name, &data)?;
+                    let config = crypto::unverified_content(&data)
+                        .ok()
+                        .and_then(|c| serde_json::from_slice::<RepoConfig>(&c).ok());
+                    if let Some(c) = config {
+                        found.push((c.id, c.revision, name, data));
+                    }
+                }
+                let ids: HashSet<&String> = found.iter().map(|f| &f.0).collect();
+                if ids.len() != 1 || found.len() != n {
+                    return Err(Error::Corrupt {
+                        object: "config/".into(),
+                        reason: format!(
+                            "holds {n} configs that are not revisions of one repository"
+                        ),
+                    });
+                }
+                // Ties (two writers changing it at once) go to the higher name, the same
+                // for every reader.
+                found.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+                let (_, _, name, data) = found.pop().ok_or_else(|| Error::Internal("config".into()))?;
+                Ok((name, data))
+            }
         }
+    }
+
+    /// Encrypts what is stored from now on to `recipients`: a new revision of the config
+    /// is stored, then the old one deleted (until then readers take the higher revision).
+    /// What is already stored stays as it is: `tenant rekey` re-encrypts it.
+    pub fn set_recipients(&mut self, signing: &SecretKey, recipients: &[PublicCert]) -> Result<()> {
+        self.check_signing_key(signing)?;
+        for r in recipients {
+            r.check_encryption_capable()?;
+        }
+        let mut config = self.config.clone();
+        config.revision += 1;
+        config.recipients = recipients
+            .iter()
+            .map(|c| {
+                Ok(Recipient {
+                    fingerprint: c.fingerprint().to_hex(),
+                    cert: c.armored()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let json =
+            serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        let signed = crypto::sign(signing, &json)?;
+        let id = ConfigId::of(&signed);
+        self.backend.put(ObjectKind::Config, &id.to_hex(), signed)?;
+        let old = self.config_id.to_hex();
+        if old != id.to_hex() {
+            match self.backend.delete(ObjectKind::Config, &old) {
+                // Object Lock keeps it until then; readers take the higher revision.
+                Ok(())
+                | Err(backend::Error::Locked { .. })
+                | Err(backend::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.config = config;
+        self.config_id = id;
+        self.recipients = recipients.to_vec();
+        Ok(())
+    }
+
+    /// Whether the repository is encrypted (from now on) to exactly `recipients`.
+    pub fn encrypts_to(&self, recipients: &[PublicCert]) -> bool {
+        let want: HashSet<String> = recipients
+            .iter()
+            .map(|c| c.fingerprint().to_hex())
+            .collect();
+        let have: HashSet<String> = self
+            .config
+            .recipients
+            .iter()
+            .map(|r| r.fingerprint.clone())
+            .collect();
+        want == have
     }
 
     /// Reads the repository id without checking any signature, to find the pinned certificate.

@@ -453,6 +453,7 @@ fn drills_and_incidents(
                     RecordKind::Backup => "backup".into(),
                     RecordKind::Drill => "drill".into(),
                     RecordKind::Erasure => "erasure".into(),
+                    RecordKind::Rekey => "rekey".into(),
                 },
                 source: r.source.clone().unwrap_or_default(),
                 severity: i.severity.clone(),
