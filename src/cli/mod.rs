@@ -16,6 +16,7 @@ mod drill;
 mod evidence;
 mod hold;
 mod keys;
+mod migrate;
 mod repair;
 mod repo;
 mod report;
@@ -120,9 +121,14 @@ enum Command {
     /// Recovery reports per contract and period (HTML, JSON, CSV, or a bundle for auditors),
     /// and 'report verify BUNDLE' to check one offline.
     Report(report::ReportArgs),
-    /// One tenant's repositories on every target: purge (offboarding).
+    /// One tenant's repositories on every target: rekey (to its current recipients), purge
+    /// (offboarding).
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Upgrades of what earlier versions stored: split-tenants (a shared repository into each
+    /// tenant's own).
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// Bearer tokens for the API and the dashboard: create, list, revoke.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -184,19 +190,7 @@ impl Context {
 
     /// Pins the service certificate of a repository (first use), or checks it against the pin.
     fn pin_signer(&self, repo_id: &str, cert: &PublicCert) -> anyhow::Result<()> {
-        match crate::catalog::pin_signer(&self.data_dir, repo_id, cert)? {
-            None => Ok(()),
-            Some(pinned) => Err(CliError::new(
-                exit::KEY,
-                format!(
-                    "repository {repo_id} is pinned to service certificate {} ({}), not {}",
-                    pinned.describe(),
-                    self.pin_path(repo_id).display(),
-                    cert.describe()
-                ),
-            )
-            .into()),
-        }
+        pin_signer_in(&self.data_dir, repo_id, cert)
     }
 
     /// The trusted service certificate: `--signer`, or the pinned one.
@@ -309,6 +303,7 @@ pub fn main() -> i32 {
         Command::Report(a) => report::run(&ctx, a),
         Command::Token(c) => token::run(&ctx, c),
         Command::Tenant(c) => tenant::run(&ctx, c),
+        Command::Migrate(c) => migrate::run(&ctx, c),
         Command::Vm(c) => vm::run(&ctx, c),
         Command::Drill(c) => drill::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
@@ -359,6 +354,28 @@ pub(crate) fn now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
                 .into()
             }),
         Err(_) => Ok(chrono::Utc::now()),
+    }
+}
+
+/// Pins the service certificate of a repository in `data_dir` (first use), or checks it
+/// against the pin there.
+pub(crate) fn pin_signer_in(
+    data_dir: &Path,
+    repo_id: &str,
+    cert: &PublicCert,
+) -> anyhow::Result<()> {
+    match crate::catalog::pin_signer(data_dir, repo_id, cert)? {
+        None => Ok(()),
+        Some(pinned) => Err(CliError::new(
+            exit::KEY,
+            format!(
+                "repository {repo_id} is pinned to service certificate {} ({}), not {}",
+                pinned.describe(),
+                crate::catalog::pin_path(data_dir, repo_id).display(),
+                cert.describe()
+            ),
+        )
+        .into()),
     }
 }
 

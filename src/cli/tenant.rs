@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, command: TenantCommand) -> anyhow::Result<i32> {
 }
 
 /// The recipients a tenant's repositories are encrypted to: the service's and its own.
-fn recipients_of(
+pub(super) fn recipients_of(
     loaded: &crate::config::Loaded,
     tenant: &str,
 ) -> anyhow::Result<Vec<crate::repo::crypto::PublicCert>> {
@@ -111,6 +111,7 @@ fn rekey_tenant(
             continue;
         }
         let mut repo = Repository::open(backend.clone(), signing.public())?;
+        super::pin_signer_in(&data_dir, &repo.config.id, &signing.public())?;
         let _lock =
             crate::catalog::lock_repository(&data_dir, &repo.config.id)?.ok_or_else(|| {
                 CliError::new(

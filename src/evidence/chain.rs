@@ -97,6 +97,31 @@ pub fn copy_to(catalog: &Catalog, backend: &dyn Backend, tenant: Option<&str>) -
     Ok(copied)
 }
 
+/// Copies `tenant`'s records from the repository `src` (a shared one of earlier versions)
+/// into `dst`, byte for byte, each signature checked first; returns how many it copied.
+pub fn copy_between(
+    src: &dyn Backend,
+    dst: &dyn Backend,
+    tenant: &str,
+    signer: &PublicCert,
+) -> Result<usize> {
+    let present: std::collections::HashSet<String> = dst
+        .list(ObjectKind::Evidence)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let mut copied = 0;
+    for e in read_from(src, signer)? {
+        if e.tenant != tenant || present.contains(&e.object) {
+            continue;
+        }
+        let bytes = src.get(ObjectKind::Evidence, &e.object)?;
+        dst.put(ObjectKind::Evidence, &e.object, bytes)?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// Reads the records a repository holds (for rebuilding a catalog), checking each signature.
 pub fn read_from(backend: &dyn Backend, signer: &PublicCert) -> Result<Vec<StoredEvidence>> {
     let mut out = Vec::new();

@@ -24,6 +24,7 @@ pub mod repair;
 pub mod restore;
 pub mod session;
 pub mod snapshot;
+pub mod split;
 pub mod transfer;
 pub mod tree;
 

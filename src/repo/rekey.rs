@@ -54,10 +54,10 @@ fn retire(
     report: &mut RekeyReport,
 ) -> Result<bool> {
     let backend = repo.backend();
-    let now = chrono::Utc::now();
     for (_, h) in hold::list(backend.as_ref(), &repo.config.id)?.objects {
         if h.snapshot == *from {
-            hold::place(backend.as_ref(), &repo.config.id, *to, &h.reason, now)?;
+            // Placed as it was: its reason and its time.
+            hold::place(backend.as_ref(), &repo.config.id, *to, &h.reason, h.placed)?;
             report.holds_moved += 1;
         }
     }
