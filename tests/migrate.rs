@@ -331,5 +331,8 @@ fn a_split_killed_midway_ends_with_each_snapshot_once() {
     assert_eq!(tenants["acme"]["migrated"], 0);
     assert_eq!(tenants["bakery"]["migrated"], 1);
     assert_eq!(tenants["bakery"]["already"], 1);
-    assert_eq!(tenants["bakery"]["check"]["problems"], serde_json::json!([]));
+    assert_eq!(
+        tenants["bakery"]["check"]["problems"],
+        serde_json::json!([])
+    );
 }

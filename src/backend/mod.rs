@@ -9,7 +9,7 @@ pub mod uploads;
 pub mod writer;
 
 pub use local::LocalBackend;
-pub use s3::{S3Backend, S3Options, S3Url};
+pub use s3::{S3Backend, S3Credentials, S3Options, S3Url};
 
 use chrono::{DateTime, Utc};
 use std::fmt;

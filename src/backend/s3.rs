@@ -49,6 +49,32 @@ pub struct S3Options {
     pub retry_for: Duration,
     /// Where this machine records its multipart uploads under way (see `uploads`).
     pub uploads_dir: Option<std::path::PathBuf>,
+    /// Credentials of this repository's own (a tenant's), instead of the standard chain.
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Credentials for one repository: a tenant's keys that reach only its prefix or bucket.
+#[derive(Clone, PartialEq, Eq)]
+pub enum S3Credentials {
+    /// An access key given directly (read from the environment variables a target names).
+    Keys {
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+    },
+    /// A profile of the AWS shared config and credentials files.
+    Profile(String),
+}
+
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            S3Credentials::Keys { access_key_id, .. } => {
+                write!(f, "access key {access_key_id} (secret not shown)")
+            }
+            S3Credentials::Profile(p) => write!(f, "profile {p}"),
+        }
+    }
 }
 
 impl Default for S3Options {
@@ -61,6 +87,7 @@ impl Default for S3Options {
             part_size: 32 * 1024 * 1024,
             retry_for: Duration::from_secs(120),
             uploads_dir: super::uploads::default_dir(),
+            credentials: None,
         }
     }
 }
@@ -820,6 +847,23 @@ async fn build_client(options: &S3Options) -> (Client, String) {
     }
     if let Some(endpoint) = &options.endpoint {
         loader = loader.endpoint_url(endpoint.clone());
+    }
+    match &options.credentials {
+        Some(S3Credentials::Keys {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        }) => {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                access_key_id,
+                secret_access_key,
+                session_token.clone(),
+                None,
+                "lifeboat-target-tenant",
+            ));
+        }
+        Some(S3Credentials::Profile(name)) => loader = loader.profile_name(name),
+        None => {}
     }
     let shared = loader.load().await;
     let mut config = aws_sdk_s3::config::Builder::from(&shared)

@@ -65,6 +65,12 @@ impl Config {
                     out.push(u.bucket);
                 }
             }
+            for own in t.tenants.values().filter_map(|o| o.url.as_ref()) {
+                out.push(own.get_ref().clone());
+                if let Ok(u) = S3Url::parse(own.get_ref()) {
+                    out.push(u.bucket);
+                }
+            }
             if let Some(e) = &t.endpoint {
                 out.push(e.clone());
                 let host = e.split_once("://").map_or(e.as_str(), |(_, h)| h);
@@ -308,6 +314,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
         }
         if let Some(why) = target.endpoint.as_deref().and_then(http::credentials_in) {
             problem(line, format!("target '{name}': endpoint: {why}"));
+        }
+        let ids: Vec<&String> = config.tenants.keys().collect();
+        for (span, message) in target.tenant_problems(name, &ids) {
+            problem(span.as_ref().map_or(line, at), message);
         }
         if *target.kind.get_ref() == TargetKind::Local
             && (target.endpoint.is_some() || target.region.is_some() || target.path_style)
