@@ -292,6 +292,10 @@ fn a_missing_variable_is_named_and_bad_tenant_tables_are_problems() {
         "target 'cloud': tenants.ghost: there is no [tenants.ghost]",
         "target 'cloud': tenant 'ghost': url:",
     ] {
-        assert!(check.stderr.contains(expected), "{expected}: {}", check.stderr);
+        assert!(
+            check.stderr.contains(expected),
+            "{expected}: {}",
+            check.stderr
+        );
     }
 }

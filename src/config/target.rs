@@ -100,7 +100,7 @@ impl TargetTenant {
 /// Where one repository of a target is.
 enum Place {
     Local(PathBuf),
-    S3(S3Url, S3Options),
+    S3(S3Url, Box<S3Options>),
 }
 
 impl Target {
@@ -226,7 +226,7 @@ impl Target {
                 if let Some(own) = own {
                     options.credentials = own.credentials().map_err(|e| self.unusable(e))?;
                 }
-                Place::S3(url, options)
+                Place::S3(url, Box::new(options))
             }
         })
     }
@@ -249,10 +249,10 @@ impl Target {
                 Err(e) if e.is_not_found() => Ok((Arc::new(LocalBackend::create(&path)?), true)),
                 Err(e) => Err(e),
             },
-            Place::S3(url, options) => match S3Backend::open(&url, options.clone()) {
+            Place::S3(url, options) => match S3Backend::open(&url, (*options).clone()) {
                 Ok(b) => Ok((Arc::new(b), false)),
                 Err(e) if e.is_not_found() => {
-                    Ok((Arc::new(S3Backend::create(&url, options)?), true))
+                    Ok((Arc::new(S3Backend::create(&url, *options)?), true))
                 }
                 Err(e) => Err(e),
             },
@@ -272,7 +272,7 @@ impl Target {
     fn open_at(&self, tenant: Option<&str>) -> crate::backend::Result<Option<Arc<dyn Backend>>> {
         let opened: crate::backend::Result<Arc<dyn Backend>> = match self.place(tenant)? {
             Place::Local(path) => LocalBackend::open(&path).map(|b| Arc::new(b) as _),
-            Place::S3(url, options) => S3Backend::open(&url, options).map(|b| Arc::new(b) as _),
+            Place::S3(url, options) => S3Backend::open(&url, *options).map(|b| Arc::new(b) as _),
         };
         match opened {
             Ok(b) => Ok(Some(b)),
