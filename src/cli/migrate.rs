@@ -4,7 +4,8 @@
 //! operator to delete.
 
 use super::{exit, load_config, CliError, Context};
-use crate::repo::split::{split_into, tenant_of, SplitReport};
+use crate::repo::snapshot::Snapshot;
+use crate::repo::split::{split_into, SplitReport};
 use crate::repo::{transfer, Repository};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,19 @@ struct TenantSplit {
     check: crate::repo::check::CheckReport,
 }
 
+/// Which tenant a snapshot of a shared repository belongs to: its `tenant` tag, else the
+/// tenant of the source its `source` tag names (`tenant_of_source`).
+fn tenant_of(s: &Snapshot, tenant_of_source: &BTreeMap<String, String>) -> Option<String> {
+    if let Some(t) = s.manifest.tags.get("tenant").filter(|t| !t.is_empty()) {
+        return Some(t.clone());
+    }
+    s.manifest
+        .tags
+        .get("source")
+        .and_then(|source| tenant_of_source.get(source))
+        .cloned()
+}
+
 fn split(ctx: &Context, config: &Path, key: &Path, json: bool) -> anyhow::Result<i32> {
     let loaded = load_config(config)?;
     let signing = super::load_secret(&loaded.config.service.signing_key)?;
@@ -84,8 +98,7 @@ fn split(ctx: &Context, config: &Path, key: &Path, json: bool) -> anyhow::Result
         super::pin_signer_in(&data_dir, &src.config.id, &signing.public())?;
         src.check_key(&key)?;
         let (snapshots, _) = src.snapshots()?;
-        let mut by_tenant: BTreeMap<String, Vec<&crate::repo::snapshot::Snapshot>> =
-            BTreeMap::new();
+        let mut by_tenant: BTreeMap<String, Vec<&Snapshot>> = BTreeMap::new();
         let mut unassigned = Vec::new();
         for s in &snapshots {
             match tenant_of(s, &tenant_of_source) {

@@ -1,4 +1,4 @@
-//! Re-encrypting a repository to its current recipients (a tenant's escrow key added,
+//! Re-encrypting a repository to its current recipients (an escrow key added,
 //! replaced or removed): the config first (what is stored from then on), then each snapshot
 //! moved into the repository itself (`transfer`), then a prune for the old packs.
 //!

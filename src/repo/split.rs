@@ -1,11 +1,10 @@
-//! Splitting a shared repository (every tenant's snapshots in one, as Lifeboat stored them
-//! before each tenant had a repository of its own) into the tenants' repositories: each
-//! snapshot is moved (`transfer`) into its tenant's repository, re-encrypted to that
-//! repository's recipients, tagged `migrated-from` = its id in the shared one; its holds
-//! follow it. The shared repository is only read.
+//! Splitting a repository: a set of its snapshots moved (`transfer`) into another
+//! repository, re-encrypted to that one's recipients, each tagged `migrated-from` = its id in
+//! the source; their holds follow them. The source is only read. (`migrate split-tenants`
+//! splits the shared repository of earlier versions this way, one destination per tenant.)
 //!
-//! Resumable: a snapshot whose successor (by its tag) is in the tenant's repository is done;
-//! its holds are placed again if a run was cut off between the two.
+//! Resumable: a snapshot whose successor (by its tag) is in the destination is done; its
+//! holds are placed again if a run was cut off between the two.
 
 use super::ids::SnapshotId;
 use super::session::{Session, SessionKind, Timing};
@@ -14,24 +13,11 @@ use super::transfer::{transfer, Held};
 use super::{hold, ChunkMap, Repository, Result};
 use crate::progress::Progress;
 use crate::repo::crypto::SecretKey;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 pub const MIGRATED_TAG: &str = "migrated-from";
 
-/// Which tenant a snapshot of a shared repository belongs to: its `tenant` tag, else the
-/// tenant of the source its `source` tag names (`tenant_of_source`).
-pub fn tenant_of(s: &Snapshot, tenant_of_source: &BTreeMap<String, String>) -> Option<String> {
-    if let Some(t) = s.manifest.tags.get("tenant").filter(|t| !t.is_empty()) {
-        return Some(t.clone());
-    }
-    s.manifest
-        .tags
-        .get("source")
-        .and_then(|source| tenant_of_source.get(source))
-        .cloned()
-}
-
-/// What moving one tenant's snapshots did.
+/// What moving one set of snapshots did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct SplitReport {
     /// Snapshots moved now, and those an earlier run moved.
@@ -41,15 +27,14 @@ pub struct SplitReport {
     pub chunks_reused: u64,
     pub bytes_written: u64,
     pub holds_placed: u64,
-    /// Ids in the shared repository → ids in the tenant's.
+    /// Ids in the source → ids in the destination.
     pub renamed: Vec<(String, String)>,
     /// The indexes written, with their packs (for the catalog).
     #[serde(skip)]
     pub indexes: Vec<(super::ids::IndexId, Vec<super::index::PackInfo>)>,
 }
 
-/// Moves `snapshots` (one tenant's, of the shared repository `src`, whose chunks `map`
-/// locates) into `dst`, the tenant's repository on the same target, with their holds.
+/// Moves `snapshots` (of `src`, whose chunks `map` locates) into `dst`, with their holds.
 pub fn split_into(
     src: &Repository,
     key: &SecretKey,
@@ -68,7 +53,7 @@ pub fn split_into(
         progress,
     )?;
     let (present, _) = dst.snapshots()?;
-    // Shared id → the tenant repository's, for what earlier runs moved.
+    // Source id → destination id, for what earlier runs moved.
     let mut moved: HashMap<SnapshotId, SnapshotId> = present
         .iter()
         .filter_map(|s| {
@@ -76,8 +61,8 @@ pub fn split_into(
             Some((from, s.id))
         })
         .collect();
-    // Whatever the tenant's repository holds already (earlier runs, backups since the
-    // upgrade) is not stored twice.
+    // Whatever the destination holds already (earlier runs, its own backups) is not stored
+    // twice.
     let packs: BTreeSet<_> = present
         .iter()
         .flat_map(|s| s.manifest.packs.iter().copied())
