@@ -13,6 +13,7 @@
 # shown whole and without the final check (`check --read-data` timed alone).
 #
 # usage: benches/tenants.sh [TREE]   (default TREE: /usr/lib/x86_64-linux-gnu)
+#        PROFILE=FILE benches/tenants.sh   also records the rekey with `perf record -g` into FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=${1:-/usr/lib/x86_64-linux-gnu}
@@ -44,10 +45,8 @@ done
 size() { du -sb "$1" | cut -f1; }
 echo "trees: acme $(size "$work/srv/acme") bytes, bakery $(size "$work/srv/bakery") bytes (from $tree)"
 
-"$lb" -q keys generate --name svc --out "$work/keys" >/dev/null
-"$lb" -q keys generate --name rec --out "$work/keys" >/dev/null
-"$lb" -q keys generate --name acme-escrow --out "$work/keys" >/dev/null
-init() { "$lb" -q init --repo "$1" --recipient "$work/keys/rec.cert" --signing-key "$work/keys/svc.key" >/dev/null; }
+for k in svc rec acme-escrow; do "$lb" -q keys generate --name $k --out "$work/keys" >/dev/null 2>&1; done
+init() { "$lb" -q init --repo "$1" --recipient "$work/keys/rec.cert" --signing-key "$work/keys/svc.key" >/dev/null 2>&1; }
 backup() { "$lb" -q backup --repo "$1" --signing-key "$work/keys/svc.key" --tag tenant="$2" "$work/srv/$2" >/dev/null; }
 
 init "$work/shared"
@@ -82,11 +81,11 @@ recipients = ["$work/keys/acme-escrow.cert"]
 [tenants.bakery]
 name = "Bakery"
 EOF
-/usr/bin/time -f '%e %M' -o "$work/t" "$lb" -q tenant rekey acme --config "$work/lifeboat.toml" \
+/usr/bin/time -f '%e %M' -o "$work/t" ${PROFILE:+perf record -q -F 499 -g -o "$PROFILE"} "$lb" -q tenant rekey acme --config "$work/lifeboat.toml" \
   --key "$work/keys/rec.key" --json >"$work/rekey.json"
 read -r secs rss <"$work/t"
 /usr/bin/time -f '%e' -o "$work/c" "$lb" -q check --read-data --repo "$work/nas/acme" \
-  --key "$work/keys/rec.key" >/dev/null
+  --key "$work/keys/rec.key" >/dev/null 2>&1
 read -r check <"$work/c"
 written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nas"]["rekey"]["bytes_written"])' "$work/rekey.json")
 awk -v s="$secs" -v c="$check" -v a="$acme" -v w="$written" -v r="$rss" 'BEGIN {

@@ -191,11 +191,7 @@ fn a_vm_that_ignores_the_shutdown_is_left_running_and_nothing_is_backed_up() {
     );
     assert!(guest.running(), "the VM was stopped");
     assert!(guest.console_text().contains("ignoring the power button"));
-    let snapshots = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let snapshots = ws.snapshots_json();
     assert_eq!(snapshots.as_array().unwrap().len(), 0, "{snapshots:#}");
     let failed = records(&ws).pop().unwrap();
     assert_eq!(failed["outcome"], "failure");
@@ -590,13 +586,7 @@ fn on_its_tier_a_vm_that_does_not_come_back_is_a_critical_incident_reported_at_o
     assert!(steps.contains(&"vm disks read".to_string()), "{steps:?}");
     assert!(!steps.contains(&"vm back".to_string()), "{steps:?}");
     // Failed for good: not tried again on its own.
-    let admin = ws
-        .lifeboat(&["token", "create", "--role", "admin", "--config"])
-        .arg(&cfg)
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let admin = ws.admin_token(&cfg);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let jobs = server.get("/api/v1/jobs", Some(&admin)).json();

@@ -221,11 +221,7 @@ fn scheduled_backups_run_and_sigterm_stops_cleanly() {
         .iter()
         .all(|r| r["result"] == "failure" && r["error"].as_str().unwrap().contains("-gone")));
 
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     let snaps = list.as_array().unwrap();
     assert!(snaps.len() >= 3, "{list}");
     assert!(
@@ -394,11 +390,7 @@ fn scheduled_backups_reach_an_s3_target() {
     daemon.wait_for("done: nas: snapshot", 2);
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     assert!(list.as_array().unwrap().len() >= 2, "{list}");
     ws.check(true).ok();
 }
@@ -466,11 +458,7 @@ fn retention_forgets_and_scheduled_prune_frees_space() {
     assert!(prunes.iter().all(|r| r["source"] == "nas>prune"));
 
     // What is left is the last day's snapshots, and the repository is whole.
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     let times: Vec<chrono::DateTime<chrono::Utc>> = list
         .as_array()
         .unwrap()
@@ -573,11 +561,7 @@ targets = ["nas"]
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait(), 0, "{}", daemon.seen.join("\n"));
 
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     for (source, kind, file) in [
         ("erp-db", "postgres", "erp.dump"),
         ("shop-db", "mysql", "shop.sql"),

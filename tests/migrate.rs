@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The fixture copied into the workspace (it is never changed in place).
+/// The fixture copied into the workspace (it is never changed in place), and acme's escrow
+/// key made.
 fn fixture(ws: &Workspace) -> PathBuf {
+    ws.lifeboat(&["keys", "generate", "--name", "acme-escrow", "--out"])
+        .arg(ws.path("keys"))
+        .ok();
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/shared-v1");
     let to = ws.path("v1");
     tool(Command::new("cp").arg("-a").arg(&from).arg(&to));
@@ -107,9 +111,6 @@ fn shared_snapshots(ws: &Workspace, v1: &Path) -> BTreeMap<String, String> {
 #[test]
 fn a_shared_repository_splits_into_the_tenants_own_and_restores_the_same() {
     let ws = Workspace::empty(Store::Local);
-    ws.lifeboat(&["keys", "generate", "--name", "acme-escrow", "--out"])
-        .arg(ws.path("keys"))
-        .ok();
     let v1 = fixture(&ws);
     let nas = v1.join("nas");
     let recovery = v1.join("keys/recovery.key");
@@ -260,9 +261,6 @@ fn a_shared_repository_splits_into_the_tenants_own_and_restores_the_same() {
 #[test]
 fn a_split_killed_midway_ends_with_each_snapshot_once() {
     let ws = Workspace::empty(Store::Local);
-    ws.lifeboat(&["keys", "generate", "--name", "acme-escrow", "--out"])
-        .arg(ws.path("keys"))
-        .ok();
     let v1 = fixture(&ws);
     let nas = v1.join("nas");
     let config = write_config(&ws, &v1, &["acme", "bakery"]);

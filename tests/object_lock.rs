@@ -12,23 +12,7 @@ use std::fs;
 const BUCKET: &str = "locked-bucket";
 
 fn client(server: &S3Server) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let creds = aws_sdk_s3::config::Credentials::new(
-        common::s3::ACCESS_KEY,
-        common::s3::SECRET_KEY,
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(server.endpoint())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    (rt, aws_sdk_s3::Client::from_conf(config))
+    common::s3::sdk_client(server, common::s3::ACCESS_KEY, common::s3::SECRET_KEY)
 }
 
 /// Gives the workspace a moto server with an Object Lock bucket; returns a client of it.

@@ -63,11 +63,7 @@ fn rekey_cmd(ws: &Workspace, config: &Path) -> Cmd {
 /// Every snapshot (found by its `rekeyed-from` chain back to the original id) restores what
 /// it held, with `key`.
 fn all_restore(ws: &Workspace, history: &[(String, PathBuf)], key: &Path, round: &str) {
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     let snaps = list.as_array().unwrap();
     assert_eq!(snaps.len(), history.len(), "{round}: {list}");
     let src = ws.path("src");
@@ -289,32 +285,13 @@ fn new_data_follows_a_change_of_recipients_at_once() {
         .arg(&config)
         .env("LIFEBOAT_DATA_DIR", ws.path("data"));
     let server = common::server::Server::start(cmd);
-    let admin = ws
-        .lifeboat(&["token", "create", "--role", "admin", "--config"])
-        .arg(&config)
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let admin = ws.admin_token(&config);
     fs::write(src.join("a"), "after").unwrap();
-    let job = server.send(
-        "POST",
-        "/api/v1/sources/files/backup",
-        Some(&admin),
-        None,
-        b"",
-    );
-    let status = job.json()["status"].as_str().unwrap().to_string();
-    let done = server.finished_job(&status, &admin, Duration::from_secs(120));
-    assert_eq!(done["state"], "done", "{done}");
+    server.back_up_now("files", &admin);
     drop(server);
     // The newest snapshot opens with the escrow key; the older one still needs a rekey.
     assert!(escrow_opens(&ws));
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     let oldest = list.as_array().unwrap()[0]["id"]
         .as_str()
         .unwrap()

@@ -205,11 +205,7 @@ fn repair_snapshots_saves_what_remains_after_a_pack_is_lost() {
     assert_eq!(r["forgotten"], false);
 
     // The repaired snapshot restores what remains; the original is still there.
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     let snaps = list.as_array().unwrap();
     assert_eq!(snaps.len(), 2, "{list}");
     let fixed = snaps.iter().find(|s| s["id"] == repaired.as_str()).unwrap();

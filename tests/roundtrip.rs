@@ -175,11 +175,7 @@ fn snapshots_lists_tags_and_json(store: Store) {
         .args(&["--tag", "tier=90/48", "--tag", "source=erp"])
         .arg(&src)
         .ok();
-    let list = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let list = ws.snapshots_json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["tags"]["tier"], "90/48");
     assert_eq!(list[0]["stats"]["files"], 1);

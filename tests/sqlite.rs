@@ -184,10 +184,6 @@ fn a_missing_or_broken_database_fails_and_commits_nothing() {
         "{}",
         broken.stderr
     );
-    let listed = ws
-        .lifeboat(&["snapshots", "--json", "--repo"])
-        .arg(ws.repo())
-        .ok()
-        .json();
+    let listed = ws.snapshots_json();
     assert_eq!(listed, serde_json::json!([]));
 }

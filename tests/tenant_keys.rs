@@ -64,18 +64,28 @@ fn server_with_tenant_keys(ws: &Workspace) -> (S3Server, Key, Key) {
     (server, key("lifeboat-acme"), key("lifeboat-bakery"))
 }
 
+/// The keys of the objects under acme's prefix, as `client` lists them.
+fn acme_objects(rt: &tokio::runtime::Runtime, client: &aws_sdk_s3::Client) -> Vec<String> {
+    let list = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("lifeboat/acme/");
+    let listed = rt.block_on(list.send()).unwrap();
+    let keys = listed.contents().iter();
+    keys.map(|o| o.key().unwrap().to_string()).collect()
+}
+
+/// The store refused a request on `key` for want of permission.
+fn assert_denied<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    r: Result<(), E>,
+    key: &str,
+) {
+    let err = r.expect_err("another tenant's key reached one of acme's objects");
+    assert_eq!(err.code(), Some("AccessDenied"), "{key}: {err:?}");
+}
+
 fn client(server: &S3Server, key: &Key) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let creds = aws_sdk_s3::config::Credentials::new(&key.id, &key.secret, None, None, "test");
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(server.endpoint())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    (rt, aws_sdk_s3::Client::from_conf(config))
+    common::s3::sdk_client(server, &key.id, &key.secret)
 }
 
 fn write_config(ws: &Workspace, server: &S3Server) -> PathBuf {
@@ -140,44 +150,15 @@ fn each_tenant_is_written_with_its_own_key_and_no_other_key_reaches_it() {
         .env("BAKERY_S3_ACCESS_KEY_ID", &bakery.id)
         .env("BAKERY_S3_SECRET_ACCESS_KEY", &bakery.secret);
     let daemon = Server::start(cmd);
-    let admin = ws
-        .lifeboat(&["token", "create", "--role", "admin", "--config"])
-        .arg(&config)
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let admin = ws.admin_token(&config);
     for source in ["acme-files", "bakery-files"] {
-        let job = daemon.send(
-            "POST",
-            &format!("/api/v1/sources/{source}/backup"),
-            Some(&admin),
-            None,
-            b"",
-        );
-        assert_eq!(job.status, 202, "{}", job.text());
-        let status = job.json()["status"].as_str().unwrap().to_string();
-        let done = daemon.finished_job(&status, &admin, std::time::Duration::from_secs(120));
-        assert_eq!(done["state"], "done", "{done} {}", daemon.log());
+        daemon.back_up_now(source, &admin);
     }
     drop(daemon);
 
     // Acme's objects, seen with acme's key.
     let (rt, as_acme) = client(&server, &acme);
-    let listed = rt
-        .block_on(
-            as_acme
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .prefix("lifeboat/acme/")
-                .send(),
-        )
-        .unwrap();
-    let keys: Vec<String> = listed
-        .contents()
-        .iter()
-        .map(|o| o.key().unwrap().to_string())
-        .collect();
+    let keys = acme_objects(&rt, &as_acme);
     assert!(keys.iter().any(|k| k.contains("/data/")), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains("/snapshots/")), "{keys:?}");
 
@@ -185,31 +166,12 @@ fn each_tenant_is_written_with_its_own_key_and_no_other_key_reaches_it() {
     let (_rt2, as_bakery) = client(&server, &bakery);
     for key in &keys {
         let read = rt.block_on(as_bakery.get_object().bucket(BUCKET).key(key).send());
-        let err = read.expect_err("bakery's key read one of acme's objects");
-        assert_eq!(
-            aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
-            Some("AccessDenied"),
-            "{key}: {err:?}"
-        );
+        assert_denied(read.map(|_| ()), key);
         let delete = rt.block_on(as_bakery.delete_object().bucket(BUCKET).key(key).send());
-        let err = delete.expect_err("bakery's key deleted one of acme's objects");
-        assert_eq!(
-            aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
-            Some("AccessDenied"),
-            "{key}: {err:?}"
-        );
+        assert_denied(delete.map(|_| ()), key);
     }
     // Still all there.
-    let again = rt
-        .block_on(
-            as_acme
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .prefix("lifeboat/acme/")
-                .send(),
-        )
-        .unwrap();
-    assert_eq!(again.contents().len(), keys.len());
+    assert_eq!(acme_objects(&rt, &as_acme), keys);
 
     // Lifeboat with bakery's key cannot restore acme's; it says the store refused.
     let repo = format!("s3://{BUCKET}/lifeboat/acme");

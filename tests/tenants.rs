@@ -104,25 +104,9 @@ fn back_up_both(ws: &Workspace, config: &Path) -> (Server, String) {
         cmd.env(k, v);
     }
     let server = Server::start(cmd);
-    let admin = ws
-        .lifeboat(&["token", "create", "--role", "admin", "--config"])
-        .arg(config)
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let admin = ws.admin_token(config);
     for source in ["acme-files", "bakery-files"] {
-        let job = server.send(
-            "POST",
-            &format!("/api/v1/sources/{source}/backup"),
-            Some(&admin),
-            None,
-            b"",
-        );
-        assert_eq!(job.status, 202, "{}", job.text());
-        let status = job.json()["status"].as_str().unwrap().to_string();
-        let done = server.finished_job(&status, &admin, std::time::Duration::from_secs(120));
-        assert_eq!(done["state"], "done", "{done} {}", server.log());
+        server.back_up_now(source, &admin);
     }
     (server, admin)
 }

@@ -174,19 +174,23 @@ fn writer_of(name: &str) -> Option<(super::writer::Place, u32)> {
     Some((place, pid))
 }
 
+/// The folders of a repository on a local target, `tmp/` last (see `make_layout`).
+pub const REPOSITORY_FOLDERS: &[&str] = &[
+    "config",
+    "data",
+    "index",
+    "snapshots",
+    "sessions",
+    "marks",
+    "holds",
+    "evidence",
+    "tmp",
+];
+
 /// The folders of a repository, `tmp/` last: a creation cut off before it is finished when
 /// the repository is next opened.
 fn make_layout(root: &Path) -> std::io::Result<()> {
-    for dir in [
-        "config",
-        "data",
-        "index",
-        "snapshots",
-        "sessions",
-        "marks",
-        "holds",
-        "evidence",
-    ] {
+    for dir in REPOSITORY_FOLDERS.iter().filter(|d| **d != "tmp") {
         fs::create_dir_all(root.join(dir))?;
     }
     for byte in 0..=255u8 {

@@ -8,7 +8,7 @@ pub mod s3;
 pub mod uploads;
 pub mod writer;
 
-pub use local::LocalBackend;
+pub use local::{LocalBackend, REPOSITORY_FOLDERS};
 pub use s3::{S3Backend, S3Credentials, S3Options, S3Url};
 
 use chrono::{DateTime, Utc};

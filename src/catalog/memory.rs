@@ -112,13 +112,7 @@ impl BackupCache for RepoCatalog<'_> {
 
     fn record_pack(&mut self, pack: &PackInfo) -> repo::Result<()> {
         let repo_id = self.repo.clone();
-        let path = self.catalog.path.display().to_string();
-        let wrap = |source| {
-            to_repo(Error::Sql {
-                path: path.clone(),
-                source,
-            })
-        };
+        let wrap = &sql_to_repo(self.catalog.path.display().to_string());
         let tx = self.catalog.conn.transaction().map_err(wrap)?;
         tx.execute(
             "INSERT OR IGNORE INTO packs (repo, id, size) VALUES (?1, ?2, ?3)",
@@ -148,13 +142,7 @@ impl BackupCache for RepoCatalog<'_> {
     }
 
     fn unindexed_packs(&mut self) -> repo::Result<Vec<PackInfo>> {
-        let path = self.catalog.path.display().to_string();
-        let wrap = |source| {
-            to_repo(Error::Sql {
-                path: path.clone(),
-                source,
-            })
-        };
+        let wrap = &sql_to_repo(self.catalog.path.display().to_string());
         let mut packs = Vec::new();
         let mut stmt = self
             .conn()
@@ -199,13 +187,7 @@ impl BackupCache for RepoCatalog<'_> {
 
     fn record_index(&mut self, index: &IndexId, packs: &[PackId]) -> repo::Result<()> {
         let repo_id = self.repo.clone();
-        let path = self.catalog.path.display().to_string();
-        let wrap = |source| {
-            to_repo(Error::Sql {
-                path: path.clone(),
-                source,
-            })
-        };
+        let wrap = &sql_to_repo(self.catalog.path.display().to_string());
         let tx = self.catalog.conn.transaction().map_err(wrap)?;
         for p in packs {
             tx.execute(
@@ -261,5 +243,15 @@ impl BackupCache for RepoCatalog<'_> {
             );
         }
         Ok((snapshot.parse().ok(), files))
+    }
+}
+
+/// Turns a SQLite error on the catalog at `path` into the engine's error.
+fn sql_to_repo(path: String) -> impl Fn(rusqlite::Error) -> repo::Error {
+    move |source| {
+        to_repo(Error::Sql {
+            path: path.clone(),
+            source,
+        })
     }
 }

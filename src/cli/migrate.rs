@@ -3,6 +3,7 @@
 //! own repository, checks each with `--read-data`, and leaves the shared one for the
 //! operator to delete.
 
+use super::tenant::{check_every_byte, lock_tenant_repository, remember_rewrite};
 use super::{exit, load_config, CliError, Context};
 use crate::repo::snapshot::Snapshot;
 use crate::repo::split::{split_into, SplitReport};
@@ -120,16 +121,7 @@ fn split(ctx: &Context, config: &Path, key: &Path, json: bool) -> anyhow::Result
                 Repository::open(backend.clone(), signing.public())?
             };
             super::pin_signer_in(&data_dir, &dst.config.id, &signing.public())?;
-            let _lock =
-                crate::catalog::lock_repository(&data_dir, &dst.config.id)?.ok_or_else(|| {
-                    CliError::new(
-                        exit::FAILED,
-                        format!(
-                            "another writer holds {tenant}'s repository on {name}; try again \
-                             later"
-                        ),
-                    )
-                })?;
+            let _lock = lock_tenant_repository(&data_dir, &dst, tenant, name)?;
             if !dst.encrypts_to(&recipients) {
                 dst.set_recipients(&signing, &recipients)?;
             }
@@ -142,15 +134,7 @@ fn split(ctx: &Context, config: &Path, key: &Path, json: bool) -> anyhow::Result
                 &signing.public(),
             )?;
             remember(&data_dir, &dst, &split)?;
-            let check = crate::repo::check::check(
-                backend.clone(),
-                &crate::repo::check::CheckOptions {
-                    signer: Some(signing.public()),
-                    key: Some(&key),
-                    read_data: true,
-                },
-                &progress,
-            )?;
+            let check = check_every_byte(backend.clone(), &signing, &key, &progress)?;
             tenants.insert(
                 tenant.clone(),
                 TenantSplit {
@@ -192,13 +176,7 @@ fn split(ctx: &Context, config: &Path, key: &Path, json: bool) -> anyhow::Result
 fn remember(data_dir: &Path, dst: &Repository, split: &SplitReport) -> anyhow::Result<()> {
     let mut catalog = crate::catalog::Catalog::open(data_dir)?;
     let mut memory = catalog.for_repo(dst)?;
-    for (id, packs) in &split.indexes {
-        memory.record_indexed(id, packs)?;
-    }
-    for s in &dst.snapshots()?.0 {
-        memory.record_snapshot(s)?;
-    }
-    Ok(())
+    remember_rewrite(&mut memory, dst, &split.indexes)
 }
 
 fn say(results: &BTreeMap<String, TargetSplit>, loaded: &crate::config::Loaded, config: &Path) {

@@ -79,6 +79,56 @@ pub(super) fn recipients_of(
     Ok(out)
 }
 
+/// Takes the writer's lock of a tenant's repository on target `target`, or says who holds it.
+pub(super) fn lock_tenant_repository(
+    data_dir: &std::path::Path,
+    repo: &Repository,
+    tenant: &str,
+    target: &str,
+) -> anyhow::Result<std::fs::File> {
+    let lock = crate::catalog::lock_repository(data_dir, &repo.config.id)?;
+    Ok(lock.ok_or_else(|| {
+        CliError::new(
+            exit::FAILED,
+            format!("another writer holds {tenant}'s repository on {target}; try again later"),
+        )
+    })?)
+}
+
+/// `check --read-data` of a repository just rewritten: every byte read back, with the service's
+/// signer and the recovery key.
+pub(super) fn check_every_byte(
+    backend: std::sync::Arc<dyn crate::backend::Backend>,
+    signing: &crate::repo::crypto::SecretKey,
+    key: &crate::repo::crypto::SecretKey,
+    progress: &dyn crate::progress::Progress,
+) -> anyhow::Result<crate::repo::check::CheckReport> {
+    Ok(crate::repo::check::check(
+        backend,
+        &crate::repo::check::CheckOptions {
+            signer: Some(signing.public()),
+            key: Some(key),
+            read_data: true,
+        },
+        progress,
+    )?)
+}
+
+/// Tells the catalog about the indexes just written to `repo` and the snapshots it now holds.
+pub(super) fn remember_rewrite(
+    memory: &mut crate::catalog::RepoCatalog<'_>,
+    repo: &Repository,
+    indexes: &[(crate::repo::ids::IndexId, Vec<crate::repo::index::PackInfo>)],
+) -> anyhow::Result<()> {
+    for (id, packs) in indexes {
+        memory.record_indexed(id, packs)?;
+    }
+    for s in &repo.snapshots()?.0 {
+        memory.record_snapshot(s)?;
+    }
+    Ok(())
+}
+
 fn rekey_tenant(
     ctx: &Context,
     tenant: &str,
@@ -112,15 +162,7 @@ fn rekey_tenant(
         }
         let mut repo = Repository::open(backend.clone(), signing.public())?;
         super::pin_signer_in(&data_dir, &repo.config.id, &signing.public())?;
-        let _lock =
-            crate::catalog::lock_repository(&data_dir, &repo.config.id)?.ok_or_else(|| {
-                CliError::new(
-                    exit::FAILED,
-                    format!(
-                        "another writer holds {tenant}'s repository on {name}; try again later"
-                    ),
-                )
-            })?;
+        let _lock = lock_tenant_repository(&data_dir, &repo, tenant, name)?;
         let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
         let mut memory = catalog.for_repo(&repo)?;
         let report = crate::repo::rekey::rekey(
@@ -132,23 +174,9 @@ fn rekey_tenant(
             &progress,
         )
         .inspect_err(|_| progress.finish_quietly())?;
-        for (id, packs) in &report.indexes {
-            memory.record_indexed(id, packs)?;
-        }
-        let (snapshots, _) = repo.snapshots()?;
-        for s in &snapshots {
-            memory.record_snapshot(s)?;
-        }
+        remember_rewrite(&mut memory, &repo, &report.indexes)?;
         // It ends with every byte read back and checked.
-        let check = crate::repo::check::check(
-            backend.clone(),
-            &crate::repo::check::CheckOptions {
-                signer: Some(signing.public()),
-                key: Some(&key),
-                read_data: true,
-            },
-            &progress,
-        )?;
+        let check = check_every_byte(backend.clone(), &signing, &key, &progress)?;
         healthy &= check.healthy();
         locked |= !report.still_locked.is_empty();
         if !json {

@@ -19,17 +19,7 @@ use toml::Spanned;
 
 /// Names a tenant cannot have: the folders of a repository, which a tenant's folder would
 /// collide with on a target that still holds the shared layout.
-pub const RESERVED_TENANT_IDS: &[&str] = &[
-    "config",
-    "data",
-    "index",
-    "snapshots",
-    "sessions",
-    "marks",
-    "holds",
-    "evidence",
-    "tmp",
-];
+pub const RESERVED_TENANT_IDS: &[&str] = crate::backend::REPOSITORY_FOLDERS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -238,6 +238,24 @@ impl Workspace {
         Cmd(c)
     }
 
+    /// `lifeboat snapshots --json` of the workspace's repository, oldest first.
+    pub fn snapshots_json(&self) -> serde_json::Value {
+        let run = self
+            .lifeboat(&["snapshots", "--json", "--repo"])
+            .arg(self.repo())
+            .ok();
+        run.json()
+    }
+
+    /// `lifeboat token create --role admin --config CONFIG`; returns the token.
+    pub fn admin_token(&self, config: &Path) -> String {
+        let run = self
+            .lifeboat(&["token", "create", "--role", "admin", "--config"])
+            .arg(config)
+            .ok();
+        run.stdout.trim().to_string()
+    }
+
     /// `lifeboat backup --json PATHS`; returns the parsed result.
     pub fn backup(&self, paths: &[&Path]) -> serde_json::Value {
         self.backup_at(&self.repo(), paths)

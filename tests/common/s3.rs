@@ -221,3 +221,23 @@ impl Drop for S3Server {
         self.stop();
     }
 }
+
+/// An AWS SDK client of `server` with the key `id`/`secret`, on a runtime of its own (path
+/// style, plain HTTP), for tests that look at or tamper with what a store holds.
+pub fn sdk_client(
+    server: &S3Server,
+    id: &str,
+    secret: &str,
+) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let creds = aws_sdk_s3::config::Credentials::new(id, secret, None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(server.endpoint())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    (rt, aws_sdk_s3::Client::from_conf(config))
+}

@@ -171,6 +171,18 @@ impl Server {
         }
     }
 
+    /// Asks the service to back `source` up now, as an admin would, and waits for the job to
+    /// be done (panics when it is refused, fails or takes longer than two minutes).
+    pub fn back_up_now(&self, source: &str, admin: &str) -> serde_json::Value {
+        let path = format!("/api/v1/sources/{source}/backup");
+        let job = self.send("POST", &path, Some(admin), None, b"");
+        assert_eq!(job.status, 202, "{}", job.text());
+        let status = job.json()["status"].as_str().unwrap().to_string();
+        let done = self.finished_job(&status, admin, std::time::Duration::from_secs(120));
+        assert_eq!(done["state"], "done", "{done} {}", self.log());
+        done
+    }
+
     /// Logs in to the dashboard with `token` as a browser on its own page would; returns the
     /// session cookie (`lifeboat_session=…`) and the whole Set-Cookie line.
     pub fn login(&self, token: &str) -> (String, String) {
