@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses the command line and calls into `cli`.
 //! Layers, top to bottom: `cli` → `repo` / `source` / `catalog` → `backend`.
 
+pub mod agent;
 pub mod api;
 pub mod backend;
 pub mod catalog;

@@ -268,6 +268,18 @@ impl FromRequestParts<State> for Principal {
     }
 }
 
+/// The client's address (through the trusted proxies), for handlers that count failures
+/// themselves.
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<State> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &State) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(api.client(parts)))
+    }
+}
+
 /// Refuses principals whose role is not among `allowed`.
 pub fn require(who: &Principal, allowed: &[Role]) -> Result<(), ApiError> {
     if allowed.contains(&who.role) {

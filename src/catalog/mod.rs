@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod jobs;
 mod memory;
 mod schema;
+pub mod sites;
 pub mod tokens;
 pub mod usage;
 

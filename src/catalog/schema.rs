@@ -160,4 +160,29 @@ pub(super) const MIGRATIONS: &[&str] = &[
         measured TEXT NOT NULL,
         PRIMARY KEY (tenant, target)
      );",
+    // 11: sites' one-time enrollment tokens (only a hash of each secret) and the agents
+    // enrolled with them, each bound to its site and the site's tenant by its certificate.
+    "CREATE TABLE enroll_tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        site TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        used TEXT,
+        agent TEXT
+     );
+     CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        site TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        certificate TEXT NOT NULL,
+        statement TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        enrolled TEXT NOT NULL,
+        enroll_token TEXT NOT NULL,
+        version TEXT,
+        revoked TEXT,
+        last_contact TEXT
+     );
+     CREATE INDEX agents_by_site ON agents (site);",
 ];

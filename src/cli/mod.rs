@@ -9,6 +9,7 @@ macro_rules! outln {
     };
 }
 
+mod agent;
 mod catalog;
 mod config;
 mod demo;
@@ -22,6 +23,7 @@ mod repo;
 mod report;
 mod schedule;
 mod serve;
+mod site;
 mod target;
 mod tenant;
 mod token;
@@ -135,6 +137,12 @@ enum Command {
     /// Cold backups of whole VMs: shut down, copy the disks, start again, check it came back.
     #[command(subcommand)]
     Vm(vm::VmCommand),
+    /// Customer sites: enrollment tokens for their agents, the agents, revoking one.
+    #[command(subcommand)]
+    Site(site::SiteCommand),
+    /// The agent at a customer's site: enroll it with the centre.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 /// Writes one line of output; see `outln!`.
@@ -305,6 +313,8 @@ pub fn main() -> i32 {
         Command::Tenant(c) => tenant::run(&ctx, c),
         Command::Migrate(c) => migrate::run(&ctx, c),
         Command::Vm(c) => vm::run(&ctx, c),
+        Command::Site(c) => site::run(&ctx, c),
+        Command::Agent(c) => agent::run(&ctx, c),
         Command::Drill(c) => drill::run(&ctx, c),
         Command::Schedule(c) => schedule::run(c),
         Command::Config(c) => config::run(c),

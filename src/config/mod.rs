@@ -6,10 +6,12 @@
 
 pub mod http;
 mod service;
+mod site;
 mod target;
 pub mod vm;
 
 pub use service::{Service, STOP_TIMEOUT};
+pub use site::Site;
 pub use target::{Target, TargetKind, RESERVED_TENANT_IDS};
 
 use crate::backend::S3Url;
@@ -31,6 +33,9 @@ pub struct Config {
     pub contracts: BTreeMap<String, Contract>,
     #[serde(default)]
     pub sources: BTreeMap<String, Source>,
+    /// Customer sites, where enrolled agents work.
+    #[serde(default)]
+    pub sites: BTreeMap<String, Site>,
 }
 
 impl Source {
@@ -357,6 +362,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
             if let Err(why) = recipient_problem(cert.get_ref()) {
                 problem(at(&cert.span()), format!("tenant '{id}': recipient {why}"));
             }
+        }
+    }
+    let tenant_ids: Vec<&String> = config.tenants.keys().collect();
+    for (id, site) in &config.sites {
+        let line = line_of_key(text, &format!("sites.{id}"));
+        for (span, message) in site.problems(id, &tenant_ids) {
+            problem(span.as_ref().map_or(line, at), message);
         }
     }
     for (name, contract) in &config.contracts {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod garage;
 pub mod hook;
 pub mod libvirt;
 pub mod mariadb;
@@ -364,7 +365,6 @@ pub fn random_file(path: &Path, len: usize, seed: u64) {
     }
 }
 
-/// Runs a stock tool; panics with its output when it fails.
 /// The events of an evidence record's timeline, in order.
 pub fn timeline(record: &serde_json::Value) -> Vec<String> {
     record["timeline"]
@@ -375,6 +375,7 @@ pub fn timeline(record: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Runs a stock tool; panics with its output when it fails.
 pub fn tool(cmd: &mut Command) -> Vec<u8> {
     let out = cmd
         .output()

@@ -14,6 +14,7 @@ mod evidence;
 mod jobs;
 mod reports;
 mod runs;
+mod sites;
 mod sources;
 mod tenants;
 
@@ -106,6 +107,7 @@ fn router() -> OpenApiRouter<State> {
         .merge(evidence::router())
         .merge(reports::router())
         .merge(jobs::router())
+        .merge(sites::router())
 }
 
 /// A change asked of something this token cannot see (another tenant's, or nothing at all):

@@ -1,0 +1,200 @@
+//! Sites' enrollment tokens and the agents enrolled with them. An enrollment token's secret is
+//! never stored, only its SHA-256; a token is redeemed once, in the same transaction that
+//! records the agent, so two agents racing with one token cannot both enroll.
+
+use super::{Catalog, Error, Result};
+use rusqlite::{params, OptionalExtension};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EnrollTokenRow {
+    pub id: String,
+    #[serde(skip)]
+    pub secret_sha256: String,
+    pub site: String,
+    pub created: String,
+    pub expires: String,
+    pub used: Option<String>,
+    /// The agent that redeemed it.
+    pub agent: Option<String>,
+}
+
+/// An enrolled agent: its id is its certificate's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AgentRow {
+    pub id: String,
+    pub site: String,
+    pub tenant: String,
+    /// The agent's OpenPGP certificate (armored): what its requests and evidence are
+    /// checked against.
+    pub certificate: String,
+    /// The centre's statement binding the agent to its site and tenant (canonical JSON),
+    /// and the service's detached signature of it.
+    pub statement: String,
+    pub signature: String,
+    pub enrolled: String,
+    pub enroll_token: String,
+    pub version: Option<String>,
+    pub revoked: Option<String>,
+    pub last_contact: Option<String>,
+}
+
+/// Why a presented enrollment token cannot be redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unredeemable {
+    Unknown,
+    WrongSecret,
+    Used,
+    Expired,
+}
+
+fn enroll_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollTokenRow> {
+    Ok(EnrollTokenRow {
+        id: r.get(0)?,
+        secret_sha256: r.get(1)?,
+        site: r.get(2)?,
+        created: r.get(3)?,
+        expires: r.get(4)?,
+        used: r.get(5)?,
+        agent: r.get(6)?,
+    })
+}
+
+fn agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
+    Ok(AgentRow {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        tenant: r.get(2)?,
+        certificate: r.get(3)?,
+        statement: r.get(4)?,
+        signature: r.get(5)?,
+        enrolled: r.get(6)?,
+        enroll_token: r.get(7)?,
+        version: r.get(8)?,
+        revoked: r.get(9)?,
+        last_contact: r.get(10)?,
+    })
+}
+
+const AGENT_COLUMNS: &str = "id, site, tenant, certificate, statement, signature, enrolled, \
+                             enroll_token, version, revoked, last_contact";
+
+impl Catalog {
+    pub fn add_enroll_token(&mut self, t: &EnrollTokenRow) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT INTO enroll_tokens (id, secret_sha256, site, created, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![t.id, t.secret_sha256, t.site, t.created, t.expires],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    pub fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRow>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT id, secret_sha256, site, created, expires, used, agent
+                 FROM enroll_tokens WHERE id = ?1",
+                [id],
+                enroll_token,
+            )
+            .optional();
+        self.sql(r)
+    }
+
+    /// Redeems token `id` for `agent` at `now` and records the agent, in one transaction:
+    /// `Ok(Err(why))` when the token is used, expired or unknown (nothing is recorded then).
+    /// `check` tells whether the token's stored hash matches what was presented.
+    pub fn redeem_enroll_token(
+        &mut self,
+        id: &str,
+        check: impl FnOnce(&EnrollTokenRow) -> bool,
+        agent: &AgentRow,
+        now: &str,
+    ) -> Result<std::result::Result<(), Unredeemable>> {
+        let path = self.path.display().to_string();
+        let wrap = |source| Error::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(wrap)?;
+        let row = tx
+            .query_row(
+                "SELECT id, secret_sha256, site, created, expires, used, agent
+                 FROM enroll_tokens WHERE id = ?1",
+                [id],
+                enroll_token,
+            )
+            .optional();
+        let row = row.map_err(wrap)?;
+        let verdict = match &row {
+            None => Err(Unredeemable::Unknown),
+            Some(row) if !check(row) => Err(Unredeemable::WrongSecret),
+            Some(row) if row.used.is_some() => Err(Unredeemable::Used),
+            Some(row) if row.expires.as_str() <= now => Err(Unredeemable::Expired),
+            Some(_) => Ok(()),
+        };
+        if verdict.is_err() {
+            return Ok(verdict);
+        }
+        let done = tx
+            .execute(
+                "UPDATE enroll_tokens SET used = ?2, agent = ?3 WHERE id = ?1 AND used IS NULL",
+                params![id, now, agent.id],
+            )
+            .and_then(|_| {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO agents ({AGENT_COLUMNS}) VALUES \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7)"
+                    ),
+                    params![
+                        agent.id,
+                        agent.site,
+                        agent.tenant,
+                        agent.certificate,
+                        agent.statement,
+                        agent.signature,
+                        agent.enrolled,
+                        agent.enroll_token,
+                        agent.version,
+                    ],
+                )
+            })
+            .and_then(|_| tx.commit());
+        done.map_err(wrap)?;
+        Ok(Ok(()))
+    }
+
+    pub fn agent(&self, id: &str) -> Result<Option<AgentRow>> {
+        let r = self
+            .conn
+            .query_row(
+                &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"),
+                [id],
+                agent,
+            )
+            .optional();
+        self.sql(r)
+    }
+
+    /// Every agent ever enrolled, by site, oldest first.
+    pub fn agents(&self) -> Result<Vec<AgentRow>> {
+        let mut stmt = self.sql(self.conn.prepare(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents ORDER BY site, enrolled, id"
+        )))?;
+        let rows = self.sql(stmt.query_map([], agent))?;
+        self.sql(rows.collect())
+    }
+
+    /// Revokes an agent; false if there is none or it was revoked before.
+    pub fn revoke_agent(&mut self, id: &str, now: &str) -> Result<bool> {
+        let r = self.conn.execute(
+            "UPDATE agents SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+            params![id, now],
+        );
+        Ok(self.sql(r)? == 1)
+    }
+}
