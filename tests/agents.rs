@@ -263,3 +263,92 @@ fn sites_name_a_tenant_and_an_id_of_the_right_shape() {
         unknown.stderr
     );
 }
+
+#[test]
+fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
+    let ws = Workspace::empty(Store::Local);
+    with_site(&ws);
+    let admin = token(&ws, &["--role", "admin"]);
+    // The service and the agent on the machine's own clock: skew is what the test makes it.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(["serve", "--config"])
+        .arg(ws.path("lifeboat.toml"))
+        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    let srv = common::server::Server::start(cmd);
+    let dir = ws.path("agent");
+    let now = chrono::Utc::now().to_rfc3339();
+    let made = enroll(&ws, &srv.base, &enroll_token(&ws, &now, "1h"), &dir, &[]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let id = made.json()["agent"].as_str().unwrap().to_string();
+    let check_in = |extra_env: Option<&str>| {
+        let mut c = ws.lifeboat(&["agent", "check-in", "--json", "--data-dir"]);
+        c.arg(&dir);
+        if let Some(at) = extra_env {
+            c.env("LIFEBOAT_NOW", at);
+        }
+        c.run()
+    };
+
+    // Checked in: the centre knows it, and notes when and with which version.
+    let ok = check_in(None);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let answer = ok.json();
+    assert_eq!(answer["agent"], id.as_str());
+    assert_eq!(answer["site"], "acme-office");
+    assert!(
+        answer["clock_skew_ms"].as_i64().unwrap().abs() < 60_000,
+        "{answer}"
+    );
+    let sites = srv.get("/api/v1/sites", Some(&admin)).json();
+    let agent = &sites[0]["agents"][0];
+    assert!(agent["last_contact"].is_string(), "{sites}");
+    assert!(agent["clock_skew_ms"].is_i64(), "{sites}");
+
+    // A clock an hour behind is refused, and told so.
+    let behind = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let skewed = check_in(Some(&behind));
+    assert_eq!(skewed.code, 1);
+    assert!(
+        skewed.stderr.contains("behind the centre's"),
+        "{}",
+        skewed.stderr
+    );
+
+    // A captured request is not taken twice; a changed one not at all; unsigned neither.
+    let key = lifeboat::repo::crypto::SecretKey::load(&dir.join("agent.key")).unwrap();
+    let path = "/api/v1/agent/check-in";
+    let signed =
+        lifeboat::agent::request::sign(&key, "GET", path, b"", chrono::Utc::now()).unwrap();
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(srv.get_with(path, &headers).status, 200);
+    let replayed = srv.get_with(path, &headers);
+    assert_eq!(replayed.status, 401);
+    assert!(
+        replayed.text().contains("seen before"),
+        "{}",
+        replayed.text()
+    );
+    let signed =
+        lifeboat::agent::request::sign(&key, "GET", path, b"", chrono::Utc::now()).unwrap();
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let changed = srv.get_with(&format!("{path}?x=1"), &headers);
+    assert_eq!(changed.status, 401);
+    assert!(
+        changed.text().contains("bad signature"),
+        "{}",
+        changed.text()
+    );
+    assert_eq!(srv.get(path, None).status, 401);
+
+    // Revoked: refused from the next request on.
+    ws.lifeboat(&["site", "revoke-agent", &id, "--config"])
+        .arg(ws.path("lifeboat.toml"))
+        .ok();
+    let cut_off = check_in(None);
+    assert_eq!(cut_off.code, 1);
+    assert!(
+        cut_off.stderr.contains("was revoked on"),
+        "{}",
+        cut_off.stderr
+    );
+}

@@ -11,7 +11,8 @@
 //! pinned `centre.cert`, and `enrollment.json` (written last: an agent is enrolled once it is
 //! there).
 
-use super::token;
+use super::client::Centre;
+use super::{token, Error, Result};
 use crate::catalog::sites::{AgentRow, Unredeemable};
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -66,20 +67,6 @@ pub struct Statement {
 }
 
 const STATEMENT: &str = "lifeboat agent enrollment";
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Catalog(#[from] crate::catalog::Error),
-    #[error(transparent)]
-    Crypto(#[from] crate::repo::crypto::CryptoError),
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Other(String),
-}
-
-type Result<T> = std::result::Result<T, Error>;
 
 /// Why the centre did not enroll an agent: said to the agent as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +178,7 @@ pub fn redeem(
         version: request.version.clone(),
         revoked: None,
         last_contact: None,
+        clock_skew_ms: None,
     };
     let check = |stored: &crate::catalog::sites::EnrollTokenRow| token::matches(stored, secret);
     match catalog.redeem_enroll_token(id, check, &agent, &enrolled)? {
@@ -234,28 +222,6 @@ pub const ENROLLMENT_FILE: &str = "enrollment.json";
 pub const KEY_FILE: &str = "agent.key";
 pub const CENTRE_CERT_FILE: &str = "centre.cert";
 
-/// Whether `server` is an address an agent may dial: HTTPS, or plain HTTP to this machine
-/// only (a centre behind a local TLS proxy, and the tests).
-pub fn check_server(server: &str) -> Result<String> {
-    let server = server.trim_end_matches('/');
-    let plain_local = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
-        .iter()
-        .any(|local| {
-            server == *local
-                || server
-                    .strip_prefix(local)
-                    .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('/'))
-        });
-    if server.starts_with("https://") || plain_local {
-        Ok(server.to_string())
-    } else {
-        Err(Error::Refused(format!(
-            "--server {server}: an agent speaks HTTPS to its centre (https://HOST); plain \
-             http:// only to this machine (127.0.0.1, [::1], localhost)"
-        )))
-    }
-}
-
 /// The agent's side: makes (or, after an interrupted attempt, reuses) the agent's key in
 /// `data_dir`, enrolls it at `server` with `token`, checks the signed answer (against
 /// `expect_centre`, the service's fingerprint, when given) and pins the centre.
@@ -265,7 +231,8 @@ pub fn enroll(
     data_dir: &Path,
     expect_centre: Option<&str>,
 ) -> Result<Enrolled> {
-    let server = check_server(server)?;
+    let centre_at = Centre::new(server)?;
+    let server = centre_at.base().to_string();
     if let Some(done) = enrolled(data_dir)? {
         return Err(Error::Refused(format!(
             "{} is the data directory of the agent of site '{}' at {} already; an agent \
@@ -282,7 +249,12 @@ pub fn enroll(
         certificate: key.public().armored()?,
         version: Some(env!("CARGO_PKG_VERSION").into()),
     };
-    let answer = post_enroll(&server, &request)?;
+    let answer: EnrollAnswer = centre_at
+        .call("POST", "/api/v1/agent/enroll", Some(&request), None)
+        .map_err(|e| match e {
+            Error::Refused(m) => Error::Refused(format!("the centre refused the enrollment: {m}")),
+            other => other,
+        })?;
     let me = key.fingerprint().to_hex();
     if answer.agent != me {
         return Err(Error::Refused(format!(
@@ -401,43 +373,4 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error(&dir, e))
-}
-
-/// `POST SERVER/api/v1/agent/enroll`; the centre's answer, or what it said was wrong.
-fn post_enroll(server: &str, request: &EnrollRequest) -> Result<EnrollAnswer> {
-    let url = format!("{server}/api/v1/agent/enroll");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let body = serde_json::to_vec(request).map_err(|e| Error::Other(e.to_string()))?;
-    let mut response = agent
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .send(&body[..])
-        .map_err(|e| {
-            Error::Other(format!(
-                "cannot reach the centre at {url}: {e} (is the address right, and may this \
-                 machine connect out to it?)"
-            ))
-        })?;
-    let status = response.status();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_string()
-        .map_err(|e| Error::Other(format!("{url}: reading the answer: {e}")))?;
-    if !status.is_success() {
-        let said = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().chars().take(300).collect());
-        return Err(Error::Refused(format!(
-            "the centre refused the enrollment ({status}): {said}"
-        )));
-    }
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Other(format!("{url}: the answer is not an enrollment: {e}")))
 }

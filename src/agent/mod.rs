@@ -5,6 +5,26 @@
 //! - `token`: the one-time enrollment tokens an admin makes for a site;
 //! - `enroll`: the enrollment itself, the centre's side (redeem a token, sign a statement)
 //!   and the agent's (make a key, ask, check the answer, pin the centre).
+//! - `request`: agents' requests, signed with their key and accepted once;
+//! - `client`: the agent's HTTPS link to the centre.
 
+pub mod check_in;
+pub mod client;
 pub mod enroll;
+pub mod request;
 pub mod token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::Error),
+    #[error(transparent)]
+    Crypto(#[from] crate::repo::crypto::CryptoError),
+    /// The centre, or a check of what it said, refused: the message says why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

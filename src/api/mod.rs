@@ -280,6 +280,51 @@ impl FromRequestParts<State> for ClientAddress {
     }
 }
 
+/// An enrolled agent, by the signature of its request (see `agent::request`); only for
+/// requests without a body. Forged and unsigned requests count as failed logins.
+pub struct AgentCaller(pub crate::agent::request::Caller);
+
+impl FromRequestParts<State> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &State) -> Result<Self, Self::Rejection> {
+        let headers = parts.headers.clone();
+        let method = parts.method.to_string();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+        let now = api.clock.now();
+        let verdict = api
+            .db(move |catalog, _| {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                crate::agent::request::verify(catalog, header, &method, &path, b"", now)
+                    .map_err(ApiError::internal)
+            })
+            .await?;
+        let rejected = match verdict {
+            Ok(caller) => return Ok(AgentCaller(caller)),
+            Err(rejected) => rejected,
+        };
+        if rejected.is_guess() {
+            match api
+                .throttle
+                .failed(api.client(parts), None, std::time::Instant::now())
+            {
+                Verdict::Locked(retry) => return Err(ApiError::too_many(retry)),
+                Verdict::Delay(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                Verdict::Delay(_) => {}
+            }
+        }
+        Err(ApiError::unauthorized(rejected.message()))
+    }
+}
+
 /// Refuses principals whose role is not among `allowed`.
 pub fn require(who: &Principal, allowed: &[Role]) -> Result<(), ApiError> {
     if allowed.contains(&who.role) {

@@ -160,8 +160,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         measured TEXT NOT NULL,
         PRIMARY KEY (tenant, target)
      );",
-    // 11: sites' one-time enrollment tokens (only a hash of each secret) and the agents
-    // enrolled with them, each bound to its site and the site's tenant by its certificate.
+    // 11: sites' one-time enrollment tokens (only a hash of each secret), the agents
+    // enrolled with them (each bound to its site and the site's tenant by its certificate),
+    // and the nonces of agents' recent requests (a request is accepted once).
     "CREATE TABLE enroll_tokens (
         id TEXT PRIMARY KEY,
         secret_sha256 TEXT NOT NULL,
@@ -182,7 +183,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         enroll_token TEXT NOT NULL,
         version TEXT,
         revoked TEXT,
-        last_contact TEXT
+        last_contact TEXT,
+        clock_skew_ms INTEGER
      );
-     CREATE INDEX agents_by_site ON agents (site);",
+     CREATE INDEX agents_by_site ON agents (site);
+     CREATE TABLE agent_nonces (
+        agent TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        PRIMARY KEY (agent, nonce)
+     );",
 ];

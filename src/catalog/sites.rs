@@ -36,6 +36,8 @@ pub struct AgentRow {
     pub version: Option<String>,
     pub revoked: Option<String>,
     pub last_contact: Option<String>,
+    /// The agent's clock minus the centre's at its last request, in milliseconds.
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// Why a presented enrollment token cannot be redeemed.
@@ -72,11 +74,12 @@ fn agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         version: r.get(8)?,
         revoked: r.get(9)?,
         last_contact: r.get(10)?,
+        clock_skew_ms: r.get(11)?,
     })
 }
 
 const AGENT_COLUMNS: &str = "id, site, tenant, certificate, statement, signature, enrolled, \
-                             enroll_token, version, revoked, last_contact";
+                             enroll_token, version, revoked, last_contact, clock_skew_ms";
 
 impl Catalog {
     pub fn add_enroll_token(&mut self, t: &EnrollTokenRow) -> Result<()> {
@@ -148,7 +151,7 @@ impl Catalog {
                 tx.execute(
                     &format!(
                         "INSERT INTO agents ({AGENT_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7)"
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7, NULL)"
                     ),
                     params![
                         agent.id,
@@ -196,5 +199,44 @@ impl Catalog {
             params![id, now],
         );
         Ok(self.sql(r)? == 1)
+    }
+
+    /// Accepts `nonce` of `agent` once: false when it was seen within the window (a replayed
+    /// request). Nonces older than `forget_before` are forgotten first; requests that old are
+    /// refused for their time anyway.
+    pub fn accept_nonce(
+        &mut self,
+        agent: &str,
+        nonce: &str,
+        now: &str,
+        forget_before: &str,
+    ) -> Result<bool> {
+        let r = self.conn.execute(
+            "DELETE FROM agent_nonces WHERE agent = ?1 AND seen < ?2",
+            params![agent, forget_before],
+        );
+        self.sql(r)?;
+        let r = self.conn.execute(
+            "INSERT INTO agent_nonces (agent, nonce, seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (agent, nonce) DO NOTHING",
+            params![agent, nonce, now],
+        );
+        Ok(self.sql(r)? == 1)
+    }
+
+    /// Notes an agent's request: when, its version, and how far its clock is off.
+    pub fn agent_contact(
+        &mut self,
+        agent: &str,
+        now: &str,
+        version: Option<&str>,
+        skew_ms: i64,
+    ) -> Result<()> {
+        let r = self.conn.execute(
+            "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
+             clock_skew_ms = ?4 WHERE id = ?1",
+            params![agent, now, version, skew_ms],
+        );
+        self.sql(r).map(|_| ())
     }
 }

@@ -30,6 +30,18 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Say to the centre that this agent is alive: shows what the centre knows it as and how
+    /// far this machine's clock is from the centre's.
+    CheckIn {
+        #[arg(
+            long,
+            env = "LIFEBOAT_AGENT_DIR",
+            default_value = "/var/lib/lifeboat-agent"
+        )]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
@@ -42,10 +54,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             json,
         } => {
             let done = enroll::enroll(&server, &token, &data_dir, centre_fingerprint.as_deref())
-                .map_err(|e| match e {
-                    enroll::Error::Refused(m) => CliError::new(exit::FAILED, m).into(),
-                    other => anyhow::Error::from(other),
-                })?;
+                .map_err(refused)?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&done)?);
             }
@@ -61,5 +70,29 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             );
             Ok(exit::OK)
         }
+        AgentCommand::CheckIn { data_dir, json } => {
+            let answer =
+                crate::agent::check_in::check_in(&data_dir, super::now()?).map_err(refused)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&answer)?);
+            }
+            eprintln!(
+                "the centre knows this agent as {} of site {} (tenant {}); its clock is {:.1} s \
+                 from the centre's",
+                answer.agent,
+                answer.site,
+                answer.tenant,
+                answer.clock_skew_ms as f64 / 1000.0
+            );
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// A refusal is the command failing with the centre's (or the check's) reason.
+fn refused(e: crate::agent::Error) -> anyhow::Error {
+    match e {
+        crate::agent::Error::Refused(m) => CliError::new(exit::FAILED, m).into(),
+        other => anyhow::Error::from(other),
     }
 }

@@ -140,7 +140,7 @@ enum Command {
     /// Customer sites: enrollment tokens for their agents, the agents, revoking one.
     #[command(subcommand)]
     Site(site::SiteCommand),
-    /// The agent at a customer's site: enroll it with the centre.
+    /// The agent at a customer's site: enroll it with the centre, check in.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
 }

@@ -19,6 +19,7 @@ pub(super) fn router() -> OpenApiRouter<State> {
         .routes(routes!(list_sites))
         .routes(routes!(make_enroll_token))
         .routes(routes!(enroll_agent))
+        .routes(routes!(check_in))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,6 +30,8 @@ pub struct AgentOut {
     pub version: Option<String>,
     pub revoked: Option<String>,
     pub last_contact: Option<String>,
+    /// The agent's clock minus the centre's at its last request, in milliseconds.
+    pub clock_skew_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,6 +71,7 @@ async fn list_sites(
                                 version: a.version.clone(),
                                 revoked: a.revoked.clone(),
                                 last_contact: a.last_contact.clone(),
+                                clock_skew_ms: a.clock_skew_ms,
                             })
                             .collect(),
                     })
@@ -204,4 +208,29 @@ async fn enroll_agent(
         Err(why @ Refusal::BadCertificate(_)) => Err(ApiError::bad_request(why.message())),
         Err(why) => Err(ApiError::conflict(why.message())),
     }
+}
+
+/// An enrolled agent says it is alive (a request signed with its key); the answer says what
+/// the centre knows it as, the centre's time and how far the agent's clock is off.
+#[utoipa::path(get, path = "/api/v1/agent/check-in", tag = "agents", security(()),
+    params(
+        ("x-lifeboat-agent" = String, Header, description = "The agent's fingerprint"),
+        ("x-lifeboat-time" = String, Header, description = "When the agent signed (RFC 3339)"),
+        ("x-lifeboat-nonce" = String, Header, description = "32 random hex digits, used once"),
+        ("x-lifeboat-signature" = String, Header,
+            description = "Base64 of the detached OpenPGP signature of the request"),
+    ),
+    responses((status = 200, body = crate::agent::check_in::CheckIn)))]
+async fn check_in(
+    api: axum::extract::State<State>,
+    caller: crate::api::AgentCaller,
+) -> Result<Json<crate::agent::check_in::CheckIn>, ApiError> {
+    let agent = caller.0.agent;
+    Ok(Json(crate::agent::check_in::CheckIn {
+        agent: agent.id,
+        site: agent.site,
+        tenant: agent.tenant,
+        centre_time: crate::evidence::record::time(api.clock.now()),
+        clock_skew_ms: caller.0.skew_ms,
+    }))
 }
