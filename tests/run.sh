@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when missing (the
 # stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
-# MariaDB 10.11 from Debian, s3s-fs from crates.io, moto and schemathesis from PyPI in venvs
+# MariaDB 10.11 from Debian, s3s-fs and Garage from crates.io, moto and schemathesis from PyPI in venvs
 # under target/; a tiny VM for QEMU built from Debian's packages; libvirt; Debian's Chromium
 # and playwright-core from npm for the dashboard), then runs every test.
 set -euo pipefail
@@ -39,6 +39,12 @@ cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 if ! command -v s3s-fs >/dev/null && [ ! -x "$cargo_bin/s3s-fs" ]; then
   echo "installing s3s-fs (S3 server for the storage tests; a few minutes)"
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+fi
+
+# Garage 2.5.0: the distributed object store of tests/garage.rs (a three-node cluster).
+if ! command -v garage >/dev/null && [ ! -x "$cargo_bin/garage" ]; then
+  echo "installing garage (distributed S3 store for tests/garage.rs; 10-20 minutes)"
+  cargo install garage@2.5.0 --locked --quiet
 fi
 
 # moto: the S3 server with Object Lock, in a venv of its own.

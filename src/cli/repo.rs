@@ -768,6 +768,14 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<i32> {
         if let Some(line) = leftovers_line(&report.leftovers) {
             eprintln!("{line}");
         }
+        if !report.vanished.is_empty() {
+            eprintln!(
+                "{} object(s) were listed but gone when read (deleted meanwhile, or a store's \
+                 listing lagging behind; see docs/FORMAT.md): {}",
+                report.vanished.len(),
+                report.vanished.join(", ")
+            );
+        }
     }
     Ok(if report.healthy() {
         exit::OK

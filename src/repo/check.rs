@@ -36,6 +36,10 @@ pub struct CheckReport {
     /// What interrupted writers left outside the objects (`tmp/` files, multipart uploads),
     /// with their ages; harmless. Those of this host's ended writers go at the next write.
     pub leftovers: Vec<crate::backend::Leftover>,
+    /// Objects listed, but gone when read: deleted meanwhile (a prune or forget elsewhere), or
+    /// still listed by a store whose listings lag behind its deletions (a Garage node back from
+    /// an outage). Not a problem in itself: one that a snapshot needs is reported as missing.
+    pub vanished: Vec<String>,
     pub signatures_checked: bool,
     pub problems: Vec<Problem>,
 }
@@ -117,6 +121,7 @@ pub fn check(
                     }
                     Err(e) => report.problems.push(problem_of(&e)),
                 },
+                Err(e) if e.is_not_found() => report.vanished.push(object),
                 Err(e) => report.problems.push(problem_of(&e.into())),
             }
             progress.advance(*size);

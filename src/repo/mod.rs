@@ -456,6 +456,9 @@ impl Repository {
                     Ok(s) => good.push(s),
                     Err(e) => bad.push(e),
                 },
+                // Listed, then gone: forgotten meanwhile, or a listing that lags behind a
+                // deletion (see `check::CheckReport::vanished`). There is nothing to read.
+                Err(e) if e.is_not_found() => {}
                 Err(e) => bad.push(e.into()),
             }
         }
