@@ -304,6 +304,12 @@ fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
     assert!(agent["last_contact"].is_string(), "{sites}");
     assert!(agent["clock_skew_ms"].is_i64(), "{sites}");
 
+    // The dashboard shows the site with its agent, version and last contact.
+    let (cookie, _) = srv.login(&admin);
+    let page = srv.get_with_cookie("/tenants", &cookie).text();
+    assert!(page.contains(&format!("data-agent=\"{id}\"")), "{page}");
+    assert!(page.contains(env!("CARGO_PKG_VERSION")) && page.contains("ago"), "{page}");
+
     // A clock an hour behind is refused, and told so.
     let behind = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let skewed = check_in(Some(&behind));

@@ -222,7 +222,15 @@ async fn tenants(api: axum::extract::State<State>, Viewer(who): Viewer) -> Respo
     if who.role.scoped() {
         return home(Viewer(who)).await.into_response();
     }
+    let agents = match api
+        .db(|catalog, _| catalog.agents().map_err(super::ApiError::internal))
+        .await
+    {
+        Ok(agents) => agents,
+        Err(e) => return e.into_response(),
+    };
     let config = &api.loaded.config;
+    let now = api.clock.now();
     page(
         "Tenants",
         Some(&who),
@@ -236,6 +244,44 @@ async fn tenants(api: axum::extract::State<State>, Viewer(who): Viewer) -> Respo
                             td { a href=(format!("/tenants/{id}")) { (t.name) } br; span.muted { (id) } }
                             td { (config.contracts.values().filter(|c| c.tenant.get_ref() == id).count()) }
                             td { (config.sources.values().filter(|s| s.tenant.get_ref() == id).count()) }
+                        }
+                    }
+                }
+            }
+            @if !config.sites.is_empty() {
+                section {
+                    h2 { "Sites" }
+                    table {
+                        tr { th { "Site" } th { "Tenant" } th { "Agent" } th { "Version" } th { "Last contact" } th { "Clock skew" } }
+                        @for (id, site) in &config.sites {
+                            @let mine: Vec<_> = agents.iter().filter(|a| &a.site == id).collect();
+                            @if mine.is_empty() {
+                                tr data-site=(id) {
+                                    td { b { (site.name.as_deref().unwrap_or(id)) } br; span.muted { (id) } }
+                                    td { (site.tenant.get_ref()) }
+                                    td colspan="4" { span.muted { "No agent enrolled yet ('lifeboat site enroll-token " (id) "')" } }
+                                }
+                            }
+                            @for a in mine {
+                                tr data-site=(id) data-agent=(a.id) {
+                                    td { b { (site.name.as_deref().unwrap_or(id)) } br; span.muted { (id) } }
+                                    td { (site.tenant.get_ref()) }
+                                    td { code { (a.id.get(..16).unwrap_or(&a.id)) } @if a.revoked.is_some() { br; span.failed { "revoked" } } }
+                                    td { (a.version.as_deref().unwrap_or("-")) }
+                                    td {
+                                        @match a.last_contact.as_deref() {
+                                            Some(t) => {
+                                                (local(&api, t))
+                                                @if let Ok(at) = chrono::DateTime::parse_from_rfc3339(t) {
+                                                    br; span.muted { (age((now - at.with_timezone(&chrono::Utc)).num_seconds())) " ago" }
+                                                }
+                                            }
+                                            None => { span.muted { "never" } }
+                                        }
+                                    }
+                                    td { (a.clock_skew_ms.map(|ms| format!("{:+.1} s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into())) }
+                                }
+                            }
                         }
                     }
                 }
