@@ -308,7 +308,10 @@ fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
     let (cookie, _) = srv.login(&admin);
     let page = srv.get_with_cookie("/tenants", &cookie).text();
     assert!(page.contains(&format!("data-agent=\"{id}\"")), "{page}");
-    assert!(page.contains(env!("CARGO_PKG_VERSION")) && page.contains("ago"), "{page}");
+    assert!(
+        page.contains(env!("CARGO_PKG_VERSION")) && page.contains("ago"),
+        "{page}"
+    );
 
     // A clock an hour behind is refused, and told so.
     let behind = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
@@ -357,4 +360,73 @@ fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
         "{}",
         cut_off.stderr
     );
+}
+
+#[test]
+fn a_site_silent_past_the_limit_is_an_incident_once() {
+    let ws = Workspace::empty(Store::Local);
+    with_site(&ws);
+    let hook = common::hook::Hook::start();
+    let path = ws.path("lifeboat.toml");
+    let text = fs::read_to_string(&path).unwrap().replacen(
+        "[service]\n",
+        &format!(
+            "[service]\nsite_silence = \"10m\"\nwebhook = \"{}\"\n",
+            hook.url
+        ),
+        1,
+    );
+    fs::write(&path, text).unwrap();
+    let admin = token(&ws, &["--role", "admin"]);
+    // A minute of the service's time each second: ten silent minutes pass in about ten.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(["serve", "--config"])
+        .arg(&path)
+        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+        .env("LIFEBOAT_CLOCK_START", NOW)
+        .env("LIFEBOAT_CLOCK_SPEED", "60");
+    let srv = common::server::Server::start(cmd);
+    let made = enroll(
+        &ws,
+        &srv.base,
+        &enroll_token(&ws, NOW, "24h"),
+        &ws.path("agent"),
+        &[],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+
+    // The agent never checks in after enrolling: the webhook hears of it.
+    let call = hook.next();
+    assert_eq!(call["event"], "incident");
+    assert_eq!(call["kind"], "site");
+    assert_eq!(call["tenant"], "acme");
+    assert_eq!(call["severity"], "high");
+    let summary = call["summary"].as_str().unwrap();
+    assert!(summary.contains("site acme-office is silent"), "{summary}");
+
+    // Once per silence: after the loop has gone round again (a backup run to its end),
+    // nothing more.
+    srv.back_up_now("acme-files", &admin);
+    assert!(hook.is_quiet());
+    let listed = ws
+        .lifeboat(&["evidence", "list", "--tenant", "acme", "--json"])
+        .ok()
+        .json();
+    let site_records: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["record"]["kind"] == "site")
+        .collect();
+    assert_eq!(site_records.len(), 1, "{listed}");
+
+    // Signed and chained like every record.
+    let out = ws.path("evidence");
+    ws.lifeboat(&["evidence", "export", "--tenant", "acme", "--out"])
+        .arg(&out)
+        .ok();
+    ws.lifeboat(&["evidence", "verify", "--cert"])
+        .arg(ws.path("keys/svc.cert"))
+        .arg(out.join("acme"))
+        .ok();
 }

@@ -162,7 +162,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
      );",
     // 11: sites' one-time enrollment tokens (only a hash of each secret), the agents
     // enrolled with them (each bound to its site and the site's tenant by its certificate),
-    // and the nonces of agents' recent requests (a request is accepted once).
+    // the nonces of agents' recent requests (a request is accepted once), and the sites whose
+    // silence was recorded as an incident (once per silence).
     "CREATE TABLE enroll_tokens (
         id TEXT PRIMARY KEY,
         secret_sha256 TEXT NOT NULL,
@@ -192,5 +193,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         nonce TEXT NOT NULL,
         seen TEXT NOT NULL,
         PRIMARY KEY (agent, nonce)
+     );
+     CREATE TABLE site_silences (
+        site TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        recorded TEXT NOT NULL
      );",
 ];

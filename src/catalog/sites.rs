@@ -239,4 +239,35 @@ impl Catalog {
         );
         self.sql(r).map(|_| ())
     }
+
+    /// When the silence of `site` that was recorded began, if one was.
+    pub fn site_silence(&self, site: &str) -> Result<Option<String>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT since FROM site_silences WHERE site = ?1",
+                [site],
+                |r| r.get(0),
+            )
+            .optional();
+        self.sql(r)
+    }
+
+    /// Notes that the silence of `site` since `since` was recorded at `now`.
+    pub fn record_site_silence(&mut self, site: &str, since: &str, now: &str) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT INTO site_silences (site, since, recorded) VALUES (?1, ?2, ?3)
+             ON CONFLICT (site) DO UPDATE SET since = excluded.since, recorded = excluded.recorded",
+            params![site, since, now],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// The site spoke again: a later silence is a new incident.
+    pub fn end_site_silence(&mut self, site: &str) -> Result<bool> {
+        let r = self
+            .conn
+            .execute("DELETE FROM site_silences WHERE site = ?1", [site]);
+        Ok(self.sql(r)? == 1)
+    }
 }

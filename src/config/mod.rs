@@ -291,6 +291,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     for (span, message) in service_problems.into_iter().flatten().flatten() {
         problem(at(&span), message);
     }
+    if let Some(silence) = &config.service.site_silence {
+        match parse_span(silence.get_ref()) {
+            Err(e) => problem(at(&silence.span()), format!("site_silence: {e}")),
+            Ok(d) if d < chrono::Duration::minutes(1) => problem(
+                at(&silence.span()),
+                "site_silence: at least 1m (agents check in every few minutes)".into(),
+            ),
+            Ok(_) => {}
+        }
+    }
     if let Some(stop) = &config.service.stop_timeout {
         if let Err(e) = parse_span(stop.get_ref()) {
             problem(at(&stop.span()), format!("stop_timeout: {e}"));

@@ -52,10 +52,15 @@ pub struct Service {
     /// How long running jobs and open requests get after SIGTERM before the process exits
     /// anyway (`30s`); a job cut off runs again at the next start.
     pub stop_timeout: Option<Spanned<String>>,
+    /// How long a site's agents may stay silent before that is an incident (`1h`).
+    pub site_silence: Option<Spanned<String>>,
     /// The API server's limits.
     #[serde(default)]
     pub http: http::Http,
 }
+
+/// How long a site's agents may be silent, unless `site_silence` says.
+pub const SITE_SILENCE: chrono::Duration = chrono::Duration::hours(1);
 
 /// How long running jobs and requests get after SIGTERM, unless `stop_timeout` says.
 pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -100,6 +105,14 @@ impl Service {
             .and_then(|s| parse_span(s.get_ref()).ok())
             .and_then(|d| d.to_std().ok())
             .unwrap_or(STOP_TIMEOUT)
+    }
+
+    /// How long a site's agents may be silent (validated at load).
+    pub fn site_silence(&self) -> chrono::Duration {
+        self.site_silence
+            .as_ref()
+            .and_then(|s| parse_span(s.get_ref()).ok())
+            .unwrap_or(SITE_SILENCE)
     }
 
     pub fn time_zone(&self) -> chrono_tz::Tz {

@@ -95,6 +95,7 @@ impl Shared {
 mod backup_job;
 mod clock;
 mod cold;
+mod sites;
 use backup_job::{
     backup_evidence, backup_to, finish_backup, scheduled_slot, write_backup, ColdFacts,
 };
@@ -249,6 +250,9 @@ pub async fn serve(
                     ),
                 );
             }
+        }
+        if let Err(e) = sites::watch(&shared, &mut catalog, now) {
+            log(&shared.clock, &e);
         }
         while running.len() < workers {
             let Some(job) = catalog.claim(shared.clock.now())? else {

@@ -25,6 +25,9 @@ pub enum RecordKind {
     /// A tenant's repositories re-encrypted to its current recipients (`tenant rekey`):
     /// one check per target, one per snapshot renamed (old id → new).
     Rekey,
+    /// A site whose agents were silent for longer than `[service] site_silence`: an
+    /// incident, with the last contact in its timeline.
+    Site,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

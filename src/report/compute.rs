@@ -454,6 +454,7 @@ fn drills_and_incidents(
                     RecordKind::Drill => "drill".into(),
                     RecordKind::Erasure => "erasure".into(),
                     RecordKind::Rekey => "rekey".into(),
+                    RecordKind::Site => "site".into(),
                 },
                 source: r.source.clone().unwrap_or_default(),
                 severity: i.severity.clone(),
