@@ -349,7 +349,42 @@ fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
     );
     assert_eq!(srv.get(path, None).status, 401);
 
-    // Revoked: refused from the next request on.
+    // 'agent run' checks in at its pace (seen at the centre) and stops at SIGTERM.
+    let contact = |srv: &common::server::Server| {
+        let sites = srv.get("/api/v1/sites", Some(&admin)).json();
+        sites[0]["agents"][0]["last_contact"].clone()
+    };
+    let run_agent = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["agent", "run", "--every", "1s", "--data-dir"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let agent = run_agent();
+    let mut seen = vec![contact(&srv)];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < 3 {
+        let now = contact(&srv);
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no check-ins: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let stopped = agent.wait_with_output().unwrap();
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+
+    // Revoked: refused from the next request on; a running agent stops.
     ws.lifeboat(&["site", "revoke-agent", &id, "--config"])
         .arg(ws.path("lifeboat.toml"))
         .ok();
@@ -359,6 +394,27 @@ fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
         cut_off.stderr.contains("was revoked on"),
         "{}",
         cut_off.stderr
+    );
+    let agent = run_agent().wait_with_output().unwrap();
+    assert_eq!(agent.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&agent.stderr);
+    assert!(said.contains("refuses this agent"), "{said}");
+}
+
+/// The unit file in docs/ is one systemd takes (with the binary where this build has it).
+#[test]
+fn the_agents_systemd_unit_verifies() {
+    let ws = Workspace::empty(Store::Local);
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/lifeboat-agent.service");
+    let unit = fs::read_to_string(docs)
+        .unwrap()
+        .replace("/usr/local/bin/lifeboat", env!("CARGO_BIN_EXE_lifeboat"));
+    let path = ws.path("lifeboat-agent.service");
+    fs::write(&path, unit).unwrap();
+    tool(
+        std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path),
     );
 }
 

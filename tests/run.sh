@@ -27,6 +27,8 @@ command -v libvirtd >/dev/null || [ -x /usr/sbin/libvirtd ] || missing+=(libvirt
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# systemd-analyze checks the agent's unit file (systemd need not be running).
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then
   echo "installing test tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -106,7 +106,10 @@ impl Centre {
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_string))
                 .unwrap_or_else(|| text.trim().chars().take(300).collect());
-            return Err(Error::Refused(format!("{said} ({status})")));
+            return Err(Error::Centre {
+                status: status.as_u16(),
+                message: said,
+            });
         }
         serde_json::from_str(&text)
             .map_err(|e| Error::Other(format!("{url}: the answer is not what was asked: {e}")))

@@ -252,7 +252,9 @@ pub fn enroll(
     let answer: EnrollAnswer = centre_at
         .call("POST", "/api/v1/agent/enroll", Some(&request), None)
         .map_err(|e| match e {
-            Error::Refused(m) => Error::Refused(format!("the centre refused the enrollment: {m}")),
+            Error::Centre { status, message } => Error::Refused(format!(
+                "the centre refused the enrollment: {message} ({status})"
+            )),
             other => other,
         })?;
     let me = key.fingerprint().to_hex();

@@ -6,12 +6,14 @@
 //! - `enroll`: the enrollment itself, the centre's side (redeem a token, sign a statement)
 //!   and the agent's (make a key, ask, check the answer, pin the centre).
 //! - `request`: agents' requests, signed with their key and accepted once;
-//! - `client`: the agent's HTTPS link to the centre.
+//! - `client`: the agent's HTTPS link to the centre;
+//! - `check_in`, `run`: an enrolled agent saying it is alive, once or for as long as it runs.
 
 pub mod check_in;
 pub mod client;
 pub mod enroll;
 pub mod request;
+pub mod run;
 pub mod token;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +22,13 @@ pub enum Error {
     Catalog(#[from] crate::catalog::Error),
     #[error(transparent)]
     Crypto(#[from] crate::repo::crypto::CryptoError),
-    /// The centre, or a check of what it said, refused: the message says why.
+    /// A check of what the centre said failed, or what was asked cannot be: the message says
+    /// why.
     #[error("{0}")]
     Refused(String),
+    /// The centre answered with an error (`status`): its message says why.
+    #[error("{message} ({status})")]
+    Centre { status: u16, message: String },
     #[error("{0}")]
     Other(String),
 }

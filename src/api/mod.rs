@@ -321,7 +321,12 @@ impl FromRequestParts<State> for AgentCaller {
                 Verdict::Delay(_) => {}
             }
         }
-        Err(ApiError::unauthorized(rejected.message()))
+        match rejected {
+            crate::agent::request::Rejected::Revoked(_) => {
+                Err(ApiError::forbidden(rejected.message()))
+            }
+            _ => Err(ApiError::unauthorized(rejected.message())),
+        }
     }
 }
 

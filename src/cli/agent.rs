@@ -30,6 +30,19 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the agent: check in with the centre every --every (so it knows the site is alive)
+    /// until SIGTERM or Ctrl-C. A revoked agent stops with an error.
+    Run {
+        #[arg(
+            long,
+            env = "LIFEBOAT_AGENT_DIR",
+            default_value = "/var/lib/lifeboat-agent"
+        )]
+        data_dir: PathBuf,
+        /// How often it checks in (well within the centre's site_silence).
+        #[arg(long, default_value = "5m")]
+        every: String,
+    },
     /// Say to the centre that this agent is alive: shows what the centre knows it as and how
     /// far this machine's clock is from the centre's.
     CheckIn {
@@ -70,6 +83,46 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             );
             Ok(exit::OK)
         }
+        AgentCommand::Run { data_dir, every } => {
+            let every = crate::schedule::retention::parse_span(&every)
+                .ok()
+                .and_then(|d| d.to_std().ok())
+                .filter(|d| *d >= std::time::Duration::from_secs(1))
+                .ok_or_else(|| {
+                    CliError::new(exit::USAGE, format!("--every {every}: a span such as 5m"))
+                })?;
+            let Some(enrolled) = crate::agent::enroll::enrolled(&data_dir).map_err(refused)? else {
+                return Err(CliError::new(
+                    exit::FAILED,
+                    format!(
+                        "{} holds no enrolled agent: run 'lifeboat agent enroll' first",
+                        data_dir.display()
+                    ),
+                )
+                .into());
+            };
+            eprintln!(
+                "agent {} of site {} at {}: checking in every {}",
+                enrolled.agent,
+                enrolled.site,
+                enrolled.server,
+                humantime::format_duration(every)
+            );
+            let runtime = tokio::runtime::Runtime::new()?;
+            let say = |line: &str| {
+                eprintln!("{} {line}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"))
+            };
+            runtime
+                .block_on(crate::agent::run::run(
+                    &data_dir,
+                    every,
+                    super::serve::stop_signal(),
+                    say,
+                ))
+                .map_err(refused)?;
+            eprintln!("agent stopped");
+            Ok(exit::OK)
+        }
         AgentCommand::CheckIn { data_dir, json } => {
             let answer =
                 crate::agent::check_in::check_in(&data_dir, super::now()?).map_err(refused)?;
@@ -93,6 +146,11 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
 fn refused(e: crate::agent::Error) -> anyhow::Error {
     match e {
         crate::agent::Error::Refused(m) => CliError::new(exit::FAILED, m).into(),
+        crate::agent::Error::Centre { status, message } => CliError::new(
+            exit::FAILED,
+            format!("the centre refused: {message} ({status})"),
+        )
+        .into(),
         other => anyhow::Error::from(other),
     }
 }

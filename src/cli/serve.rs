@@ -163,7 +163,7 @@ pub fn load_drills(
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

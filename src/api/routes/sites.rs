@@ -220,7 +220,8 @@ async fn enroll_agent(
         ("x-lifeboat-signature" = String, Header,
             description = "Base64 of the detached OpenPGP signature of the request"),
     ),
-    responses((status = 200, body = crate::agent::check_in::CheckIn)))]
+    responses((status = 200, body = crate::agent::check_in::CheckIn),
+              (status = 403, body = ErrorBody, description = "The agent is revoked")))]
 async fn check_in(
     api: axum::extract::State<State>,
     caller: crate::api::AgentCaller,
