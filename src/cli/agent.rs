@@ -4,6 +4,18 @@ use super::{exit, CliError, Context};
 use crate::agent::enroll;
 use std::path::PathBuf;
 
+/// The agent's data directory.
+#[derive(clap::Args)]
+pub struct AgentDir {
+    /// Where the agent keeps its key, the centre's certificate and its work.
+    #[arg(
+        long = "data-dir",
+        env = "LIFEBOAT_AGENT_DIR",
+        default_value = "/var/lib/lifeboat-agent"
+    )]
+    path: PathBuf,
+}
+
 #[derive(clap::Subcommand)]
 pub enum AgentCommand {
     /// Enroll this machine's agent with the centre, with a one-time token an admin made for
@@ -16,13 +28,8 @@ pub enum AgentCommand {
         /// The enrollment token (lbe_…).
         #[arg(long, env = "LIFEBOAT_ENROLL_TOKEN")]
         token: String,
-        /// Where the agent keeps its key, the centre's certificate and its work.
-        #[arg(
-            long,
-            env = "LIFEBOAT_AGENT_DIR",
-            default_value = "/var/lib/lifeboat-agent"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        dir: AgentDir,
         /// The fingerprint of the centre's service key, to check the answer against (as
         /// 'lifeboat keys' or the MSP's contract gives it).
         #[arg(long)]
@@ -33,12 +40,8 @@ pub enum AgentCommand {
     /// Run the agent: check in with the centre every --every (so it knows the site is alive)
     /// until SIGTERM or Ctrl-C. A revoked agent stops with an error.
     Run {
-        #[arg(
-            long,
-            env = "LIFEBOAT_AGENT_DIR",
-            default_value = "/var/lib/lifeboat-agent"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        dir: AgentDir,
         /// How often it checks in (well within the centre's site_silence).
         #[arg(long, default_value = "5m")]
         every: String,
@@ -46,12 +49,8 @@ pub enum AgentCommand {
     /// Say to the centre that this agent is alive: shows what the centre knows it as and how
     /// far this machine's clock is from the centre's.
     CheckIn {
-        #[arg(
-            long,
-            env = "LIFEBOAT_AGENT_DIR",
-            default_value = "/var/lib/lifeboat-agent"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        dir: AgentDir,
         #[arg(long)]
         json: bool,
     },
@@ -62,7 +61,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::Enroll {
             server,
             token,
-            data_dir,
+            dir: AgentDir { path: data_dir },
             centre_fingerprint,
             json,
         } => {
@@ -83,7 +82,10 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             );
             Ok(exit::OK)
         }
-        AgentCommand::Run { data_dir, every } => {
+        AgentCommand::Run {
+            dir: AgentDir { path: data_dir },
+            every,
+        } => {
             let every = crate::schedule::retention::parse_span(&every)
                 .ok()
                 .and_then(|d| d.to_std().ok())
@@ -123,7 +125,10 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             eprintln!("agent stopped");
             Ok(exit::OK)
         }
-        AgentCommand::CheckIn { data_dir, json } => {
+        AgentCommand::CheckIn {
+            dir: AgentDir { path: data_dir },
+            json,
+        } => {
             let answer =
                 crate::agent::check_in::check_in(&data_dir, super::now()?).map_err(refused)?;
             if json {
