@@ -9,11 +9,11 @@ use std::path::PathBuf;
 pub struct AgentDir {
     /// Where the agent keeps its key, the centre's certificate and its work.
     #[arg(
-        long = "data-dir",
+        long,
         env = "LIFEBOAT_AGENT_DIR",
         default_value = "/var/lib/lifeboat-agent"
     )]
-    path: PathBuf,
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Subcommand)]
@@ -61,7 +61,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::Enroll {
             server,
             token,
-            dir: AgentDir { path: data_dir },
+            dir: AgentDir { data_dir },
             centre_fingerprint,
             json,
         } => {
@@ -83,7 +83,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         AgentCommand::Run {
-            dir: AgentDir { path: data_dir },
+            dir: AgentDir { data_dir },
             every,
         } => {
             let every = crate::schedule::retention::parse_span(&every)
@@ -126,7 +126,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         AgentCommand::CheckIn {
-            dir: AgentDir { path: data_dir },
+            dir: AgentDir { data_dir },
             json,
         } => {
             let answer =

@@ -401,3 +401,14 @@ pub(crate) fn data_dir(ctx: &Context, loaded: &crate::config::Loaded) -> PathBuf
 fn load_secret(path: &Path) -> anyhow::Result<SecretKey> {
     Ok(SecretKey::load(path)?)
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every command and argument (unique names and flags, defaults
+    /// that parse), which otherwise run only when that command is first used.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
