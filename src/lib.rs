@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod drill;
 pub mod evidence;
+pub mod files;
 pub mod hypervisor;
 pub mod progress;
 pub mod repo;

@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::repo::crypto::{self, PublicCert, SecretKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 
 /// What an agent sends to enroll.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -360,19 +360,7 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "this host".into())
 }
 
-/// Writes a file whole or not at all (a temporary file beside it, synced, renamed into
-/// place), with `mode`; a file that exists is replaced.
+/// `files::write_atomically`, with the path in the error.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir: PathBuf = path.parent().map_or_else(|| ".".into(), Path::to_path_buf);
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| io_error(&dir, e))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|()| tmp.write_all(bytes))
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| io_error(path, e))?;
-    tmp.persist(path).map_err(|e| io_error(path, e.error))?;
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(&dir, e))
+    crate::files::write_atomically(path, bytes, Some(mode)).map_err(|e| io_error(path, e))
 }

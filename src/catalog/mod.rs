@@ -90,10 +90,7 @@ pub fn pin_signer(
     let dir = path.parent().unwrap_or(Path::new("."));
     private_dir(data_dir)?;
     std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(tmp.path(), cert.armored()?)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path).map_err(|e| e.error)?;
+    crate::files::write_atomically(&path, cert.armored()?.as_bytes(), None)?;
     Ok(None)
 }
 

@@ -93,7 +93,8 @@ pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
         }
     };
     match args.out {
-        Some(out) => write_file(&out, &bytes)?,
+        Some(out) => crate::files::write_atomically(&out, &bytes, None)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?,
         None => {
             use std::io::Write;
             std::io::stdout().write_all(&bytes)?;
@@ -134,18 +135,4 @@ fn verify(path: &std::path::Path, cert: Option<PathBuf>, json: bool) -> anyhow::
     } else {
         exit::DAMAGED
     })
-}
-
-/// Writes a whole file or nothing: through a temporary file beside it, renamed when complete.
-fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)?;
-    Ok(())
 }
