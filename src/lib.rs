@@ -9,6 +9,7 @@ pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod credential;
 pub mod daemon;
 pub mod drill;
 pub mod evidence;

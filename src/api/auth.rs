@@ -10,9 +10,8 @@
 
 use crate::catalog::tokens::{SessionRow, TokenRow};
 use crate::catalog::Catalog;
-use base64::Engine;
+use crate::credential::{self, secret_hash};
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
@@ -79,11 +78,6 @@ impl Principal {
 }
 
 const PREFIX: &str = "lb_";
-const ID_LEN: usize = 12;
-
-fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
 
 /// A new token: the row to store, and the token to hand out (once).
 pub fn new_token(
@@ -93,13 +87,10 @@ pub fn new_token(
     now: DateTime<Utc>,
     expires: Option<DateTime<Utc>>,
 ) -> (TokenRow, String) {
-    let id: [u8; ID_LEN / 2] = rand::random();
-    let secret: [u8; 32] = rand::random();
-    let id = hex::encode(id);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let minted = credential::mint(PREFIX);
     let row = TokenRow {
-        id: id.clone(),
-        secret_sha256: secret_hash(&secret),
+        id: minted.id,
+        secret_sha256: minted.secret_sha256,
         role: role.name().into(),
         tenant: tenant.map(str::to_string),
         label: label.map(str::to_string),
@@ -108,7 +99,7 @@ pub fn new_token(
         revoked: None,
         last_used: None,
     };
-    (row, format!("{PREFIX}{id}_{secret}"))
+    (row, minted.presented)
 }
 
 /// Why a token was not accepted (the client is told only "invalid or expired token").
@@ -127,11 +118,7 @@ pub fn token_id(presented: &str) -> Option<&str> {
 }
 
 fn split(presented: &str) -> Option<(&str, &str)> {
-    presented
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.split_at_checked(ID_LEN))
-        .and_then(|(id, rest)| Some((id, rest.strip_prefix('_')?)))
-        .filter(|(id, _)| id.bytes().all(|b| b.is_ascii_hexdigit()))
+    credential::split(presented, PREFIX)
 }
 
 /// Whether a stored token may be used at `now`.
@@ -160,10 +147,7 @@ pub fn authenticate(
     let Some(row) = catalog.token(id)? else {
         return Ok(Err(Refused::Unknown));
     };
-    let matches: bool =
-        subtle::ConstantTimeEq::ct_eq(secret_hash(secret).as_bytes(), row.secret_sha256.as_bytes())
-            .into();
-    if !matches {
+    if !credential::matches(&row.secret_sha256, secret) {
         return Ok(Err(Refused::WrongSecret));
     }
     Ok(usable(&row, now).map(|role| Principal {
@@ -184,8 +168,7 @@ pub fn new_session(
     who: &Principal,
     now: DateTime<Utc>,
 ) -> Result<(SessionRow, String), crate::catalog::Error> {
-    let secret: [u8; 32] = rand::random();
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let secret = credential::new_secret();
     let token_expires = catalog
         .token(&who.token)?
         .and_then(|t| t.expires)
