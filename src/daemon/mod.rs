@@ -221,6 +221,7 @@ pub async fn serve(
         tokio::task::JoinSet::new();
     let mut finished = 0u64;
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut watched: Option<DateTime<Utc>> = None;
     loop {
         let now = shared.clock.now();
         let last = catalog.planned()?;
@@ -251,8 +252,12 @@ pub async fn serve(
                 );
             }
         }
-        if let Err(e) = sites::watch(&shared, &mut catalog, now) {
-            log(&shared.clock, &e);
+        // Sites are looked at once a minute of schedule time, not at every wake-up.
+        if watched.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
+            watched = Some(now);
+            if let Err(e) = sites::watch(&shared, &mut catalog, now) {
+                log(&shared.clock, &e);
+            }
         }
         while running.len() < workers {
             let Some(job) = catalog.claim(shared.clock.now())? else {
