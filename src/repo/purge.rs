@@ -75,19 +75,7 @@ pub fn purge(repo: &Repository, dry_run: bool) -> Result<PurgeReport> {
                 report.objects_left += 1;
                 continue;
             }
-            if let Some(until) = backend.locked_until(kind, &name)? {
-                report.still_locked.push(Locked {
-                    object: kind.path(&name),
-                    until,
-                });
-                report.objects_left += 1;
-                continue;
-            }
-            if !dry_run && !delete(backend.as_ref(), kind, &name, &mut report)? {
-                continue;
-            }
-            *report.deleted.entry(kind.dir().to_string()).or_default() += 1;
-            report.bytes_deleted += size;
+            erase(backend.as_ref(), kind, &name, size, &mut report)?;
         }
     }
     // The config last, once nothing else is left: until then the repository stays readable.
@@ -96,40 +84,41 @@ pub fn purge(repo: &Repository, dry_run: bool) -> Result<PurgeReport> {
             report.objects_left += 1;
             continue;
         }
-        if let Some(until) = backend.locked_until(ObjectKind::Config, &name)? {
-            report.still_locked.push(Locked {
-                object: ObjectKind::Config.path(&name),
-                until,
-            });
-            report.objects_left += 1;
-            continue;
-        }
-        if !dry_run && !delete(backend.as_ref(), ObjectKind::Config, &name, &mut report)? {
-            continue;
-        }
-        *report.deleted.entry("config".into()).or_default() += 1;
-        report.bytes_deleted += size;
+        erase(backend.as_ref(), ObjectKind::Config, &name, size, &mut report)?;
     }
     Ok(report)
 }
 
-/// Deletes one object; a lock the listing did not show is reported, not an error.
-fn delete(
+/// Deletes one object of `size` bytes (counts it, on a dry run), unless Object Lock keeps it:
+/// then it is reported with its date, also when the listing did not show the lock.
+fn erase(
     backend: &dyn backend::Backend,
     kind: ObjectKind,
     name: &str,
+    size: u64,
     report: &mut PurgeReport,
-) -> Result<bool> {
-    match backend.delete(kind, name) {
-        Ok(()) => Ok(true),
-        Err(backend::Error::Locked { until, .. }) => {
+) -> Result<()> {
+    let locked = match backend.locked_until(kind, name)? {
+        Some(until) => Some(until),
+        None if report.dry_run => None,
+        None => match backend.delete(kind, name) {
+            Ok(()) => None,
+            Err(backend::Error::Locked { until, .. }) => Some(until),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    match locked {
+        Some(until) => {
             report.still_locked.push(Locked {
                 object: kind.path(name),
                 until,
             });
             report.objects_left += 1;
-            Ok(false)
         }
-        Err(e) => Err(e.into()),
+        None => {
+            *report.deleted.entry(kind.dir().to_string()).or_default() += 1;
+            report.bytes_deleted += size;
+        }
     }
+    Ok(())
 }
