@@ -229,7 +229,7 @@ fn rekey_tenant(
     }
     if !done.is_empty() {
         let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
-        let now = chrono::Utc::now();
+        let now = super::now()?;
         for d in &done {
             catalog.audit(
                 now,
@@ -361,7 +361,7 @@ fn purge_tenant(
     let signing = super::load_secret(&loaded.config.service.signing_key)?;
     let data_dir = super::data_dir(ctx, &loaded);
     let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
-    let now = chrono::Utc::now();
+    let now = super::now()?;
     let mut reports: Vec<(String, PurgeReport)> = Vec::new();
     for (name, target) in &loaded.config.targets {
         let Some(backend) = target.open_existing(tenant)? else {
