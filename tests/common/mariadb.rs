@@ -24,7 +24,12 @@ impl MariaServer {
         let data = dir.path().join("data");
         // The server refuses to run as root unless told to.
         let user: &[&str] = if is_root() { &["--user=root"] } else { &[] };
+        // A temporary folder of its own: servers bootstrapping at once in the shared /tmp
+        // removed each other's temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmp");
         let out = Command::new("mariadb-install-db")
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
             .args(user)
             .arg(format!("--datadir={}", data.display()))
@@ -46,6 +51,7 @@ impl MariaServer {
         let server = Command::new(mariadbd)
             .arg("--no-defaults")
             .args(user)
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--port={port}"))
