@@ -19,6 +19,9 @@ pub struct CheckIn {
     pub centre_time: String,
     /// The agent's clock minus the centre's, as its request showed, in milliseconds.
     pub clock_skew_ms: i64,
+    /// The version of the site's assignment (fetch it when it is not the one the agent has).
+    #[serde(default)]
+    pub assignment: Option<String>,
 }
 
 pub const PATH: &str = "/api/v1/agent/check-in";
@@ -34,4 +37,15 @@ pub fn check_in(data_dir: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<C
     let key = SecretKey::load(&data_dir.join(KEY_FILE))?;
     let centre = Centre::new(&enrolled.server)?;
     centre.call::<(), CheckIn>("GET", PATH, None, Some((&key, now)))
+}
+
+/// Checks in with `centre`, saying how many records wait in the outbox.
+pub fn report(
+    centre: &Centre,
+    key: &SecretKey,
+    backlog: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<CheckIn> {
+    let path = format!("{PATH}?backlog={backlog}");
+    centre.call::<(), CheckIn>("GET", &path, None, Some((key, now)))
 }

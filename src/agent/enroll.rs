@@ -179,6 +179,7 @@ pub fn redeem(
         revoked: None,
         last_contact: None,
         clock_skew_ms: None,
+        backlog: None,
     };
     let check = |stored: &crate::catalog::sites::EnrollTokenRow| token::matches(stored, secret);
     match catalog.redeem_enroll_token(id, check, &agent, &enrolled)? {

@@ -9,9 +9,11 @@
 //! - `client`: the agent's HTTPS link to the centre;
 //! - `check_in`, `run`: an enrolled agent saying it is alive, once or for as long as it runs.
 
+pub mod assignment;
 pub mod check_in;
 pub mod client;
 pub mod enroll;
+pub mod outbox;
 pub mod request;
 pub mod run;
 pub mod token;

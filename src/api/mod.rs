@@ -7,6 +7,7 @@
 //! operators see all. Every change made through the API goes into the audit log. The OpenAPI
 //! document (`/api/v1/openapi.json`) is generated from the handlers themselves.
 
+mod agent_auth;
 pub mod auth;
 mod client;
 mod dashboard;
@@ -27,6 +28,7 @@ use crate::config::Loaded;
 use crate::daemon::Clock;
 use crate::drill::spec::Drill;
 use crate::repo::crypto::SecretKey;
+pub use agent_auth::{AgentCaller, SignedJson};
 use auth::{Principal, Role};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -58,6 +60,8 @@ pub struct Api {
     pub reports: gate::Gate,
     /// What customers and auditors must not read in errors (see `evidence::redact`).
     pub confidential: Vec<String>,
+    /// Each site's assignment, cut from the configuration at start.
+    pub assignments: BTreeMap<String, crate::agent::assignment::Assignment>,
 }
 
 pub type State = Arc<Api>;
@@ -70,10 +74,13 @@ impl Api {
         data_dir: PathBuf,
         clock: Clock,
         signing: SecretKey,
-    ) -> Api {
+    ) -> Result<Api, String> {
         let service = &loaded.config.service;
         let limits = service.limits();
-        Api {
+        let specs: Vec<&Drill> = drills.values().collect();
+        let assignments = crate::agent::assignment::for_sites(&loaded, &specs)?;
+        Ok(Api {
+            assignments,
             throttle: Throttle::new(u32::try_from(limits.lock_after).unwrap_or(u32::MAX)),
             trusted: service.trusted_proxies(),
             reports: gate::Gate::new("reports", limits.reports_at_once),
@@ -84,7 +91,7 @@ impl Api {
             data_dir,
             clock,
             signing,
-        }
+        })
     }
 
     /// Runs `f` on the catalog, off the async threads.
@@ -277,56 +284,6 @@ impl FromRequestParts<State> for ClientAddress {
 
     async fn from_request_parts(parts: &mut Parts, api: &State) -> Result<Self, Self::Rejection> {
         Ok(ClientAddress(api.client(parts)))
-    }
-}
-
-/// An enrolled agent, by the signature of its request (see `agent::request`); only for
-/// requests without a body. Forged and unsigned requests count as failed logins.
-pub struct AgentCaller(pub crate::agent::request::Caller);
-
-impl FromRequestParts<State> for AgentCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, api: &State) -> Result<Self, Self::Rejection> {
-        let headers = parts.headers.clone();
-        let method = parts.method.to_string();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
-        let now = api.clock.now();
-        let verdict = api
-            .db(move |catalog, _| {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                crate::agent::request::verify(catalog, header, &method, &path, b"", now)
-                    .map_err(ApiError::internal)
-            })
-            .await?;
-        let rejected = match verdict {
-            Ok(caller) => return Ok(AgentCaller(caller)),
-            Err(rejected) => rejected,
-        };
-        if rejected.is_guess() {
-            match api
-                .throttle
-                .failed(api.client(parts), None, std::time::Instant::now())
-            {
-                Verdict::Locked(retry) => return Err(ApiError::too_many(retry)),
-                Verdict::Delay(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-                Verdict::Delay(_) => {}
-            }
-        }
-        match rejected {
-            crate::agent::request::Rejected::Revoked(_) => {
-                Err(ApiError::forbidden(rejected.message()))
-            }
-            _ => Err(ApiError::unauthorized(rejected.message())),
-        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod drills;
 pub mod evidence;
 pub mod jobs;
 mod memory;
+pub mod outbox;
 mod schema;
 pub mod sites;
 pub mod tokens;

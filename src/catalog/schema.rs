@@ -199,4 +199,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         since TEXT NOT NULL,
         recorded TEXT NOT NULL
      );",
+    // 12: records pushed by sites' agents (each agent's chain of each tenant, as it signed
+    // them), how far an agent's outbox has been acknowledged (in the agent's own catalog),
+    // and the backlog each agent reported at its last check-in.
+    "CREATE TABLE site_evidence (
+        agent TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        record BLOB NOT NULL,
+        signature TEXT NOT NULL,
+        object TEXT NOT NULL,
+        received TEXT NOT NULL,
+        PRIMARY KEY (agent, tenant, sequence)
+     );
+     CREATE INDEX site_evidence_by_tenant ON site_evidence (tenant, agent, sequence);
+     CREATE TABLE outbox_acks (
+        tenant TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        acknowledged TEXT NOT NULL
+     );
+     ALTER TABLE agents ADD COLUMN backlog INTEGER;",
 ];

@@ -38,6 +38,8 @@ pub struct AgentRow {
     pub last_contact: Option<String>,
     /// The agent's clock minus the centre's at its last request, in milliseconds.
     pub clock_skew_ms: Option<i64>,
+    /// Records in its outbox not yet acknowledged, as it said at its last check-in.
+    pub backlog: Option<i64>,
 }
 
 /// Why a presented enrollment token cannot be redeemed.
@@ -75,11 +77,12 @@ fn agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         revoked: r.get(9)?,
         last_contact: r.get(10)?,
         clock_skew_ms: r.get(11)?,
+        backlog: r.get(12)?,
     })
 }
 
 const AGENT_COLUMNS: &str = "id, site, tenant, certificate, statement, signature, enrolled, \
-                             enroll_token, version, revoked, last_contact, clock_skew_ms";
+                             enroll_token, version, revoked, last_contact, clock_skew_ms, backlog";
 
 impl Catalog {
     pub fn add_enroll_token(&mut self, t: &EnrollTokenRow) -> Result<()> {
@@ -151,7 +154,7 @@ impl Catalog {
                 tx.execute(
                     &format!(
                         "INSERT INTO agents ({AGENT_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7, NULL)"
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7, NULL, NULL)"
                     ),
                     params![
                         agent.id,
@@ -236,6 +239,15 @@ impl Catalog {
             "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
              clock_skew_ms = ?4 WHERE id = ?1",
             params![agent, now, version, skew_ms],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// Notes the backlog of an agent's outbox, as it reported it.
+    pub fn agent_backlog(&mut self, agent: &str, backlog: i64) -> Result<()> {
+        let r = self.conn.execute(
+            "UPDATE agents SET backlog = ?2 WHERE id = ?1",
+            params![agent, backlog],
         );
         self.sql(r).map(|_| ())
     }

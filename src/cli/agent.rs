@@ -42,9 +42,19 @@ pub enum AgentCommand {
     Run {
         #[command(flatten)]
         dir: AgentDir,
-        /// How often it checks in (well within the centre's site_silence).
-        #[arg(long, default_value = "5m")]
+        /// How often it checks in and pushes its evidence (well within the centre's
+        /// site_silence).
+        #[arg(long, default_value = "1m")]
         every: String,
+        /// For tests and simulations: the instant the daemon's clock starts at.
+        #[arg(long, env = "LIFEBOAT_CLOCK_START", hide = true)]
+        clock_start: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// For tests and simulations: how much faster than real time the clock runs.
+        #[arg(long, env = "LIFEBOAT_CLOCK_SPEED", hide = true, default_value_t = 1.0)]
+        clock_speed: f64,
+        /// For tests and simulations: the real moment the clock read --clock-start.
+        #[arg(long, env = "LIFEBOAT_CLOCK_AT", hide = true, requires = "clock_start")]
+        clock_at: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
     /// Say to the centre that this agent is alive: shows what the centre knows it as and how
     /// far this machine's clock is from the centre's.
@@ -85,6 +95,9 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::Run {
             dir: AgentDir { data_dir },
             every,
+            clock_start,
+            clock_speed,
+            clock_at,
         } => {
             let every = crate::schedule::retention::parse_span(&every)
                 .ok()
@@ -117,7 +130,10 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
             runtime
                 .block_on(crate::agent::run::run(
                     &data_dir,
-                    every,
+                    crate::agent::run::Options {
+                        every,
+                        clock: super::serve::test_clock(clock_start, clock_speed, clock_at),
+                    },
                     super::serve::stop_signal(),
                     say,
                 ))

@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// For tests and simulations: how much faster than real time the daemon's clock runs.
     #[arg(long, env = "LIFEBOAT_CLOCK_SPEED", hide = true, default_value_t = 1.0)]
     clock_speed: f64,
+    /// For tests and simulations: the real moment the clock read --clock-start (so that
+    /// processes started one after another share one timeline).
+    #[arg(long, env = "LIFEBOAT_CLOCK_AT", hide = true, requires = "clock_start")]
+    clock_at: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// Where the API and dashboard listen (default: [service] listen); port 0 picks a free one.
     #[arg(long)]
     listen: Option<String>,
@@ -47,18 +51,14 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(|| ctx.data_dir.clone());
     // Before anything else: a second daemon on the same data says so, not "address in use".
     let lock = daemon::lock(&data_dir).map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
-    let clock = match args.clock_start {
-        Some(start) => Clock::fake(start.with_timezone(&chrono::Utc), args.clock_speed),
-        None if args.clock_speed != 1.0 => Clock::fake(chrono::Utc::now(), args.clock_speed),
-        None => Clock::real(),
-    };
+    let clock = test_clock(args.clock_start, args.clock_speed, args.clock_at);
     let signing = crate::repo::crypto::SecretKey::load(&loaded.config.service.signing_key)
         .map_err(|e| CliError::new(exit::KEY, format!("signing key: {e}")))?;
     let listen = args
         .listen
         .unwrap_or_else(|| loaded.config.service.listen.clone());
     // The API reads the same configuration; the daemon owns its copy.
-    let api = std::sync::Arc::new(crate::api::Api::new(
+    let api = crate::api::Api::new(
         crate::config::load(&args.config)
             .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?,
         load_drills(&args.config, &loaded)?
@@ -68,7 +68,9 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         data_dir.clone(),
         clock.clone(),
         signing,
-    ));
+    )
+    .map_err(|e| CliError::new(exit::FAILED, format!("sites' assignments: {e}")))?;
+    let api = std::sync::Arc::new(api);
     let stop_timeout = loaded.config.service.stop_timeout();
     let mut banner = None;
     if args.demo {
@@ -106,17 +108,16 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
             wait(stop_rx.clone()),
             stop_timeout,
         ));
-        let finished = daemon::serve(
-            lock,
+        let work = daemon::Work {
             loaded,
             drills,
             data_dir,
             clock,
-            wait(stop_rx),
-            stop_timeout,
-        )
-        .await
-        .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
+            site: None,
+        };
+        let finished = daemon::serve(lock, work, wait(stop_rx), stop_timeout)
+            .await
+            .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("the API server stopped: {e}"),
@@ -131,6 +132,21 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
     let finished = finished?;
     eprintln!("{finished} job(s) finished");
     Ok(exit::OK)
+}
+
+/// The clock the tests and simulations ask for, or the real one.
+pub(super) fn test_clock(
+    start: Option<chrono::DateTime<chrono::FixedOffset>>,
+    speed: f64,
+    at: Option<chrono::DateTime<chrono::FixedOffset>>,
+) -> Clock {
+    let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
+    match (start, at) {
+        (Some(start), Some(at)) => Clock::shared(utc(start), speed, utc(at)),
+        (Some(start), None) => Clock::fake(utc(start), speed),
+        (None, _) if speed != 1.0 => Clock::fake(chrono::Utc::now(), speed),
+        (None, _) => Clock::real(),
+    }
 }
 
 /// The drill specs `[service] drills` names, relative to the configuration's folder; every

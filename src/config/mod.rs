@@ -169,6 +169,8 @@ pub struct Source {
     pub copy_to: Option<Spanned<String>>,
     /// The VM's hypervisor and health check (kind `vm`).
     pub vm: Option<vm::Vm>,
+    /// The site whose agent backs it up (`[sites.ID]`); none: the central service itself.
+    pub site: Option<Spanned<String>>,
 }
 
 /// One problem in the file.
@@ -207,6 +209,8 @@ impl std::error::Error for Invalid {}
 pub struct Loaded {
     pub config: Config,
     pub tiers: BTreeMap<String, Tier>,
+    /// The text it was read from (sites' assignments are cut from it).
+    pub text: String,
 }
 
 /// Reads and validates `path`.
@@ -380,6 +384,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
         for (span, message) in site.problems(id, &tenant_ids) {
             problem(span.as_ref().map_or(line, at), message);
         }
+    }
+    for (span, message) in site::placement_problems(&config) {
+        problem(at(&span), message);
     }
     for (name, contract) in &config.contracts {
         if !config.tenants.contains_key(contract.tenant.get_ref()) {
@@ -556,7 +563,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
         }
     }
     if problems.is_empty() {
-        Ok(Loaded { config, tiers })
+        Ok(Loaded {
+            config,
+            tiers,
+            text: text.to_string(),
+        })
     } else {
         problems.sort_by_key(|p| p.line);
         Err(invalid(problems))
@@ -642,7 +653,7 @@ mod tests {
     fn the_documented_example_is_valid() {
         let loaded = parse(Path::new("docs/lifeboat.example.toml"), EXAMPLE).unwrap();
         assert_eq!(loaded.config.tenants.len(), 2);
-        assert_eq!(loaded.config.sources.len(), 6);
+        assert_eq!(loaded.config.sources.len(), 7);
         assert!(matches!(
             loaded.config.sources["bakery-shop-db"].database(),
             Some(crate::source::Database::Mysql(_))
@@ -663,7 +674,7 @@ mod tests {
                 "time_zone = \"Europe/Berlin\"",
                 "time_zone = \"Europe/Bxrlin\"",
             )
-            .replace("tier = \"90/4\"", "tier = \"90/4\"\ntiers = \"typo\"")
+            .replacen("tier = \"90/4\"", "tier = \"90/4\"\ntiers = \"typo\"", 1)
             .replace(
                 "targets = [\"nas\"]\ncopy_to",
                 "targets = [\"nsa\"]\ncopy_to",

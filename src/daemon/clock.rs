@@ -24,6 +24,13 @@ enum ClockKind {
         start: DateTime<Utc>,
         speed: f64,
     },
+    /// A fake clock that read `start` at the real moment `at`: processes started at
+    /// different moments share one timeline (a centre and its agents in a test).
+    Shared {
+        at: DateTime<Utc>,
+        start: DateTime<Utc>,
+        speed: f64,
+    },
 }
 
 impl Clock {
@@ -43,9 +50,24 @@ impl Clock {
         }
     }
 
+    /// A fake clock that read `start` at the real moment `at`, running `speed` times faster.
+    pub fn shared(start: DateTime<Utc>, speed: f64, at: DateTime<Utc>) -> Clock {
+        Clock {
+            kind: ClockKind::Shared {
+                at,
+                start,
+                speed: speed.max(f64::MIN_POSITIVE),
+            },
+        }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         match &self.kind {
             ClockKind::Real => Utc::now(),
+            ClockKind::Shared { at, start, speed } => {
+                let elapsed = (Utc::now() - *at).num_microseconds().unwrap_or(0) as f64 * speed;
+                *start + chrono::Duration::microseconds(elapsed as i64)
+            }
             ClockKind::Fake {
                 anchor,
                 start,
@@ -60,7 +82,7 @@ impl Clock {
     fn speed(&self) -> f64 {
         match &self.kind {
             ClockKind::Real => 1.0,
-            ClockKind::Fake { speed, .. } => *speed,
+            ClockKind::Fake { speed, .. } | ClockKind::Shared { speed, .. } => *speed,
         }
     }
 

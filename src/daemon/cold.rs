@@ -32,6 +32,9 @@ pub(super) fn cold_job(
         .as_ref()
         .filter(|_| matches!(source.kind, SourceKind::Vm))
         .ok_or_else(|| anyhow::anyhow!("source '{source_name}' is not a VM (kind vm)"))?;
+    if !shared.runs(source) {
+        anyhow::bail!("{}", elsewhere(source_name, source));
+    }
     let tier = &shared.loaded.tiers[source_name];
     // One cold backup of a VM at a time, whichever process runs it.
     let _vm_lock = catalog::lock_file(
@@ -161,8 +164,14 @@ pub fn cold_backup_now(loaded: Loaded, data_dir: PathBuf, source: &str) -> Resul
         }
         Some(true) => {}
     }
-    let shared =
-        Shared::new(loaded, Vec::new(), data_dir, Clock::real()).map_err(|e| e.to_string())?;
+    let shared = Shared::new(Work {
+        loaded,
+        drills: Vec::new(),
+        data_dir,
+        clock: Clock::real(),
+        site: None,
+    })
+    .map_err(|e| e.to_string())?;
     let mut catalog = Catalog::open(&shared.data_dir).map_err(|e| e.to_string())?;
     let job = catalog
         .start_now(

@@ -51,6 +51,19 @@ struct Shared {
     recipients: Vec<PublicCert>,
     /// Each tenant's own recipients (`[tenants.ID] recipients`), added for its repositories.
     tenant_recipients: BTreeMap<String, Vec<PublicCert>>,
+    /// Where this daemon runs: at a site (an agent), or `None`, the central service. It runs
+    /// the sources of that place only, and prunes only the repositories it writes.
+    site: Option<String>,
+}
+
+/// What a daemon is given to work with.
+pub struct Work {
+    pub loaded: Loaded,
+    pub drills: Vec<crate::drill::spec::Drill>,
+    pub data_dir: PathBuf,
+    pub clock: Clock,
+    /// The site it works at (an agent's daemon), or `None` for the central service.
+    pub site: Option<String>,
 }
 
 /// The turns of the repositories, keyed `TARGET/TENANT`, made as they are first needed.
@@ -115,12 +128,22 @@ pub fn lock(data_dir: &std::path::Path) -> Result<DaemonLock, Error> {
 
 impl Shared {
     /// Loads the keys, resolves the schedules (sources, copies, prunes, drills).
-    fn new(
-        loaded: Loaded,
-        drills: Vec<crate::drill::spec::Drill>,
-        data_dir: PathBuf,
-        clock: Clock,
-    ) -> Result<Shared, Error> {
+    fn new(work: Work) -> Result<Shared, Error> {
+        let Work {
+            loaded,
+            mut drills,
+            data_dir,
+            clock,
+            site,
+        } = work;
+        let here = |source: &str| {
+            loaded
+                .config
+                .sources
+                .get(source)
+                .is_some_and(|s| s.site() == site.as_deref())
+        };
+        drills.retain(|d| here(d.spec.source.get_ref()));
         let service = &loaded.config.service;
         let signing = SecretKey::load(&service.signing_key)
             .map_err(|e| Error::Setup(format!("signing key: {e}")))?;
@@ -136,7 +159,7 @@ impl Shared {
             .map(|p| SecretKey::load(p))
             .transpose()
             .map_err(|e| Error::Setup(format!("drill key: {e}")))?;
-        let mut schedules = schedules(&loaded).map_err(Error::Setup)?;
+        let mut schedules = schedules(&loaded, site.as_deref()).map_err(Error::Setup)?;
         for d in &drills {
             if let Some(cron) = &d.spec.schedule {
                 let tier = crate::schedule::tier::Tier::drill(&d.name, cron.get_ref())
@@ -165,7 +188,13 @@ impl Shared {
             signing,
             recipients,
             tenant_recipients,
+            site,
         })
+    }
+
+    /// Whether this daemon runs source `name` (it is at this daemon's place).
+    fn runs(&self, source: &crate::config::Source) -> bool {
+        source.site() == self.site.as_deref()
     }
 }
 
@@ -174,16 +203,14 @@ impl Shared {
 /// which runs them again.
 pub async fn serve(
     _lock: DaemonLock,
-    loaded: Loaded,
-    drills: Vec<crate::drill::spec::Drill>,
-    data_dir: PathBuf,
-    clock: Clock,
+    work: Work,
     shutdown: impl std::future::Future<Output = ()>,
     stop_timeout: std::time::Duration,
 ) -> Result<u64, Error> {
-    let tz = loaded.config.service.time_zone();
-    let workers = loaded.config.service.workers.max(1);
-    let mut catalog = Catalog::open(&data_dir)?;
+    let tz = work.loaded.config.service.time_zone();
+    let workers = work.loaded.config.service.workers.max(1);
+    let mut catalog = Catalog::open(&work.data_dir)?;
+    let clock = work.clock.clone();
     let now = clock.now();
     for job in catalog.recover(now)? {
         log(
@@ -198,7 +225,7 @@ pub async fn serve(
             ),
         );
     }
-    let shared = Arc::new(Shared::new(loaded, drills, data_dir, clock)?);
+    let shared = Arc::new(Shared::new(work)?);
     // Opening a store blocks (S3 has a runtime of its own): off the async threads.
     let looked = shared.clone();
     let shared_layouts = tokio::task::spawn_blocking(move || shared_layouts(&looked.loaded))
@@ -383,11 +410,23 @@ pub const IMMEDIATE: &str = "now";
 /// The job key of a cold backup of a VM source (triggered through the API).
 pub const COLD_SUFFIX: &str = ">cold";
 
-fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::Tier>, String> {
+/// What runs when at the place `site` (`None`: the central service): its sources' tiers,
+/// their copies, and the prune of every target.
+fn schedules(
+    loaded: &Loaded,
+    site: Option<&str>,
+) -> Result<BTreeMap<String, crate::schedule::tier::Tier>, String> {
     let mut out = loaded.tiers.clone();
+    out.retain(|name, _| {
+        loaded
+            .config
+            .sources
+            .get(name)
+            .is_some_and(|s| s.site() == site)
+    });
     let copy_tier = crate::schedule::tier::Tier::named("14/1")?;
     for (name, source) in &loaded.config.sources {
-        if source.copy_to.is_some() {
+        if source.copy_to.is_some() && source.site() == site {
             out.insert(format!("{name}{COPY_SUFFIX}"), copy_tier.clone());
         }
     }
@@ -398,6 +437,14 @@ fn schedules(loaded: &Loaded) -> Result<BTreeMap<String, crate::schedule::tier::
         }
     }
     Ok(out)
+}
+
+/// The error of a job for a source that runs at another place than this daemon.
+fn elsewhere(name: &str, source: &crate::config::Source) -> String {
+    match source.site() {
+        Some(site) => format!("source '{name}' runs at site '{site}': its agent runs its jobs"),
+        None => format!("source '{name}' runs on the central service, not at this site"),
+    }
 }
 
 fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> {
@@ -419,6 +466,9 @@ fn run_job(shared: &Shared, job: &catalog::jobs::Job) -> Result<String, String> 
         .sources
         .get(source_name)
         .ok_or_else(|| format!("source '{source_name}' is no longer configured"))?;
+    if !shared.runs(source) {
+        return Err(elsewhere(source_name, source));
+    }
     let tier = &shared.loaded.tiers[source_name];
     if matches!(source.kind, SourceKind::Vm) {
         // A VM's scheduled backups (tier cold-vm-quarterly) are cold backups.
@@ -562,6 +612,10 @@ fn prune_job(
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
     for tenant in shared.loaded.config.tenants.keys() {
+        // Another place's repository is pruned there, by whoever signs it.
+        if shared.loaded.config.writer(target_name, tenant) != shared.site.as_deref() {
+            continue;
+        }
         let backend = match target.open_existing(tenant)? {
             Some(b) if !Repository::is_blank(b.as_ref())? => b,
             _ => continue,

@@ -44,6 +44,11 @@ struct Envelope {
     signature: String,
 }
 
+/// The name of a signed record's object in the repositories.
+pub fn object_name(record: &Record, signature: &str) -> std::result::Result<String, String> {
+    Ok(sha256_hex(&envelope_bytes(record, signature)?))
+}
+
 fn envelope_bytes(record: &Record, signature: &str) -> std::result::Result<Vec<u8>, String> {
     serde_json_canonicalizer::to_vec(&Envelope {
         format: ENVELOPE_FORMAT.into(),

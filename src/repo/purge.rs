@@ -84,7 +84,13 @@ pub fn purge(repo: &Repository, dry_run: bool) -> Result<PurgeReport> {
             report.objects_left += 1;
             continue;
         }
-        erase(backend.as_ref(), ObjectKind::Config, &name, size, &mut report)?;
+        erase(
+            backend.as_ref(),
+            ObjectKind::Config,
+            &name,
+            size,
+            &mut report,
+        )?;
     }
     Ok(report)
 }

@@ -38,8 +38,13 @@ impl Reply {
 impl Server {
     /// Starts `cmd` (a `lifeboat serve` command line) with `--listen 127.0.0.1:0` and waits
     /// until it says where it listens.
-    pub fn start(mut cmd: Command) -> Server {
-        cmd.args(["--listen", "127.0.0.1:0"])
+    pub fn start(cmd: Command) -> Server {
+        Server::start_at(cmd, "127.0.0.1:0")
+    }
+
+    /// `start`, listening on `listen` (a centre started again where its agents know it).
+    pub fn start_at(mut cmd: Command, listen: &str) -> Server {
+        cmd.args(["--listen", listen])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start lifeboat serve");

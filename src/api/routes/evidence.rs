@@ -44,6 +44,16 @@ pub struct EvidenceOut {
     /// The record itself (canonical JSON) and its signature.
     pub record: String,
     pub signature: String,
+    /// The site agent that wrote and signed it (its chain); absent: the central service.
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ChainFilter {
+    /// The record of this site agent's chain (its fingerprint); absent: the service's.
+    agent: Option<String>,
 }
 
 /// Evidence records of the tenants this token sees, oldest first.
@@ -63,11 +73,18 @@ async fn list_evidence(
             if filter.tenant.as_ref().is_some_and(|t| !who.sees(t)) {
                 return Ok(Json(Vec::new()));
             }
-            let rows = catalog
+            let mut rows: Vec<(Option<String>, _)> = catalog
                 .evidence(tenant.as_deref())
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(|e| (None, e))
+                .collect();
+            let at_sites = catalog
+                .site_evidence(tenant.as_deref())
                 .map_err(ApiError::internal)?;
+            rows.extend(at_sites.into_iter().map(|(a, e)| (Some(a), e)));
             let mut out = Vec::with_capacity(rows.len());
-            for e in rows {
+            for (agent, e) in rows {
                 let r = Record::parse(&e.record).map_err(ApiError::internal)?;
                 out.push(EvidenceOut {
                     tenant: e.tenant.clone(),
@@ -87,6 +104,7 @@ async fn list_evidence(
                     severity: r.incident.as_ref().map(|i| i.severity.clone()),
                     record: String::from_utf8_lossy(&e.record).into_owned(),
                     signature: e.signature.clone(),
+                    agent,
                 });
             }
             Ok(Json(out))
@@ -99,22 +117,31 @@ fn stored(
     who: &Principal,
     tenant: &str,
     sequence: u64,
+    agent: Option<&str>,
 ) -> Result<crate::catalog::evidence::StoredEvidence, ApiError> {
     let missing = || no_such("evidence record", &format!("{tenant}/{sequence}"));
     if !who.sees(tenant) {
         return Err(missing());
     }
-    catalog
-        .evidence(Some(tenant))
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .find(|e| e.sequence == sequence)
-        .ok_or_else(missing)
+    let found = match agent {
+        None => catalog
+            .evidence(Some(tenant))
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|e| e.sequence == sequence),
+        Some(agent) => catalog
+            .site_evidence(Some(tenant))
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|(a, e)| a == agent && e.sequence == sequence)
+            .map(|(_, e)| e),
+    };
+    found.ok_or_else(missing)
 }
 
 /// One record's exact bytes (canonical JSON): what its signature covers.
 #[utoipa::path(get, path = "/api/v1/evidence/{tenant}/{sequence}", tag = "evidence",
-    params(("tenant" = String, Path), ("sequence" = u64, Path)),
+    params(("tenant" = String, Path), ("sequence" = u64, Path), ChainFilter),
     responses((status = 200, description = "The record, canonical JSON (RFC 8785), byte for byte as signed",
                content_type = "application/json", body = Object),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -122,10 +149,11 @@ async fn get_evidence(
     api: axum::extract::State<State>,
     who: Principal,
     Path((tenant, sequence)): Path<(String, u64)>,
+    Query(chain): Query<ChainFilter>,
 ) -> Result<Response, ApiError> {
     api.0
         .db(move |catalog, _| {
-            let e = stored(catalog, &who, &tenant, sequence)?;
+            let e = stored(catalog, &who, &tenant, sequence, chain.agent.as_deref())?;
             Ok((
                 [
                     (header::CONTENT_TYPE, "application/json".to_string()),
@@ -146,17 +174,18 @@ async fn get_evidence(
 
 /// One record's detached OpenPGP signature (armored).
 #[utoipa::path(get, path = "/api/v1/evidence/{tenant}/{sequence}/signature", tag = "evidence",
-    params(("tenant" = String, Path), ("sequence" = u64, Path)),
+    params(("tenant" = String, Path), ("sequence" = u64, Path), ChainFilter),
     responses((status = 200, content_type = "application/pgp-signature", body = String),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_signature(
     api: axum::extract::State<State>,
     who: Principal,
     Path((tenant, sequence)): Path<(String, u64)>,
+    Query(chain): Query<ChainFilter>,
 ) -> Result<Response, ApiError> {
     api.0
         .db(move |catalog, _| {
-            let e = stored(catalog, &who, &tenant, sequence)?;
+            let e = stored(catalog, &who, &tenant, sequence, chain.agent.as_deref())?;
             Ok((
                 [
                     (

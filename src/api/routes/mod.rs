@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
+mod agents;
 mod drills;
 mod evidence;
 mod jobs;
@@ -108,6 +109,7 @@ fn router() -> OpenApiRouter<State> {
         .merge(reports::router())
         .merge(jobs::router())
         .merge(sites::router())
+        .merge(agents::router())
 }
 
 /// A change asked of something this token cannot see (another tenant's, or nothing at all):

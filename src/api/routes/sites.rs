@@ -19,7 +19,6 @@ pub(super) fn router() -> OpenApiRouter<State> {
         .routes(routes!(list_sites))
         .routes(routes!(make_enroll_token))
         .routes(routes!(enroll_agent))
-        .routes(routes!(check_in))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,6 +31,8 @@ pub struct AgentOut {
     pub last_contact: Option<String>,
     /// The agent's clock minus the centre's at its last request, in milliseconds.
     pub clock_skew_ms: Option<i64>,
+    /// Records in the agent's outbox not yet at the centre, as it said at its last check-in.
+    pub backlog: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +73,7 @@ async fn list_sites(
                                 revoked: a.revoked.clone(),
                                 last_contact: a.last_contact.clone(),
                                 clock_skew_ms: a.clock_skew_ms,
+                                backlog: a.backlog,
                             })
                             .collect(),
                     })
@@ -208,30 +210,4 @@ async fn enroll_agent(
         Err(why @ Refusal::BadCertificate(_)) => Err(ApiError::bad_request(why.message())),
         Err(why) => Err(ApiError::conflict(why.message())),
     }
-}
-
-/// An enrolled agent says it is alive (a request signed with its key); the answer says what
-/// the centre knows it as, the centre's time and how far the agent's clock is off.
-#[utoipa::path(get, path = "/api/v1/agent/check-in", tag = "agents", security(()),
-    params(
-        ("x-lifeboat-agent" = String, Header, description = "The agent's fingerprint"),
-        ("x-lifeboat-time" = String, Header, description = "When the agent signed (RFC 3339)"),
-        ("x-lifeboat-nonce" = String, Header, description = "32 random hex digits, used once"),
-        ("x-lifeboat-signature" = String, Header,
-            description = "Base64 of the detached OpenPGP signature of the request"),
-    ),
-    responses((status = 200, body = crate::agent::check_in::CheckIn),
-              (status = 403, body = ErrorBody, description = "The agent is revoked")))]
-async fn check_in(
-    api: axum::extract::State<State>,
-    caller: crate::api::AgentCaller,
-) -> Result<Json<crate::agent::check_in::CheckIn>, ApiError> {
-    let agent = caller.0.agent;
-    Ok(Json(crate::agent::check_in::CheckIn {
-        agent: agent.id,
-        site: agent.site,
-        tenant: agent.tenant,
-        centre_time: crate::evidence::record::time(api.clock.now()),
-        clock_skew_ms: caller.0.skew_ms,
-    }))
 }

@@ -1,0 +1,133 @@
+//! `/api/v1/agent/…`: what enrolled agents ask, each request signed with the agent's key:
+//! checking in, fetching the site's assignment, pushing the evidence of its outbox.
+
+use crate::agent::assignment::Assignment;
+use crate::agent::check_in::CheckIn;
+use crate::agent::outbox::{NotTaken, Push, PushAnswer};
+use crate::api::error::{ErrorBody, Json, Query};
+use crate::api::{AgentCaller, ApiError, SignedJson, State};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn router() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(check_in))
+        .routes(routes!(assignment))
+        .routes(routes!(push_evidence))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInQuery {
+    /// Records in the agent's outbox the centre has not acknowledged.
+    pub backlog: Option<u64>,
+}
+
+/// An enrolled agent says it is alive (a request signed with its key); the answer says what
+/// the centre knows it as, the centre's time, how far the agent's clock is off, and the
+/// version of the site's assignment.
+#[utoipa::path(get, path = "/api/v1/agent/check-in", tag = "agents", security(()),
+    params(
+        CheckInQuery,
+        ("x-lifeboat-agent" = String, Header, description = "The agent's fingerprint"),
+        ("x-lifeboat-time" = String, Header, description = "When the agent signed (RFC 3339)"),
+        ("x-lifeboat-nonce" = String, Header, description = "32 random hex digits, used once"),
+        ("x-lifeboat-signature" = String, Header,
+            description = "Base64 of the detached OpenPGP signature of the request"),
+    ),
+    responses((status = 200, body = CheckIn),
+              (status = 403, body = ErrorBody, description = "The agent is revoked")))]
+async fn check_in(
+    api: axum::extract::State<State>,
+    caller: AgentCaller,
+    query: Query<CheckInQuery>,
+) -> Result<Json<CheckIn>, ApiError> {
+    let agent = caller.0.agent;
+    if let Some(backlog) = query.0.backlog {
+        let id = agent.id.clone();
+        let backlog = i64::try_from(backlog).unwrap_or(i64::MAX);
+        api.0
+            .db(move |catalog, _| {
+                catalog
+                    .agent_backlog(&id, backlog)
+                    .map_err(ApiError::internal)
+            })
+            .await?;
+    }
+    let assignment = api
+        .0
+        .assignments
+        .get(&agent.site)
+        .map(|a| a.version.clone());
+    Ok(Json(CheckIn {
+        agent: agent.id,
+        site: agent.site,
+        tenant: agent.tenant,
+        centre_time: crate::evidence::record::time(api.clock.now()),
+        clock_skew_ms: caller.0.skew_ms,
+        assignment,
+    }))
+}
+
+/// The agent's site's assignment: its sources, tiers, targets, contracts, drill specs and
+/// recipients. Secrets are named in it (passfiles, environment variables, credential
+/// profiles), never included: the agent resolves them at the site.
+#[utoipa::path(get, path = "/api/v1/agent/assignment", tag = "agents", security(()),
+    responses((status = 200, body = Assignment),
+              (status = 403, body = ErrorBody, description = "The agent is revoked"),
+              (status = 404, body = ErrorBody,
+               description = "The site is no longer in the centre's configuration")))]
+async fn assignment(
+    api: axum::extract::State<State>,
+    caller: AgentCaller,
+) -> Result<Json<Assignment>, ApiError> {
+    let site = &caller.0.agent.site;
+    api.assignments.get(site).cloned().map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "site '{site}' is no longer in the centre's configuration"
+        ))
+    })
+}
+
+/// Records of the agent's outbox (one tenant's chain, in order), signed by the agent. A
+/// record the centre holds already is acknowledged again; the answer says up to which record
+/// the chain is safe at the centre.
+#[utoipa::path(post, path = "/api/v1/agent/evidence", tag = "agents", security(()),
+    request_body = Push,
+    responses((status = 200, body = PushAnswer), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "The agent is revoked"),
+              (status = 409, body = ErrorBody,
+               description = "The records do not continue the centre's copy of the chain")))]
+async fn push_evidence(
+    api: axum::extract::State<State>,
+    SignedJson(caller, push): SignedJson<Push>,
+) -> Result<Json<PushAnswer>, ApiError> {
+    let agent = caller.agent;
+    let (answer, new) = api
+        .0
+        .db(move |catalog, api| {
+            let now = crate::evidence::record::time(api.clock.now());
+            match crate::agent::outbox::take(catalog, &agent, &push, &now)
+                .map_err(ApiError::internal)?
+            {
+                Ok(done) => Ok(done),
+                Err(NotTaken::Bad(why)) => Err(ApiError::bad_request(why)),
+                Err(NotTaken::Chain(why)) => Err(ApiError::conflict(why)),
+            }
+        })
+        .await?;
+    if let Some(url) = api.loaded.config.service.webhook().map(str::to_string) {
+        // Incidents at sites reach the MSP as the centre's own do; the records are safe first.
+        tokio::task::spawn_blocking(move || {
+            for stored in &new {
+                if let Ok(record) = crate::evidence::Record::parse(&stored.record) {
+                    if let Err(e) = crate::evidence::incident::notify(&url, &record, stored) {
+                        eprintln!("webhook: {e}");
+                    }
+                }
+            }
+        });
+    }
+    Ok(Json(answer))
+}

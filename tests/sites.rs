@@ -1,0 +1,285 @@
+//! A site's agent at work: it fetches its site's assignment, backs the site's sources up to
+//! the site's own target with its own catalog and key, and pushes the evidence to the centre,
+//! which keeps each record once, in order, whatever stops on the way. The centre and the
+//! agent share one simulated timeline (ten minutes a second), so half-hourly slots come
+//! every few seconds.
+
+mod common;
+use common::api::{config, token, NOW};
+use common::server::Server;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SPEED: &str = "600";
+
+/// The API tests' service, with a site of tenant acme whose files go to the office's NAS.
+fn with_office(ws: &Workspace) -> PathBuf {
+    let path = config(ws);
+    std::fs::create_dir_all(ws.path("office/share")).unwrap();
+    random_file(&ws.path("office/share/drawings.bin"), 200_000, 7);
+    std::fs::write(
+        ws.path("office-drill.toml"),
+        "source = \"acme-office-share\"\n[environment]\nkind = \"dir\"\n[[checks]]\nname = \"x\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"bakery-drill.toml\"]",
+        "\"bakery-drill.toml\", \"office-drill.toml\"]",
+        1,
+    );
+    text.push_str(&format!(
+        r#"
+[targets.office-nas]
+kind = "local"
+path = "{nas}"
+
+[sites.acme-office]
+tenant = "acme"
+name = "ACME head office"
+
+[sources.acme-office-share]
+tenant = "acme"
+contract = "erp"
+kind = "files"
+paths = ["{share}"]
+tier = "7/48"
+targets = ["office-nas"]
+site = "acme-office"
+"#,
+        nas = ws.path("office-nas").display(),
+        share = ws.path("office/share").display(),
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The clock both processes share: it read NOW at `at`.
+fn timeline(cmd: &mut Command, at: &str) {
+    cmd.env("LIFEBOAT_CLOCK_START", NOW)
+        .env("LIFEBOAT_CLOCK_SPEED", SPEED)
+        .env("LIFEBOAT_CLOCK_AT", at);
+}
+
+fn centre(ws: &Workspace, at: &str, listen: &str) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(["serve", "--config"])
+        .arg(ws.path("lifeboat.toml"))
+        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    timeline(&mut cmd, at);
+    Server::start_at(cmd, listen)
+}
+
+/// `lifeboat agent run` in the background, its log kept; killed when dropped.
+struct Agent {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    fn start(dir: &Path, at: &str) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        cmd.args(["agent", "run", "--every", "1s", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        timeline(&mut cmd, at);
+        let mut child = cmd.spawn().expect("start the agent");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Agent { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Backups the agent's daemon finished.
+    fn backups(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" done: office-nas:"))
+            .count()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits for `done` to hold, checking every 200 ms; panics with `what` after two minutes.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The records the centre holds of `agent`'s chain, by sequence.
+fn site_records(srv: &Server, admin: &str, agent: &str) -> Vec<serde_json::Value> {
+    let all = srv.get("/api/v1/evidence?tenant=acme", Some(admin)).json();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["agent"] == agent)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_order() {
+    let ws = Workspace::empty(Store::Local);
+    with_office(&ws);
+    let at = chrono::Utc::now().to_rfc3339();
+    let mut srv = centre(&ws, &at, "127.0.0.1:0");
+    let listen = srv.base.trim_start_matches("http://").to_string();
+    let admin = token(&ws, &["--role", "admin"]);
+    let made = ws
+        .lifeboat(&["site", "enroll-token", "acme-office", "--config"])
+        .arg(ws.path("lifeboat.toml"))
+        .env("LIFEBOAT_NOW", NOW)
+        .ok();
+    let dir = ws.path("agent");
+    let enrolled = ws
+        .lifeboat(&[
+            "agent", "enroll", "--json", "--server", &srv.base, "--token",
+        ])
+        .arg(made.stdout.trim())
+        .arg("--data-dir")
+        .arg(&dir)
+        .ok()
+        .json();
+    let id = enrolled["agent"].as_str().unwrap().to_string();
+
+    // The agent fetches its assignment: the site's source only, no secrets, no other tenant.
+    let mut agent = Agent::start(&dir, &at);
+    wait_for(
+        "the agent's first backup",
+        || agent.backups() >= 1,
+        || agent.log(),
+    );
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("assignment.json")).unwrap()).unwrap();
+    let config = kept["config"].as_str().unwrap();
+    assert!(config.contains("acme-office-share"), "{config}");
+    assert!(kept["drills"]["office-drill"].is_string(), "{kept}");
+    for elsewhere in ["acme-files", "bakery", "signing_key", "svc.key", "webhook"] {
+        assert!(!config.contains(elsewhere), "{elsewhere} in {config}");
+    }
+    assert!(
+        agent.log().contains("drill(s), but the agent holds no"),
+        "{}",
+        agent.log()
+    );
+
+    // The data went to the office's NAS, not through the centre; the centre's own daemon
+    // left the site's source alone.
+    assert!(ws.path("office-nas/acme").is_dir());
+    assert!(!srv.log().contains("acme-office-share"), "{}", srv.log());
+
+    // The records arrive at the centre, signed by the agent.
+    wait_for(
+        "the first record at the centre",
+        || !site_records(&srv, &admin, &id).is_empty(),
+        || agent.log(),
+    );
+    let first = &site_records(&srv, &admin, &id)[0];
+    assert_eq!(first["kind"], "backup");
+    assert_eq!(first["source"], "acme-office-share");
+    assert_eq!(first["outcome"], "success");
+    let cert = lifeboat::repo::crypto::PublicCert::load(&dir.join("agent.cert")).unwrap();
+    lifeboat::repo::crypto::verify_detached(
+        &cert,
+        first["record"].as_str().unwrap().as_bytes(),
+        first["signature"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap();
+
+    // The centre stops for a while; the agent goes on backing up, its outbox filling.
+    srv.stop();
+    let before = agent.backups();
+    wait_for(
+        "two backups while the centre is away",
+        || agent.backups() >= before + 2,
+        || agent.log(),
+    );
+    assert!(
+        agent.log().contains("failed: cannot reach the centre"),
+        "{}",
+        agent.log()
+    );
+
+    // Killed hard, it starts again from its last assignment and its outbox.
+    agent.kill();
+    let agent = Agent::start(&dir, &at);
+    wait_for(
+        "a backup after the restart",
+        || agent.backups() >= 1,
+        || agent.log(),
+    );
+    assert!(
+        agent.log().contains("working from the last assignment"),
+        "{}",
+        agent.log()
+    );
+
+    // The centre is back: every record arrives, once and in order, and the backlog empties.
+    let srv = centre(&ws, &at, &listen);
+    let local = lifeboat::catalog::Catalog::open(&dir)
+        .unwrap()
+        .evidence(Some("acme"))
+        .unwrap()
+        .len();
+    assert!(local >= 4, "{local} records at the site");
+    wait_for(
+        "every record of the site at the centre",
+        || site_records(&srv, &admin, &id).len() >= local,
+        || agent.log(),
+    );
+    let records = site_records(&srv, &admin, &id);
+    let sequences: Vec<u64> = records
+        .iter()
+        .map(|r| r["sequence"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=sequences.len() as u64).collect();
+    assert_eq!(sequences, expected, "each record once, in order");
+    let mut previous: Option<String> = None;
+    for r in &records {
+        let record: serde_json::Value =
+            serde_json::from_str(r["record"].as_str().unwrap()).unwrap();
+        assert_eq!(record["previous"].as_str().map(str::to_string), previous);
+        previous = Some(r["sha256"].as_str().unwrap().to_string());
+    }
+    wait_for(
+        "an empty outbox reported",
+        || {
+            let sites = srv.get("/api/v1/sites", Some(&admin)).json();
+            sites[0]["agents"][0]["backlog"] == 0
+        },
+        || agent.log(),
+    );
+    drop(agent);
+}
