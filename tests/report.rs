@@ -516,13 +516,18 @@ fn bundle_verifies_offline_and_tampering_is_caught() {
     let loaded = lifeboat::config::load(&ws.path("lifeboat.toml")).unwrap();
     let catalog = Catalog::open(&ws.path("data")).unwrap();
     let terms = lifeboat::report::Terms::of(&loaded, "erp").unwrap();
-    let stored = catalog.evidence(Some("acme")).unwrap();
+    let stored = lifeboat::report::Stored {
+        centre: catalog.evidence(Some("acme")).unwrap(),
+        sites: Vec::new(),
+    };
     let entries: Vec<_> = stored
+        .centre
         .iter()
         .map(|e| lifeboat::report::Entry {
             sequence: e.sequence,
             sha256: e.sha256.clone(),
             record: Record::parse(&e.record).unwrap(),
+            agent: None,
         })
         .collect();
     let period = lifeboat::report::Period::parse("2026-03-01..2026-03-03").unwrap();
@@ -555,6 +560,7 @@ fn entries_and_terms(ws: &Workspace) -> (Vec<lifeboat::report::Entry>, lifeboat:
             sequence: e.sequence,
             sha256: e.sha256.clone(),
             record: Record::parse(&e.record).unwrap(),
+            agent: None,
         })
         .collect();
     (
@@ -623,7 +629,10 @@ fn a_bundle_of_report_version_1_still_verifies() {
     let json = serde_json::to_value(&old).unwrap();
     assert!(json["days"][0].get("missed").is_none(), "{json}");
     let catalog = Catalog::open(&ws.path("data")).unwrap();
-    let stored = catalog.evidence(Some("acme")).unwrap();
+    let stored = lifeboat::report::Stored {
+        centre: catalog.evidence(Some("acme")).unwrap(),
+        sites: Vec::new(),
+    };
     let key = SecretKey::load(&ws.path("keys/svc.key")).unwrap();
     let records = lifeboat::report::bundle::records_for(&old, &stored);
     let bundle = ws.path("v1.tar");

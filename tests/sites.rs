@@ -281,5 +281,100 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
         },
         || agent.log(),
     );
+
+    // The month's report rests on the site's records too, and its bundle carries what an
+    // auditor needs to check them offline: the agent's certificate and the centre's signed
+    // word that the agent works for the tenant.
+    let bundle = srv.get(
+        "/api/v1/reports/erp?period=2026-11&format=bundle",
+        Some(&admin),
+    );
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let tar = ws.path("erp.tar");
+    std::fs::write(&tar, &bundle.body).unwrap();
+    let verify = |tar: &Path| {
+        ws.lifeboat(&["report", "verify", "--json"])
+            .arg(tar)
+            .arg("--cert")
+            .arg(ws.path("keys/svc.cert"))
+            .run()
+    };
+    let verified = verify(&tar);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    let checked = verified.json()["checked"].to_string();
+    assert!(
+        checked.contains("works for site 'acme-office'"),
+        "{checked}"
+    );
+    assert!(checked.contains("signed by its agent"), "{checked}");
+    let report = srv
+        .get("/api/v1/reports/erp?period=2026-11", Some(&admin))
+        .json();
+    assert_eq!(report["sites"][0]["agent"], id.as_str(), "{report}");
+    assert!(
+        report["sites"][0]["records"].as_u64().unwrap() >= 4,
+        "{report}"
+    );
+    assert!(
+        report["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["source"] == "acme-office-share"),
+        "{report}"
+    );
+
+    // An agent's record changed in the bundle is found out.
+    let unpacked = ws.path("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    tool(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&unpacked),
+    );
+    let top = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let md = std::fs::read_to_string(top.join("VERIFY.md")).unwrap();
+    assert!(md.contains(&format!("sites/{id}/agent.cert")), "{md}");
+    let record = top.join(format!("sites/{id}/acme/00000001.json"));
+    let site_dir = top.join(format!("sites/{id}"));
+    tool(
+        Command::new("sqv")
+            .arg("--keyring")
+            .arg(ws.path("keys/svc.cert"))
+            .arg(site_dir.join("enrollment.json.asc"))
+            .arg(site_dir.join("enrollment.json")),
+    );
+    tool(
+        Command::new("sqv")
+            .arg("--keyring")
+            .arg(site_dir.join("agent.cert"))
+            .arg(top.join(format!("sites/{id}/acme/00000001.json.asc")))
+            .arg(&record),
+    );
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, text.replacen("success", "failure", 1)).unwrap();
+    let forged = ws.path("forged.tar");
+    tool(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&forged)
+            .arg("-C")
+            .arg(&unpacked)
+            .arg(top.file_name().unwrap()),
+    );
+    let refused = verify(&forged);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains(&format!("sites/{id}")),
+        "{}",
+        refused.stdout
+    );
     drop(agent);
 }

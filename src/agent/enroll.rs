@@ -50,23 +50,7 @@ pub struct EnrollAnswer {
     pub signature: String,
 }
 
-/// The centre's signed word that an agent's key works for one site of one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Statement {
-    /// Always `lifeboat agent enrollment`.
-    pub statement: String,
-    pub agent: String,
-    pub site: String,
-    pub tenant: String,
-    pub enrolled: String,
-    /// The id of the token it was enrolled with.
-    pub enroll_token: String,
-    /// The fingerprint of the service key that signed it.
-    pub centre: String,
-}
-
-const STATEMENT: &str = "lifeboat agent enrollment";
+pub use crate::evidence::enrollment::{Statement, STATEMENT};
 
 /// Why the centre did not enroll an agent: said to the agent as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@
 //! of the newest.
 
 pub mod chain;
+pub mod enrollment;
 pub mod incident;
 pub mod record;
 pub mod redact;

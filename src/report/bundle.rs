@@ -3,9 +3,11 @@
 //! and `VERIFY.md`. `verify` checks all of it offline and recomputes the report from the
 //! records.
 
-use super::{compute_version, Entry, Period, Report};
+use super::sites::read_entries;
+use super::{compute_version, Period, Report, Stored};
 use crate::catalog::evidence::StoredEvidence;
-use crate::evidence::{chain, record::sha256_hex, Record};
+use crate::catalog::sites::AgentRow;
+use crate::evidence::chain;
 use crate::repo::crypto::{self, PublicCert, SecretKey};
 use std::path::{Path, PathBuf};
 
@@ -34,17 +36,41 @@ pub fn folder_name(report: &Report) -> String {
     )
 }
 
-/// The stored records the report rests on, in sequence order.
-pub fn records_for<'a>(
-    report: &Report,
-    tenant_records: &'a [StoredEvidence],
-) -> Vec<&'a StoredEvidence> {
-    match (report.evidence.first, report.evidence.last) {
-        (Some(first), Some(last)) => tenant_records
+/// The stored records a report rests on: of the service's chain and of each site agent's.
+pub struct Bundled<'a> {
+    pub centre: Vec<&'a StoredEvidence>,
+    pub sites: Vec<(&'a AgentRow, Vec<&'a StoredEvidence>)>,
+}
+
+impl Bundled<'_> {
+    /// How many records, in all.
+    pub fn len(&self) -> usize {
+        self.centre.len() + self.sites.iter().map(|(_, r)| r.len()).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The stored records the report rests on, in sequence order in each chain.
+pub fn records_for<'a>(report: &Report, stored: &'a Stored) -> Bundled<'a> {
+    let within = |span: &super::Span, records: &'a [StoredEvidence]| match (span.first, span.last) {
+        (Some(first), Some(last)) => records
             .iter()
             .filter(|e| e.sequence >= first && e.sequence <= last)
             .collect(),
         _ => Vec::new(),
+    };
+    let mut sites = Vec::new();
+    for site in &report.sites {
+        if let Some((agent, records)) = stored.sites.iter().find(|(a, _)| a.id == site.agent) {
+            sites.push((agent, within(&site.span, records)));
+        }
+    }
+    Bundled {
+        centre: within(&report.evidence, &stored.centre),
+        sites,
     }
 }
 
@@ -52,7 +78,7 @@ pub fn records_for<'a>(
 pub fn write(
     out: &Path,
     report: &Report,
-    records: &[&StoredEvidence],
+    records: &Bundled<'_>,
     signing: &SecretKey,
 ) -> Result<(), String> {
     let dir = out
@@ -74,7 +100,7 @@ pub fn write(
 pub fn write_to(
     w: impl std::io::Write,
     report: &Report,
-    records: &[&StoredEvidence],
+    records: &Bundled<'_>,
     signing: &SecretKey,
 ) -> Result<(), String> {
     let top = folder_name(report);
@@ -96,11 +122,12 @@ pub fn write_to(
         ("drills.csv".into(), super::render::drills_csv(report)?),
         ("service.cert".into(), cert.into_bytes()),
     ];
-    for e in records {
+    for e in &records.centre {
         let name = format!("evidence/{}/{}", e.tenant, chain::file_name(e.sequence));
         files.push((format!("{name}.asc"), e.signature.clone().into_bytes()));
         files.push((name, e.record.clone()));
     }
+    files.extend(super::sites::files(&records.sites));
     let mtime = chrono::DateTime::parse_from_rfc3339(&report.generated)
         .map(|t| t.timestamp().max(0) as u64)
         .unwrap_or(0);
@@ -150,13 +177,38 @@ fn verify_md(report: &Report, cert: &PublicCert) -> String {
          Each record is canonical JSON (RFC 8785). Record N holds `\"sequence\":N` and\n\
          `\"previous\"`: the SHA-256 of record N-1's file, so `sha256sum evidence/*/*.json` shows the\n\
          chain. The figures in `report.json` follow from the records as `docs/FORMAT.md`\n\
-         (\"Reports\") of Lifeboat describes.\n",
+         (\"Reports\") of Lifeboat describes.\n{sites}",
+        sites = sites_md(report),
         contract = report.terms.contract,
         tenant = report.terms.tenant_name,
         period = report.period.label,
         generated = report.generated,
         fpr = cert.fingerprint(),
     )
+}
+
+/// What `VERIFY.md` says of the site agents' chains, if the report rests on any.
+fn sites_md(report: &Report) -> String {
+    if report.sites.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n## Records written at the customer's sites\n\n\
+         Some records were written and signed at a site, by the agent there, with a key of its \
+         own. `sites/AGENT/enrollment.json` is the service's statement that the agent's key \
+         (`sites/AGENT/agent.cert`) works for this tenant, signed by the service key \
+         (`enrollment.json.asc`); check it first, then the agent's records with its \
+         certificate:\n\n```\n",
+    );
+    for s in &report.sites {
+        out.push_str(&format!(
+            "sqv --keyring service.cert sites/{a}/enrollment.json.asc sites/{a}/enrollment.json\n\
+             for f in sites/{a}/*/*.json; do sqv --keyring sites/{a}/agent.cert \"$f.asc\" \"$f\" || echo \"BAD $f\"; done\n",
+            a = s.agent
+        ));
+    }
+    out.push_str("```\n\nEach agent's records form a chain of their own, numbered from 1.\n");
+    out
 }
 
 /// What `verify` found.
@@ -268,11 +320,19 @@ pub fn verify(bundle: &Path, cert: Option<&PublicCert>) -> Result<Verdict, Strin
                     }
                 }
                 if v.problems.is_empty() {
-                    entries = read_entries(&folder)?;
+                    entries = read_entries(&folder, None)?;
                 }
             }
         }
     }
+
+    entries.extend(super::sites::verify(
+        &top,
+        &report,
+        &cert,
+        &mut checked,
+        &mut problems,
+    ));
 
     // Every figure again, from the records.
     if problems.is_empty() {
@@ -356,24 +416,6 @@ fn single_folder(dir: &Path) -> Result<PathBuf, String> {
         [one] if one.is_dir() => Ok(one.clone()),
         _ => Err("a report bundle holds one folder (lifeboat-report-…); this one does not".into()),
     }
-}
-
-fn read_entries(folder: &Path) -> Result<Vec<Entry>, String> {
-    let mut entries = Vec::new();
-    for e in std::fs::read_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))? {
-        let path = e.map_err(|e| e.to_string())?.path();
-        if path.extension().is_some_and(|x| x == "json") {
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let record = Record::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-            entries.push(Entry {
-                sequence: record.sequence,
-                sha256: sha256_hex(&bytes),
-                record,
-            });
-        }
-    }
-    entries.sort_by_key(|e| e.sequence);
-    Ok(entries)
 }
 
 /// The first place two JSON values differ: its path, and both values.

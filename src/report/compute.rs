@@ -118,26 +118,59 @@ pub fn compute_version(
         .collect();
 
     // The stretch of chain the report rests on.
+    // Each chain: the service's, then each site agent's, in the order they first appear.
+    let mut chains: Vec<Option<&str>> = vec![None];
+    for e in records {
+        if !chains.contains(&e.agent.as_deref()) {
+            chains.push(e.agent.as_deref());
+        }
+    }
     let mut anchors = Vec::new();
     for s in &terms.sources {
-        if let Some((e, _)) = timed
+        // The last successful backup before the period, in each chain; of those, the latest.
+        let last_in = |chain: Option<&str>| {
+            timed
+                .iter()
+                .filter(|(e, t)| {
+                    e.agent.as_deref() == chain
+                        && *t < from
+                        && of_source(e, &s.name)
+                        && e.record.outcome == Outcome::Success
+                })
+                .max_by_key(|(e, _)| e.sequence)
+        };
+        if let Some((e, _)) = chains
             .iter()
-            .filter(|(e, t)| {
-                *t < from && of_source(e, &s.name) && e.record.outcome == Outcome::Success
-            })
-            .max_by_key(|(e, _)| e.sequence)
+            .filter_map(|c| last_in(*c))
+            .max_by_key(|(_, t)| *t)
         {
             anchors.push(*e);
         }
     }
-    let all_in_period = timed
-        .iter()
-        .filter(|(_, t)| *t >= from && *t < until)
-        .map(|(e, _)| e.sequence);
-    let sequences: Vec<u64> = all_in_period
-        .chain(anchors.iter().map(|e| e.sequence))
+    let mut spans = Vec::new();
+    for chain in &chains {
+        let in_chain = |e: &&Entry| e.agent.as_deref() == *chain;
+        let sequences: Vec<u64> = timed
+            .iter()
+            .filter(|(e, t)| in_chain(e) && *t >= from && *t < until)
+            .map(|(e, _)| e.sequence)
+            .chain(anchors.iter().filter(|e| in_chain(e)).map(|e| e.sequence))
+            .collect();
+        let mine: Vec<&Entry> = records.iter().filter(in_chain).collect();
+        spans.push((*chain, span(&mine, &sequences)?));
+    }
+    let span = spans[0].1.clone();
+    let sites: Vec<super::SiteSpan> = spans
+        .into_iter()
+        .filter_map(|(chain, span)| {
+            chain
+                .filter(|_| span.records > 0)
+                .map(|agent| super::SiteSpan {
+                    agent: agent.to_string(),
+                    span,
+                })
+        })
         .collect();
-    let span = span(records, &sequences)?;
 
     // Per source: its slots, days, and the RPO over time.
     let rpo_objective = Duration::milliseconds(terms.rpo_ms as i64);
@@ -294,6 +327,7 @@ pub fn compute_version(
         incidents,
         controls,
         usage,
+        sites,
     })
 }
 
@@ -358,7 +392,7 @@ fn judge(
 
 /// The stretch of the chain from the least to the greatest of `sequences`, all of which must
 /// be among `records`.
-fn span(records: &[Entry], sequences: &[u64]) -> Result<Span, String> {
+fn span(records: &[&Entry], sequences: &[u64]) -> Result<Span, String> {
     let (Some(&first), Some(&last)) = (sequences.iter().min(), sequences.iter().max()) else {
         return Ok(Span {
             records: 0,
@@ -433,6 +467,7 @@ fn drills_and_incidents(
             let rto = r.measured.get("rto_ms").copied();
             drill_rows.push(DrillRow {
                 evidence: e.sequence,
+                agent: e.agent.clone(),
                 time: crate::evidence::record::time(*t),
                 drill: r.drill.clone().unwrap_or_default(),
                 source: r.source.clone().unwrap_or_default(),
@@ -448,6 +483,7 @@ fn drills_and_incidents(
         if let Some(i) = &r.incident {
             incidents.push(IncidentRow {
                 evidence: e.sequence,
+                agent: e.agent.clone(),
                 time: crate::evidence::record::time(*t),
                 kind: match r.kind {
                     RecordKind::Backup => "backup".into(),

@@ -257,6 +257,7 @@ mod tests {
     fn drills(passed: u64, due: u64, within_rto: bool) -> Drills {
         let row = |i: u64| super::super::DrillRow {
             evidence: i,
+            agent: None,
             time: String::new(),
             drill: "d".into(),
             source: "s".into(),

@@ -16,6 +16,7 @@ mod compute;
 pub mod controls;
 pub mod period;
 pub mod render;
+mod sites;
 
 use crate::evidence::Record;
 use chrono::{DateTime, Datelike, Duration, Utc};
@@ -181,26 +182,57 @@ pub fn from_catalog(
     contract: &str,
     period: &str,
     generated: DateTime<Utc>,
-) -> Result<(Report, Vec<crate::catalog::evidence::StoredEvidence>), ReportError> {
+) -> Result<(Report, Stored), ReportError> {
     let failed = ReportError::Failed;
     let mut terms = Terms::of(loaded, contract).map_err(ReportError::Refused)?;
     let period = Period::parse(period).map_err(ReportError::Refused)?;
-    let stored = catalog
-        .evidence(Some(&terms.tenant))
-        .map_err(|e| failed(e.to_string()))?;
-    let mut entries = Vec::with_capacity(stored.len());
-    for e in &stored {
-        let record = Record::parse(&e.record).map_err(|why| {
-            failed(format!(
-                "record {} of {} in the catalog: {why}",
-                e.sequence, e.tenant
-            ))
-        })?;
-        entries.push(Entry {
-            sequence: e.sequence,
-            sha256: e.sha256.clone(),
-            record,
-        });
+    let mut stored = Stored {
+        centre: catalog
+            .evidence(Some(&terms.tenant))
+            .map_err(|e| failed(e.to_string()))?,
+        sites: Vec::new(),
+    };
+    let agents = catalog.agents().map_err(|e| failed(e.to_string()))?;
+    for (agent, e) in catalog
+        .site_evidence(Some(&terms.tenant))
+        .map_err(|e| failed(e.to_string()))?
+    {
+        match stored.sites.iter_mut().find(|(a, _)| a.id == agent) {
+            Some((_, records)) => records.push(e),
+            None => {
+                let row = agents
+                    .iter()
+                    .find(|a| a.id == agent)
+                    .cloned()
+                    .ok_or_else(|| {
+                        failed(format!("records of agent {agent}, which is not enrolled"))
+                    })?;
+                stored.sites.push((row, vec![e]));
+            }
+        }
+    }
+    let chains = std::iter::once((None, &stored.centre)).chain(
+        stored
+            .sites
+            .iter()
+            .map(|(a, records)| (Some(a.id.clone()), records)),
+    );
+    let mut entries = Vec::new();
+    for (agent, records) in chains {
+        for e in records {
+            let record = Record::parse(&e.record).map_err(|why| {
+                failed(format!(
+                    "record {} of {} in the catalog: {why}",
+                    e.sequence, e.tenant
+                ))
+            })?;
+            entries.push(Entry {
+                sequence: e.sequence,
+                sha256: e.sha256.clone(),
+                record,
+                agent: agent.clone(),
+            });
+        }
     }
     let first_evidence = entries
         .iter()
@@ -228,12 +260,25 @@ pub fn from_catalog(
     Ok((report, stored))
 }
 
-/// A record with its place in the chain.
+/// A record with its place in its chain.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub sequence: u64,
     pub sha256: String,
     pub record: Record,
+    /// The site agent whose chain it is in; `None`: the service's chain.
+    pub agent: Option<String>,
+}
+
+/// The stored records a report may rest on: the service's chain of the tenant, and each of
+/// its site agents' chains with the agent's enrollment.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub centre: Vec<crate::catalog::evidence::StoredEvidence>,
+    pub sites: Vec<(
+        crate::catalog::sites::AgentRow,
+        Vec<crate::catalog::evidence::StoredEvidence>,
+    )>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +303,20 @@ pub struct Report {
     /// MSPs bill by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage: Vec<UsageRow>,
+    /// The stretches of the chains of the tenant's site agents the report rests on (one per
+    /// agent that wrote records for it); absent when all evidence is the service's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<SiteSpan>,
+}
+
+/// The stretch of one site agent's chain a report rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpan {
+    /// The agent's fingerprint: its chain is signed with that key.
+    pub agent: String,
+    #[serde(flatten)]
+    pub span: Span,
 }
 
 /// A tenant's repository on one target over the period, from its backups' evidence.
@@ -370,6 +429,9 @@ pub struct Drills {
 #[serde(deny_unknown_fields)]
 pub struct DrillRow {
     pub evidence: u64,
+    /// The site agent whose chain `evidence` is in; absent: the service's chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     pub time: String,
     pub drill: String,
     pub source: String,
@@ -387,6 +449,9 @@ pub struct DrillRow {
 #[serde(deny_unknown_fields)]
 pub struct IncidentRow {
     pub evidence: u64,
+    /// The site agent whose chain `evidence` is in; absent: the service's chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     pub time: String,
     /// `backup` or `drill`.
     pub kind: String,
