@@ -218,6 +218,18 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
     )
     .unwrap();
 
+    // A backup asked for at the centre reaches the site's agent, which runs it there; its
+    // end comes back as the centre's job's.
+    let before = agent.backups();
+    let job = srv.back_up_now("acme-office-share", &admin);
+    assert_eq!(job["source"], "acme-office-share", "{job}");
+    wait_for(
+        "the agent's log of the backup asked for",
+        || agent.backups() > before && agent.log().contains("took 1 job(s)"),
+        || agent.log(),
+    );
+    assert!(!srv.log().contains("job failed"), "{}", srv.log());
+
     // The centre stops for a while; the agent goes on backing up, its outbox filling.
     srv.stop();
     let before = agent.backups();

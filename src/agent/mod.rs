@@ -13,6 +13,7 @@ pub mod assignment;
 pub mod check_in;
 pub mod client;
 pub mod enroll;
+pub mod jobs;
 pub mod outbox;
 pub mod request;
 pub mod run;

@@ -74,6 +74,12 @@ pub async fn run(
         ));
         working = start(data_dir, &enrolled, &options.clock, last, &say).await;
     }
+    let waiting = tokio::spawn(wait_for_jobs(
+        data_dir.to_path_buf(),
+        enrolled.clone(),
+        options.clock.clone(),
+        options.every,
+    ));
     let mut failures: u32 = 0;
     loop {
         let have = kept.clone();
@@ -106,6 +112,7 @@ pub async fn run(
                 status: 403,
                 message,
             }) => {
+                waiting.abort();
                 if let Some(w) = working.take() {
                     w.stop(&say).await;
                 }
@@ -129,10 +136,42 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    waiting.abort();
     if let Some(w) = working.take() {
         w.stop(&say).await;
     }
     Ok(())
+}
+
+/// Waits for the jobs the centre queues for the site, for as long as the agent runs; after
+/// a failure, tries again sooner at first, then at the pace of the rounds.
+async fn wait_for_jobs(data_dir: PathBuf, enrolled: Enrolled, clock: Clock, every: Duration) {
+    let mut failures: u32 = 0;
+    loop {
+        let (dir, who, clock2) = (data_dir.clone(), enrolled.clone(), clock.clone());
+        let took = tokio::task::spawn_blocking(move || {
+            let key = SecretKey::load(&dir.join(KEY_FILE))?;
+            let centre = Centre::new(&who.server)?;
+            super::jobs::take(&dir, &centre, &key, &clock2, super::jobs::WAIT)
+        })
+        .await;
+        match took {
+            Ok(Ok(n)) => {
+                failures = 0;
+                if n > 0 {
+                    eprintln!(
+                        "{} took {n} job(s) the centre queued for the site",
+                        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+                    );
+                }
+            }
+            _ => {
+                failures += 1;
+                let wait = Duration::from_secs(1 << failures.min(16)).min(every);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 /// Check in, fetch a newer assignment, push the outbox.
@@ -155,6 +194,8 @@ fn round(
     }
     let now = || clock.now();
     let pushed = super::outbox::push(data_dir, &centre, &key, &enrolled.tenant, &now)?;
+    let mut catalog = crate::catalog::Catalog::open(data_dir)?;
+    super::jobs::report(&mut catalog, &centre, &key, clock)?;
     Ok(Round {
         assignment: fresh,
         pushed,

@@ -62,6 +62,8 @@ pub struct Api {
     pub confidential: Vec<String>,
     /// Each site's assignment, cut from the configuration at start.
     pub assignments: BTreeMap<String, crate::agent::assignment::Assignment>,
+    /// Woken when a job is queued for a site, so that agents waiting for one hear at once.
+    pub site_jobs: tokio::sync::Notify,
 }
 
 pub type State = Arc<Api>;
@@ -81,6 +83,7 @@ impl Api {
         let assignments = crate::agent::assignment::for_sites(&loaded, &specs)?;
         Ok(Api {
             assignments,
+            site_jobs: tokio::sync::Notify::new(),
             throttle: Throttle::new(u32::try_from(limits.lock_after).unwrap_or(u32::MAX)),
             trusted: service.trusted_proxies(),
             reports: gate::Gate::new("reports", limits.reports_at_once),

@@ -36,7 +36,7 @@ fn time(text: String) -> rusqlite::Result<DateTime<Utc>> {
         })
 }
 
-fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+pub(super) fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         id: row.get(0)?,
         source: row.get(1)?,
@@ -133,7 +133,7 @@ impl Catalog {
             .conn
             .query_row(
                 &format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE state = 'queued'
+                    "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND site IS NULL
                      AND (not_before IS NULL OR not_before <= ?1)
                      AND source NOT IN (SELECT source FROM jobs WHERE state = 'running')
                      ORDER BY scheduled, id LIMIT 1"
@@ -199,7 +199,7 @@ impl Catalog {
     pub fn recover(&mut self, now: DateTime<Utc>) -> Result<Vec<Job>> {
         let cut: Vec<Job> = {
             let mut stmt = self.sql(self.conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state = 'running'"
+                "SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND site IS NULL"
             )))?;
             let rows = self.sql(stmt.query_map([], job))?;
             rows.collect::<rusqlite::Result<_>>()

@@ -10,6 +10,7 @@ pub mod jobs;
 mod memory;
 pub mod outbox;
 mod schema;
+pub mod site_jobs;
 pub mod sites;
 pub mod tokens;
 pub mod usage;

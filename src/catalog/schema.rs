@@ -201,7 +201,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
      );",
     // 12: records pushed by sites' agents (each agent's chain of each tenant, as it signed
     // them), how far an agent's outbox has been acknowledged (in the agent's own catalog),
-    // and the backlog each agent reported at its last check-in.
+    // the backlog each agent reported at its last check-in; jobs asked for at the centre
+    // that a site's agent runs (`site`), and at the agent, the centre's job a local one runs
+    // for and when its end was reported back.
     "CREATE TABLE site_evidence (
         agent TEXT NOT NULL,
         tenant TEXT NOT NULL,
@@ -219,5 +221,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         sequence INTEGER NOT NULL,
         acknowledged TEXT NOT NULL
      );
-     ALTER TABLE agents ADD COLUMN backlog INTEGER;",
+     ALTER TABLE agents ADD COLUMN backlog INTEGER;
+     ALTER TABLE jobs ADD COLUMN site TEXT;
+     ALTER TABLE jobs ADD COLUMN centre_job INTEGER;
+     ALTER TABLE jobs ADD COLUMN reported TEXT;
+     CREATE UNIQUE INDEX jobs_by_centre_job ON jobs (centre_job);",
 ];

@@ -3,8 +3,9 @@
 
 use crate::agent::assignment::Assignment;
 use crate::agent::check_in::CheckIn;
+use crate::agent::jobs::{JobState, SiteJob};
 use crate::agent::outbox::{NotTaken, Push, PushAnswer};
-use crate::api::error::{ErrorBody, Json, Query};
+use crate::api::error::{ErrorBody, Json, Path, Query};
 use crate::api::{AgentCaller, ApiError, SignedJson, State};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,6 +16,8 @@ pub(super) fn router() -> OpenApiRouter<State> {
         .routes(routes!(check_in))
         .routes(routes!(assignment))
         .routes(routes!(push_evidence))
+        .routes(routes!(site_jobs))
+        .routes(routes!(job_state))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -130,4 +133,97 @@ async fn push_evidence(
         });
     }
     Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Seconds to wait for a job when none is queued (at most 20; default 0).
+    pub wait: Option<u64>,
+}
+
+/// The jobs queued for the agent's site (backups now, cold VM backups). With `wait`, the
+/// answer comes as soon as one is queued, or empty after that many seconds. A job stays
+/// queued until the agent says it runs.
+#[utoipa::path(get, path = "/api/v1/agent/jobs", tag = "agents", security(()),
+    params(WaitQuery),
+    responses((status = 200, body = [SiteJob]),
+              (status = 403, body = ErrorBody, description = "The agent is revoked")))]
+async fn site_jobs(
+    api: axum::extract::State<State>,
+    caller: AgentCaller,
+    query: Query<WaitQuery>,
+) -> Result<Json<Vec<SiteJob>>, ApiError> {
+    let site = caller.0.agent.site;
+    // Within the request time limit, with room for the answer.
+    let most = api
+        .limits
+        .request_timeout
+        .saturating_sub(std::time::Duration::from_secs(5))
+        .min(crate::agent::jobs::WAIT);
+    let wait = std::time::Duration::from_secs(query.0.wait.unwrap_or(0)).min(most);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Listen before looking, so that a job queued in between is not missed.
+        let woken = api.site_jobs.notified();
+        let mut woken = std::pin::pin!(woken);
+        woken.as_mut().enable();
+        let here = site.clone();
+        let jobs = api
+            .0
+            .db(move |catalog, _| catalog.queued_at_site(&here).map_err(ApiError::internal))
+            .await?;
+        if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(
+                jobs.into_iter()
+                    .map(|j| SiteJob {
+                        id: j.id,
+                        key: j.source,
+                        tier: j.tier,
+                    })
+                    .collect(),
+            ));
+        }
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// The agent says a job of its site runs, or how it ended (`done`, `failed` with its error).
+#[utoipa::path(post, path = "/api/v1/agent/jobs/{id}", tag = "agents", security(()),
+    params(("id" = i64, Path)), request_body = JobState,
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn job_state(
+    api: axum::extract::State<State>,
+    Path(id): Path<i64>,
+    SignedJson(caller, said): SignedJson<JobState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !["running", "done", "failed"].contains(&said.state.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "state '{}' is not running, done or failed",
+            said.state
+        )));
+    }
+    let site = caller.agent.site;
+    api.0
+        .db(move |catalog, api| {
+            let error = said
+                .error
+                .as_deref()
+                .map(|e| e.chars().take(4000).collect::<String>());
+            let known = catalog
+                .site_job_state(id, &site, &said.state, error.as_deref(), api.clock.now())
+                .map_err(ApiError::internal)?;
+            if !known {
+                return Err(crate::api::routes::no_such(
+                    "job of this site",
+                    &id.to_string(),
+                ));
+            }
+            Ok(Json(serde_json::json!({ "job": id, "state": said.state })))
+        })
+        .await
 }

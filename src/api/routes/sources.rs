@@ -177,9 +177,7 @@ async fn backup_now(
                 api.audit(catalog, &who, "backup now", &id, "refused: role")?;
                 return Err(e);
             }
-            let job = catalog
-                .enqueue_now(&id, crate::daemon::IMMEDIATE, api.clock.now())
-                .map_err(ApiError::internal)?;
+            let job = queue(catalog, api, &id, crate::daemon::IMMEDIATE, &id)?;
             api.audit(catalog, &who, "backup now", &id, &format!("ok: job {job}"))?;
             Ok(accepted(job))
         })
@@ -222,15 +220,32 @@ async fn cold_backup(
                      POST /api/v1/sources/{id}/backup"
                 )));
             }
-            let job = catalog
-                .enqueue_now(
-                    &format!("{id}{}", crate::daemon::COLD_SUFFIX),
-                    "cold",
-                    api.clock.now(),
-                )
-                .map_err(ApiError::internal)?;
+            let key = format!("{id}{}", crate::daemon::COLD_SUFFIX);
+            let job = queue(catalog, api, &key, "cold", &id)?;
             api.audit(catalog, &who, "cold backup", &id, &format!("ok: job {job}"))?;
             Ok(accepted(job))
         })
         .await
+}
+
+/// Queues job `key` of `source`: for the central daemon, or for the agent of the source's
+/// site (which is woken if it waits).
+fn queue(
+    catalog: &mut crate::catalog::Catalog,
+    api: &crate::api::Api,
+    key: &str,
+    tier: &str,
+    source: &str,
+) -> Result<i64, ApiError> {
+    let now = api.clock.now();
+    let site = api.loaded.config.sources.get(source).and_then(|s| s.site());
+    let job = match site {
+        Some(site) => catalog.enqueue_at_site(key, tier, site, now),
+        None => catalog.enqueue_now(key, tier, now),
+    }
+    .map_err(ApiError::internal)?;
+    if site.is_some() {
+        api.site_jobs.notify_waiters();
+    }
+    Ok(job)
 }
