@@ -293,6 +293,9 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
         },
         || agent.log(),
     );
+    let (cookie, _) = srv.login(&admin);
+    let page = srv.get_with_cookie("/tenants", &cookie).text();
+    assert!(page.contains("data-backlog=\"0\""), "{page}");
 
     // The month's report rests on the site's records too, and its bundle carries what an
     // auditor needs to check them offline: the agent's certificate and the centre's signed

@@ -252,14 +252,14 @@ async fn tenants(api: axum::extract::State<State>, Viewer(who): Viewer) -> Respo
                 section {
                     h2 { "Sites" }
                     table {
-                        tr { th { "Site" } th { "Tenant" } th { "Agent" } th { "Version" } th { "Last contact" } th { "Clock skew" } }
+                        tr { th { "Site" } th { "Tenant" } th { "Agent" } th { "Version" } th { "Last contact" } th { "Clock skew" } th { "Outbox" } }
                         @for (id, site) in &config.sites {
                             @let mine: Vec<_> = agents.iter().filter(|a| &a.site == id).collect();
                             @if mine.is_empty() {
                                 tr data-site=(id) {
                                     td { b { (site.name.as_deref().unwrap_or(id)) } br; span.muted { (id) } }
                                     td { (site.tenant.get_ref()) }
-                                    td colspan="4" { span.muted { "No agent enrolled yet ('lifeboat site enroll-token " (id) "')" } }
+                                    td colspan="5" { span.muted { "No agent enrolled yet ('lifeboat site enroll-token " (id) "')" } }
                                 }
                             }
                             @for a in mine {
@@ -280,6 +280,13 @@ async fn tenants(api: axum::extract::State<State>, Viewer(who): Viewer) -> Respo
                                         }
                                     }
                                     td { (a.clock_skew_ms.map(|ms| format!("{:+.1} s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into())) }
+                                    td data-backlog=(a.backlog.map(|b| b.to_string()).unwrap_or_default()) {
+                                        @match a.backlog {
+                                            Some(0) => { "empty" }
+                                            Some(n) => { span.failed { (n) " record(s) waiting" } }
+                                            None => { span.muted { "-" } }
+                                        }
+                                    }
                                 }
                             }
                         }
