@@ -68,6 +68,22 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // The demo's second site, the branch office: its agent, in the same process, enrolled
+    // and checks in.
+    loop {
+        let sites = first.get("/api/v1/sites", Some(&admin)).json();
+        let agent = &sites[0]["agents"][0];
+        if agent["last_contact"].is_string() {
+            assert_eq!(sites[0]["id"], "demo-branch", "{sites}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the branch agent never checked in: {}",
+            first.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     // Its first report, minutes old, counts no slot from before the demo existed, misses
     // none, and claims no control: nothing has been judged or drilled yet.
     let report = first
@@ -143,7 +159,10 @@ fn a_customer_logs_in_sees_their_tenant_and_downloads_a_bundle_that_verifies() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(run.status.success(), "{said}\nserver: {}", server.log());
-    assert!(said.contains("sources: demo-share"), "{said}");
+    assert!(
+        said.contains("sources: demo-branch-files, demo-share"),
+        "{said}"
+    );
 
     // The screenshot is kept; the bundle verifies offline against the demo's certificate.
     let png = std::fs::read(out.join("dashboard.png")).unwrap();

@@ -15,6 +15,11 @@ pub const TENANT: &str = "demo";
 pub const CONTRACT: &str = "demo-files";
 pub const SOURCE: &str = "demo-share";
 pub const DRILL: &str = "demo-restore";
+/// The demo's second site, whose agent runs in the same process.
+pub const SITE: &str = "demo-branch";
+pub const SITE_SOURCE: &str = "demo-branch-files";
+/// Where the branch's agent keeps its key and its work, in the demo's folder.
+const AGENT_DIR: &str = "branch-agent";
 
 /// Makes the demo in `dir` if it is not there yet; returns its configuration file.
 pub fn prepare(dir: &Path, listen: &str) -> anyhow::Result<PathBuf> {
@@ -34,6 +39,7 @@ pub fn prepare(dir: &Path, listen: &str) -> anyhow::Result<PathBuf> {
         Ok(p) if p.is_dir() => p,
         _ => sample_files(&dir.join("files"))?,
     };
+    let branch = sample_files(&dir.join("branch-files"))?;
     let inside = files
         .strip_prefix("/")
         .unwrap_or(&files)
@@ -101,11 +107,34 @@ kind = "files"
 paths = ["{files}"]
 tier = "7/96"
 targets = ["local"]
+
+# A second site of the customer, a branch office: its agent (here in the same process, with
+# its own key and catalog in {agent}) fetches this source as its assignment, backs it up to
+# the branch's own NAS and pushes the evidence here.
+[sites.{SITE}]
+tenant = "{TENANT}"
+name = "Demo Customer branch office"
+
+[targets.branch-nas]
+kind = "local"
+path = "{branch_nas}"
+
+[sources.{SITE_SOURCE}]
+tenant = "{TENANT}"
+contract = "{CONTRACT}"
+kind = "files"
+paths = ["{branch}"]
+tier = "7/96"
+targets = ["branch-nas"]
+site = "{SITE}"
 "#,
         data = toml(&dir.join("data")),
         keys = toml(&keys),
         repo = toml(&dir.join("repo")),
         files = toml(&files),
+        agent = toml(&dir.join(AGENT_DIR)),
+        branch_nas = toml(&dir.join("branch-nas")),
+        branch = toml(&branch),
     );
     let tmp = dir.join("lifeboat.toml.tmp");
     std::fs::write(&tmp, text)?;
@@ -167,6 +196,57 @@ pub fn start(
     Ok((customer, admin))
 }
 
+/// The demo's branch agent, once the centre listens at `address`: enrolled on its first
+/// start (with a token made for it in `data_dir`'s catalog), then at work until `stop`.
+pub async fn run_branch(
+    demo_dir: &Path,
+    data_dir: &Path,
+    address: std::net::SocketAddr,
+    clock: crate::daemon::Clock,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let say = |line: &str| eprintln!("{} branch agent: {line}", clock.now().format("%Y-%m-%dT%H:%M:%SZ"));
+    let dir = demo_dir.join(AGENT_DIR);
+    // The agent dials the centre on this machine, whichever address it listens on.
+    let mut local = address;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let server = format!("http://{local}");
+    let (catalog_dir, agent_dir, now) = (data_dir.to_path_buf(), dir.clone(), clock.now());
+    let enrolled = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        if crate::agent::enroll::enrolled(&agent_dir)?.is_some() {
+            return Ok(());
+        }
+        let (row, token) = crate::agent::token::new_enroll_token(
+            SITE,
+            now,
+            now + chrono::Duration::hours(1),
+        );
+        Catalog::open(&catalog_dir)?.add_enroll_token(&row)?;
+        crate::agent::enroll::enroll(&server, &token, &agent_dir, None)?;
+        Ok(())
+    })
+    .await;
+    match enrolled {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return say(&format!("cannot enroll: {e:#}")),
+        Err(e) => return say(&format!("cannot enroll: {e}")),
+    }
+    let options = crate::agent::run::Options {
+        every: std::time::Duration::from_secs(15),
+        clock: clock.clone(),
+    };
+    if let Err(e) = crate::agent::run::run(&dir, options, stop, say).await {
+        say(&format!("stopped: {e}"));
+    }
+}
+
+/// Whether the demo in `config`'s folder has the branch site (demos made before it had not).
+pub fn has_branch(loaded: &crate::config::Loaded) -> bool {
+    loaded.config.sites.contains_key(SITE)
+}
+
 /// What the demo prints once the server listens.
 pub fn banner(address: std::net::SocketAddr, dir: &Path, customer: &str, admin: &str) -> String {
     format!(
@@ -175,7 +255,9 @@ pub fn banner(address: std::net::SocketAddr, dir: &Path, customer: &str, admin: 
          Customer token:  {customer}\n  \
          Admin token:     {admin}\n\n  \
          Log in with the customer token. A backup of the demo share runs now and every 15\n  \
-         minutes; a restore drill runs in two minutes. Download a report bundle from the\n  \
+         minutes; a restore drill runs in two minutes. A second site, the branch office, has\n  \
+         an enrolled agent running in this process: it backs up its own folder to the\n  \
+         branch's NAS every 15 minutes and sends the evidence here (see Tenants as admin). Download a report bundle from the\n  \
          dashboard and check it offline with:\n\n    \
          {exe} report verify BUNDLE.tar --cert {cert}\n\n  \
          The customer restores without the service, with their own key:\n\n    \

@@ -73,6 +73,8 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
     let api = std::sync::Arc::new(api);
     let stop_timeout = loaded.config.service.stop_timeout();
     let mut banner = None;
+    let branch = (args.demo && super::demo::has_branch(&loaded))
+        .then(|| (args.demo_dir.clone(), data_dir.clone(), clock.clone()));
     if args.demo {
         let (customer, admin) = super::demo::start(&loaded, &drills, &data_dir, clock.now())?;
         let dir = args.config.parent().map(PathBuf::from).unwrap_or_default();
@@ -102,6 +104,12 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let branch = branch.map(|(demo_dir, data_dir, clock)| {
+            let stop = wait(stop_rx.clone());
+            tokio::spawn(async move {
+                super::demo::run_branch(&demo_dir, &data_dir, address, clock, stop).await
+            })
+        });
         let server = tokio::spawn(crate::api::serve(
             listener,
             api,
@@ -118,6 +126,9 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         let finished = daemon::serve(lock, work, wait(stop_rx), stop_timeout)
             .await
             .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
+        if let Some(branch) = branch {
+            let _ = branch.await;
+        }
         match server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("the API server stopped: {e}"),

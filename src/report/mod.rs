@@ -250,7 +250,14 @@ pub fn from_catalog(
             .filter(|e| e.record.source.as_deref() == Some(s.name.as_str()))
             .filter_map(|e| compute::belongs_to(&e.record).ok())
             .min();
-        s.since = [scheduled, recorded]
+        // A site's source: its agent plans its slots, from when it first enrolled.
+        let site = loaded.config.sources.get(&s.name).and_then(|c| c.site());
+        let enrolled = agents
+            .iter()
+            .filter(|a| site == Some(a.site.as_str()))
+            .filter_map(|a| compute::instant(&a.enrolled).ok())
+            .min();
+        s.since = [scheduled, recorded, enrolled]
             .into_iter()
             .flatten()
             .min()

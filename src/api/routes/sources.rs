@@ -54,7 +54,8 @@ pub fn sources_out(
     catalog: &Catalog,
     who: &Principal,
 ) -> Result<Vec<SourceOut>, ApiError> {
-    let runs = catalog.runs(None).map_err(ApiError::internal)?;
+    let mut runs = catalog.runs(None).map_err(ApiError::internal)?;
+    runs.extend(site_runs(catalog)?);
     let now = api.clock.now();
     let config = &api.loaded.config;
     let tz = config.service.time_zone();
@@ -226,6 +227,54 @@ async fn cold_backup(
             Ok(accepted(job))
         })
         .await
+}
+
+/// The backups site agents reported in their evidence, as runs (after the centre's own, in
+/// the order they came).
+fn site_runs(catalog: &Catalog) -> Result<Vec<RunRecord>, ApiError> {
+    let mut out = Vec::new();
+    for (n, (agent, e)) in catalog
+        .site_evidence(None)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .enumerate()
+    {
+        let Ok(r) = crate::evidence::Record::parse(&e.record) else {
+            continue;
+        };
+        if r.kind != crate::evidence::RecordKind::Backup {
+            continue;
+        }
+        let started = r
+            .timeline
+            .iter()
+            .find(|t| t.event == "started")
+            .map_or_else(|| r.recorded.clone(), |t| t.time.clone());
+        let measured = |k: &str| r.measured.get(k).and_then(|v| i64::try_from(*v).ok());
+        out.push(RunRecord {
+            id: i64::MAX / 2 + n as i64,
+            repo: format!("agent {agent}"),
+            kind: "backup".into(),
+            source: r.source.clone(),
+            tier: r.tier.clone(),
+            scheduled: r.slot.clone(),
+            job: None,
+            started,
+            finished: Some(r.recorded.clone()),
+            result: match r.outcome {
+                crate::evidence::Outcome::Success => "success".into(),
+                crate::evidence::Outcome::Failure => "failure".into(),
+            },
+            snapshot: r.snapshot.as_ref().map(|s| s.id.clone()),
+            files: measured("files"),
+            bytes_read: measured("bytes_read"),
+            bytes_added: measured("bytes_added"),
+            error: r.error.clone(),
+            summary: None,
+            bytes_freed: None,
+        });
+    }
+    Ok(out)
 }
 
 /// Queues job `key` of `source`: for the central daemon, or for the agent of the source's
