@@ -205,7 +205,12 @@ pub async fn run_branch(
     clock: crate::daemon::Clock,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let say = |line: &str| eprintln!("{} branch agent: {line}", clock.now().format("%Y-%m-%dT%H:%M:%SZ"));
+    let say = |line: &str| {
+        eprintln!(
+            "{} branch agent: {line}",
+            clock.now().format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    };
     let dir = demo_dir.join(AGENT_DIR);
     // The agent dials the centre on this machine, whichever address it listens on.
     let mut local = address;
@@ -218,11 +223,8 @@ pub async fn run_branch(
         if crate::agent::enroll::enrolled(&agent_dir)?.is_some() {
             return Ok(());
         }
-        let (row, token) = crate::agent::token::new_enroll_token(
-            SITE,
-            now,
-            now + chrono::Duration::hours(1),
-        );
+        let (row, token) =
+            crate::agent::token::new_enroll_token(SITE, now, now + chrono::Duration::hours(1));
         Catalog::open(&catalog_dir)?.add_enroll_token(&row)?;
         crate::agent::enroll::enroll(&server, &token, &agent_dir, None)?;
         Ok(())
