@@ -244,8 +244,10 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
         agent.log()
     );
 
-    // Killed hard, it starts again from its last assignment and its outbox.
+    // Killed hard, it starts again from its last assignment and its outbox; now with a
+    // drill key, it runs drills too.
     agent.kill();
+    std::fs::copy(ws.path("keys/rec.key"), dir.join("drill.key")).unwrap();
     let agent = Agent::start(&dir, &at);
     wait_for(
         "a backup after the restart",
@@ -260,6 +262,38 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
 
     // The centre is back: every record arrives, once and in order, and the backlog empties.
     let srv = centre(&ws, &at, &listen);
+
+    // A drill requested at the centre runs at the site, with the site's own drill key, and
+    // the centre's plan of it is done when the agent says how it ended.
+    let later = chrono::DateTime::parse_from_rfc3339(NOW).unwrap()
+        + chrono::Duration::seconds(
+            (chrono::Utc::now().fixed_offset()
+                - chrono::DateTime::parse_from_rfc3339(&at).unwrap())
+            .num_seconds()
+            .max(0)
+                * 600
+                + 600,
+        );
+    let asked = srv.post_json(
+        "/api/v1/drills",
+        Some(&admin),
+        &serde_json::json!({"spec": "office-drill", "at": later.to_rfc3339()}),
+    );
+    assert_eq!(asked.status, 201, "{}", asked.text());
+    let drill = asked.json()["drill"]["id"].as_i64().unwrap();
+    wait_for(
+        "the site's drill done at the centre",
+        || {
+            srv.get(&format!("/api/v1/drills/{drill}"), Some(&admin))
+                .json()["state"]
+                == "done"
+        },
+        || agent.log(),
+    );
+    let row = srv
+        .get(&format!("/api/v1/drills/{drill}"), Some(&admin))
+        .json();
+    assert_eq!(row["outcome"], "success", "{row}\n{}", agent.log());
     let local = lifeboat::catalog::Catalog::open(&dir)
         .unwrap()
         .evidence(Some("acme"))

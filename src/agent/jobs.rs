@@ -4,7 +4,7 @@
 //! and tells it how it ended once the site's daemon has finished it.
 
 use super::client::Centre;
-use super::Result;
+use super::{Error, Result};
 use crate::catalog::Catalog;
 use crate::daemon::Clock;
 use crate::repo::crypto::SecretKey;
@@ -21,9 +21,24 @@ pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 pub struct SiteJob {
     /// The centre's job id (`/api/v1/jobs/ID`).
     pub id: i64,
-    /// What runs: a source's name, or `SOURCE>cold` for a cold VM backup.
+    /// What runs: a source's name, `SOURCE>cold` for a cold VM backup, or `SPEC>drill` for a
+    /// requested drill.
     pub key: String,
     pub tier: String,
+    /// Not before this moment (a drill's planned time).
+    pub scheduled: String,
+    /// For a drill: what the centre planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<SiteDrill>,
+}
+
+/// A drill requested at the centre, as the site's agent plans it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteDrill {
+    pub tenant: String,
+    pub contract: String,
+    pub source: String,
+    pub requested_by: Option<String>,
 }
 
 /// What the agent says of a job.
@@ -34,6 +49,9 @@ pub struct JobState {
     pub state: String,
     #[serde(default)]
     pub error: Option<String>,
+    /// For a drill that ran: its outcome (`success` or `failure`).
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
 
 /// Waits (up to `wait`) for the site's jobs, queues each one locally and says it runs;
@@ -49,8 +67,27 @@ pub fn take(
     let jobs: Vec<SiteJob> = centre.call::<(), _>("GET", &path, None, Some((key, clock.now())))?;
     let mut catalog = Catalog::open(data_dir)?;
     for job in &jobs {
-        catalog.take_centre_job(job.id, &job.key, &job.tier, clock.now())?;
-        say(centre, key, clock, job.id, "running", None)?;
+        let scheduled = chrono::DateTime::parse_from_rfc3339(&job.scheduled)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| Error::Other(format!("job {}: scheduled: {e}", job.id)))?;
+        let (_, new) =
+            catalog.take_centre_job(job.id, &job.key, &job.tier, scheduled, clock.now())?;
+        if let (true, Some(d), Some(spec)) = (
+            new,
+            &job.drill,
+            job.key.strip_suffix(crate::drill::JOB_SUFFIX),
+        ) {
+            catalog.plan_drill(&crate::catalog::drills::NewDrill {
+                spec,
+                tenant: &d.tenant,
+                contract: &d.contract,
+                source: &d.source,
+                reason: "requested",
+                planned_for: scheduled,
+                requested_by: d.requested_by.as_deref(),
+            })?;
+        }
+        say(centre, key, clock, job.id, "running", None, None)?;
     }
     report(&mut catalog, centre, key, clock)?;
     Ok(jobs.len())
@@ -64,6 +101,18 @@ pub fn report(
     clock: &Clock,
 ) -> Result<()> {
     for done in catalog.unreported()? {
+        // A drill's outcome is its local drill's.
+        let outcome = match done.key.strip_suffix(crate::drill::JOB_SUFFIX) {
+            Some(spec) => catalog
+                .drills(None)?
+                .into_iter()
+                .find(|d| {
+                    d.spec == spec
+                        && crate::evidence::record::time(d.planned_for) == time(&done.scheduled)
+                })
+                .and_then(|d| d.outcome),
+            None => None,
+        };
         say(
             centre,
             key,
@@ -71,6 +120,7 @@ pub fn report(
             done.centre_job,
             &done.state,
             done.error.as_deref(),
+            outcome.as_deref(),
         )?;
         catalog.reported(done.local, clock.now())?;
     }
@@ -84,10 +134,12 @@ fn say(
     id: i64,
     state: &str,
     error: Option<&str>,
+    outcome: Option<&str>,
 ) -> Result<()> {
     let body = JobState {
         state: state.into(),
         error: error.map(str::to_string),
+        outcome: outcome.map(str::to_string),
     };
     centre.call::<_, serde_json::Value>(
         "POST",
@@ -96,4 +148,11 @@ fn say(
         Some((key, clock.now())),
     )?;
     Ok(())
+}
+
+/// A time as the catalog wrote it (RFC 3339), as records write it; itself when unreadable.
+fn time(text: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| crate::evidence::record::time(t.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|_| text.to_string())
 }

@@ -16,23 +16,27 @@ const COLUMNS: &str = "id, source, tier, scheduled, missed, state, attempts, err
 pub struct Unreported {
     pub local: i64,
     pub centre_job: i64,
+    pub key: String,
+    pub scheduled: String,
     pub state: String,
     pub error: Option<String>,
 }
 
 impl Catalog {
-    /// At the centre: queues `key` (tier `tier`) for `site`'s agent. Returns the job id.
+    /// At the centre: queues `key` (tier `tier`, for `scheduled`) for `site`'s agent.
+    /// Returns the job id.
     pub fn enqueue_at_site(
         &mut self,
         key: &str,
         tier: &str,
         site: &str,
+        scheduled: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let r = self.conn.execute(
             "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, site)
-             VALUES (?1, ?2, ?3, 0, 'queued', ?3, ?4)",
-            params![key, tier, now.to_rfc3339(), site],
+             VALUES (?1, ?2, ?3, 0, 'queued', ?4, ?5)",
+            params![key, tier, scheduled.to_rfc3339(), now.to_rfc3339(), site],
         );
         self.sql(r)?;
         Ok(self.conn.last_insert_rowid())
@@ -86,42 +90,53 @@ impl Catalog {
         Ok(self.sql(r)?.is_some())
     }
 
-    /// At the agent: queues the local run of the centre's job `centre_job`, once. Returns the
-    /// local job's id.
+    /// At the agent: queues the local run of the centre's job `centre_job`, once, not
+    /// before `scheduled`. Returns the local job's id, and whether it was new.
     pub fn take_centre_job(
         &mut self,
         centre_job: i64,
         key: &str,
         tier: &str,
+        scheduled: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<i64> {
+    ) -> Result<(i64, bool)> {
         let r = self.conn.execute(
-            "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, centre_job)
-             VALUES (?1, ?2, ?3, 0, 'queued', ?3, ?4)
-             ON CONFLICT (centre_job) DO NOTHING",
-            params![key, tier, now.to_rfc3339(), centre_job],
+            "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, centre_job,
+             not_before)
+             VALUES (?1, ?2, ?3, 0, 'queued', ?4, ?5, ?3)
+             ON CONFLICT DO NOTHING",
+            params![
+                key,
+                tier,
+                scheduled.to_rfc3339(),
+                now.to_rfc3339(),
+                centre_job
+            ],
         );
-        self.sql(r)?;
+        let new = self.sql(r)? == 1;
         let r = self.conn.query_row(
             "SELECT id FROM jobs WHERE centre_job = ?1",
             [centre_job],
             |r| r.get(0),
         );
-        self.sql(r)
+        Ok((self.sql(r)?, new))
     }
 
     /// At the agent: local runs of the centre's jobs that ended, not yet reported.
     pub fn unreported(&self) -> Result<Vec<Unreported>> {
         let mut stmt = self.sql(self.conn.prepare(
-            "SELECT id, centre_job, state, error FROM jobs WHERE centre_job IS NOT NULL
-             AND reported IS NULL AND state IN ('done', 'failed') ORDER BY id",
+            "SELECT id, centre_job, source, scheduled, state, error FROM jobs
+             WHERE centre_job IS NOT NULL AND reported IS NULL AND state IN ('done', 'failed')
+             ORDER BY id",
         ))?;
         let rows = stmt.query_map([], |r| {
             Ok(Unreported {
                 local: r.get(0)?,
                 centre_job: r.get(1)?,
-                state: r.get(2)?,
-                error: r.get(3)?,
+                key: r.get(2)?,
+                scheduled: r.get(3)?,
+                state: r.get(4)?,
+                error: r.get(5)?,
             })
         });
         let rows = self.sql(rows)?;
@@ -152,7 +167,7 @@ mod tests {
         let mut centre = Catalog::open(dir.path()).unwrap();
         let now = at("2026-11-25T12:00:00Z");
         let id = centre
-            .enqueue_at_site("share", "now", "office", now)
+            .enqueue_at_site("share", "now", "office", now, now)
             .unwrap();
         assert_eq!(
             centre.claim(now).unwrap(),
@@ -190,10 +205,11 @@ mod tests {
         // At the agent: taken once, however often it is delivered; reported once it ended.
         let other = tempfile::tempdir().unwrap();
         let mut agent = Catalog::open(other.path()).unwrap();
-        let local = agent.take_centre_job(id, "share", "now", now).unwrap();
+        let (local, new) = agent.take_centre_job(id, "share", "now", now, now).unwrap();
+        assert!(new);
         assert_eq!(
-            agent.take_centre_job(id, "share", "now", now).unwrap(),
-            local
+            agent.take_centre_job(id, "share", "now", now, now).unwrap(),
+            (local, false)
         );
         assert_eq!(agent.unreported().unwrap(), []);
         let claimed = agent.claim(now).unwrap().unwrap();

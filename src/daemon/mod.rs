@@ -268,6 +268,16 @@ pub async fn serve(
         }
         // Drills planned for now or earlier (requested ones, and scheduled ones planned ahead).
         for d in catalog.due_drills(now)? {
+            // A site's drill: its agent runs it (told with a job of the site).
+            let place = shared
+                .loaded
+                .config
+                .sources
+                .get(&d.source)
+                .map(|s| s.site());
+            if place.is_some_and(|p| p != shared.site.as_deref()) {
+                continue;
+            }
             let key = format!("{}{DRILL_SUFFIX}", d.spec);
             if let Some(id) = catalog.enqueue(&key, "drill", d.planned_for, 0, now)? {
                 log(
@@ -404,7 +414,7 @@ const COPY_SUFFIX: &str = ">copy";
 /// The schedule key of a target's prune.
 const PRUNE_SUFFIX: &str = ">prune";
 /// The job key of a drill spec's runs.
-const DRILL_SUFFIX: &str = ">drill";
+const DRILL_SUFFIX: &str = crate::drill::JOB_SUFFIX;
 /// The tier name of jobs asked for now (through the API): they run without jitter.
 pub const IMMEDIATE: &str = "now";
 /// The job key of a cold backup of a VM source (triggered through the API).

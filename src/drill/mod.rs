@@ -33,6 +33,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use environments::parse_time;
+
+/// The job key of a drill spec's runs: `SPEC>drill`.
+pub const JOB_SUFFIX: &str = ">drill";
 use environments::{in_directory, in_server, in_vm};
 
 #[derive(Debug, thiserror::Error)]

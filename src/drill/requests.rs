@@ -56,6 +56,11 @@ pub fn request(
         planned_for: at,
         requested_by: by,
     })?;
+    // A drill of a site's source runs there: its agent is told with a job for the moment.
+    if let Some(site) = source.site() {
+        let key = format!("{}{}", drill.name, super::JOB_SUFFIX);
+        catalog.enqueue_at_site(&key, "drill", site, at, now)?;
+    }
     Ok((id, left))
 }
 

@@ -3,7 +3,7 @@
 
 use crate::agent::assignment::Assignment;
 use crate::agent::check_in::CheckIn;
-use crate::agent::jobs::{JobState, SiteJob};
+use crate::agent::jobs::{JobState, SiteDrill, SiteJob};
 use crate::agent::outbox::{NotTaken, Push, PushAnswer};
 use crate::api::error::{ErrorBody, Json, Path, Query};
 use crate::api::{AgentCaller, ApiError, SignedJson, State};
@@ -171,18 +171,35 @@ async fn site_jobs(
         let here = site.clone();
         let jobs = api
             .0
-            .db(move |catalog, _| catalog.queued_at_site(&here).map_err(ApiError::internal))
-            .await?;
-        if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(
-                jobs.into_iter()
-                    .map(|j| SiteJob {
+            .db(move |catalog, _| {
+                let mut out = Vec::new();
+                for j in catalog.queued_at_site(&here).map_err(ApiError::internal)? {
+                    // A drill goes with what the centre planned (tenant, contract, source).
+                    let drill = match j.source.strip_suffix(crate::drill::JOB_SUFFIX) {
+                        Some(spec) => catalog
+                            .planned_drill(spec, j.scheduled)
+                            .map_err(ApiError::internal)?
+                            .map(|d| SiteDrill {
+                                tenant: d.tenant,
+                                contract: d.contract,
+                                source: d.source,
+                                requested_by: d.requested_by,
+                            }),
+                        None => None,
+                    };
+                    out.push(SiteJob {
                         id: j.id,
                         key: j.source,
                         tier: j.tier,
-                    })
-                    .collect(),
-            ));
+                        scheduled: crate::evidence::record::time(j.scheduled),
+                        drill,
+                    });
+                }
+                Ok(out)
+            })
+            .await?;
+        if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(jobs));
         }
         tokio::select! {
             _ = &mut woken => {}
@@ -214,14 +231,34 @@ async fn job_state(
                 .error
                 .as_deref()
                 .map(|e| e.chars().take(4000).collect::<String>());
+            let now = api.clock.now();
             let known = catalog
-                .site_job_state(id, &site, &said.state, error.as_deref(), api.clock.now())
+                .site_job_state(id, &site, &said.state, error.as_deref(), now)
                 .map_err(ApiError::internal)?;
             if !known {
                 return Err(crate::api::routes::no_such(
                     "job of this site",
                     &id.to_string(),
                 ));
+            }
+            // A requested drill that ran at the site: the centre's plan of it is done.
+            let job = catalog.job(id).map_err(ApiError::internal)?;
+            let spec = job
+                .as_ref()
+                .and_then(|j| j.source.strip_suffix(crate::drill::JOB_SUFFIX));
+            if let (Some(job), Some(spec), "done" | "failed") = (&job, spec, said.state.as_str()) {
+                if let Some(planned) = catalog
+                    .planned_drill(spec, job.scheduled)
+                    .map_err(ApiError::internal)?
+                {
+                    let outcome = match said.outcome.as_deref() {
+                        Some("success") => "success",
+                        _ => "failure",
+                    };
+                    catalog
+                        .finish_drill(planned.id, outcome, None, now)
+                        .map_err(ApiError::internal)?;
+                }
             }
             Ok(Json(serde_json::json!({ "job": id, "state": said.state })))
         })

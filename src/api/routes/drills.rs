@@ -128,6 +128,8 @@ async fn request_drill(
                 Some(&by),
             ) {
                 Ok((id, left)) => {
+                    // A site's drill waits for its agent as a job: wake the agents waiting.
+                    api.site_jobs.notify_waiters();
                     api.audit(
                         catalog,
                         &who,

@@ -289,7 +289,7 @@ fn queue(
     let now = api.clock.now();
     let site = api.loaded.config.sources.get(source).and_then(|s| s.site());
     let job = match site {
-        Some(site) => catalog.enqueue_at_site(key, tier, site, now),
+        Some(site) => catalog.enqueue_at_site(key, tier, site, now, now),
         None => catalog.enqueue_now(key, tier, now),
     }
     .map_err(ApiError::internal)?;
