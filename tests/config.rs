@@ -12,14 +12,24 @@ fn config_check_validates_without_running_anything() {
     let ws = Workspace::empty(Store::Local);
     let ok = ws.lifeboat(&["config", "check", "--config", EXAMPLE]).ok();
     assert!(
-        ok.stdout.contains("is valid: 2 target(s), 2 tenant(s)"),
+        ok.stdout.contains("is valid: 3 target(s), 2 tenant(s)"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout.contains("acme-office-drawings: tier 90/4")
+            && ok.stdout.contains("at site acme-office (its agent runs it)"),
         "{}",
         ok.stdout
     );
 
     let text = fs::read_to_string(EXAMPLE).unwrap();
     let broken = text
-        .replace("tier = \"90/4\"", "tier = \"90/4\"\nretain = \"forever\"")
+        .replacen(
+            "tier = \"90/4\"",
+            "tier = \"90/4\"\nretain = \"forever\"",
+            1,
+        )
         .replacen(
             "targets = [\"second-site\"]",
             "targets = [\"third-site\"]",

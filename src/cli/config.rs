@@ -29,8 +29,12 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<i32> {
                 c.sources.len()
             );
             for (name, tier) in &loaded.tiers {
+                let place = match loaded.config.sources.get(name).and_then(|s| s.site()) {
+                    Some(site) => format!(", at site {site} (its agent runs it)"),
+                    None => String::new(),
+                };
                 outln!(
-                    "  {name}: tier {} ({}), cron '{}'",
+                    "  {name}: tier {} ({}), cron '{}'{place}",
                     tier.name,
                     tier.description,
                     tier.cron
