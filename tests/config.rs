@@ -18,7 +18,9 @@ fn config_check_validates_without_running_anything() {
     );
     assert!(
         ok.stdout.contains("acme-office-drawings: tier 90/4")
-            && ok.stdout.contains("at site acme-office (its agent runs it)"),
+            && ok
+                .stdout
+                .contains("at site acme-office (its agent runs it)"),
         "{}",
         ok.stdout
     );

@@ -29,6 +29,10 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 # systemd-analyze checks the agent's unit file (systemd need not be running).
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# The sites' topology test puts agents in network namespaces (unshare, ip) with socat bridges.
+command -v socat >/dev/null || missing+=(socat)
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v ip >/dev/null || missing+=(iproute2)
 if ((${#missing[@]})); then
   echo "installing test tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

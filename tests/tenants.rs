@@ -347,9 +347,9 @@ fn a_shared_repository_of_earlier_versions_is_named_at_start_up() {
         .arg(&config)
         .env("LIFEBOAT_DATA_DIR", ws.path("data"));
     let server = Server::start(cmd);
-    // The daemon looks at its targets once it runs, after the API is up.
+    // The daemon looks at its targets beside its work, once it runs, after the API is up.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !server.log().contains("serving ") {
+    while !server.log().contains("holds a shared repository") {
         assert!(std::time::Instant::now() < deadline, "{}", server.log());
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

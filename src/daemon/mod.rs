@@ -227,12 +227,16 @@ pub async fn serve(
     }
     let shared = Arc::new(Shared::new(work)?);
     // Opening a store blocks (S3 has a runtime of its own): off the async threads.
-    let looked = shared.clone();
-    let shared_layouts = tokio::task::spawn_blocking(move || shared_layouts(&looked.loaded))
-        .await
-        .unwrap_or_default();
-    for line in shared_layouts {
-        log(&shared.clock, &line);
+    // Only the centre can hold the shared repositories of earlier versions. Looking takes
+    // as long as reaching every target does (an S3 server away, credentials refused and
+    // retried): it is said when it is known, and the daemon does not wait for it.
+    if shared.site.is_none() {
+        let looked = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            for line in shared_layouts(&looked.loaded) {
+                log(&looked.clock, &line);
+            }
+        });
     }
     for key in shared.schedules.keys() {
         catalog.plan_from(key, now)?;

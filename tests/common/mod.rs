@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod bridge;
 pub mod garage;
 pub mod hook;
 pub mod libvirt;
