@@ -62,11 +62,29 @@ pub struct Api {
     pub confidential: Vec<String>,
     /// Each site's assignment, cut from the configuration at start.
     pub assignments: BTreeMap<String, crate::agent::assignment::Assignment>,
-    /// Woken when a job is queued for a site, so that agents waiting for one hear at once.
-    pub site_jobs: tokio::sync::Notify,
+    /// Woken when a job is queued for a site, so that its agents waiting for one hear at once.
+    pub site_jobs: SiteBells,
 }
 
 pub type State = Arc<Api>;
+
+/// A bell per site: rung when a job is queued for the site, heard by its agents' long polls
+/// (and by no other site's).
+#[derive(Default)]
+pub struct SiteBells(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Notify>>>);
+
+impl SiteBells {
+    /// The bell of `site`.
+    pub fn of(&self, site: &str) -> Arc<tokio::sync::Notify> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(site.to_string()).or_default().clone()
+    }
+
+    /// Rings the bell of `site`.
+    pub fn ring(&self, site: &str) {
+        self.of(site).notify_waiters();
+    }
+}
 
 impl Api {
     /// The state of the API for a loaded configuration.
@@ -83,7 +101,7 @@ impl Api {
         let assignments = crate::agent::assignment::for_sites(&loaded, &specs)?;
         Ok(Api {
             assignments,
-            site_jobs: tokio::sync::Notify::new(),
+            site_jobs: SiteBells::default(),
             throttle: Throttle::new(u32::try_from(limits.lock_after).unwrap_or(u32::MAX)),
             trusted: service.trusted_proxies(),
             reports: gate::Gate::new("reports", limits.reports_at_once),

@@ -165,7 +165,8 @@ async fn site_jobs(
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Listen before looking, so that a job queued in between is not missed.
-        let woken = api.site_jobs.notified();
+        let bell = api.site_jobs.of(&site);
+        let woken = bell.notified();
         let mut woken = std::pin::pin!(woken);
         woken.as_mut().enable();
         let here = site.clone();

@@ -128,8 +128,16 @@ async fn request_drill(
                 Some(&by),
             ) {
                 Ok((id, left)) => {
-                    // A site's drill waits for its agent as a job: wake the agents waiting.
-                    api.site_jobs.notify_waiters();
+                    // A site's drill waits for its agent as a job: wake its agents waiting.
+                    if let Some(site) = api
+                        .loaded
+                        .config
+                        .sources
+                        .get(drill.spec.source.get_ref())
+                        .and_then(|s| s.site())
+                    {
+                        api.site_jobs.ring(site);
+                    }
                     api.audit(
                         catalog,
                         &who,

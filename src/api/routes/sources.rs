@@ -293,8 +293,8 @@ fn queue(
         None => catalog.enqueue_now(key, tier, now),
     }
     .map_err(ApiError::internal)?;
-    if site.is_some() {
-        api.site_jobs.notify_waiters();
+    if let Some(site) = site {
+        api.site_jobs.ring(site);
     }
     Ok(job)
 }
