@@ -7,12 +7,12 @@
 # and the catalog's growth per 10,000 records. The load generator runs on the same 2 cores.
 #
 # usage: benches/fleet.sh [AGENTS...]   (default: 1000 5000)
-#        SECONDS=240 benches/fleet.sh 1000   the measured window (default 240 s)
+#        FLEET_SECONDS=240 benches/fleet.sh 1000   the measured window (default 240 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=("$@")
 ((${#counts[@]})) || counts=(1000 5000)
-window=${SECONDS_WINDOW:-${SECONDS:-240}}
+window=${FLEET_SECONDS:-240}
 # A connection or three per agent, on both ends.
 ulimit -n 65536
 cargo build --release --locked --quiet
