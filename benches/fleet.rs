@@ -37,9 +37,15 @@ struct Figures {
     check_in_ms: Mutex<Vec<f64>>,
     trigger_ms: Mutex<Vec<f64>>,
     errors: AtomicU64,
+    /// What the failures were, by kind.
+    failures: Mutex<std::collections::BTreeMap<String, u64>>,
     records: AtomicU64,
-    /// When each trigger's job was accepted, by job id.
+    /// Bytes of the records and signatures pushed.
+    record_bytes: AtomicU64,
+    /// When each trigger was asked for, by job id, once the centre answered.
     asked: Mutex<std::collections::HashMap<i64, Instant>>,
+    /// When a job was heard of before the answer to its asking came back.
+    heard: Mutex<std::collections::HashMap<i64, Instant>>,
 }
 
 struct Agent {
@@ -65,7 +71,9 @@ async fn call(
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
     let res = http.request(req).await.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
     let bytes = res
@@ -77,6 +85,15 @@ async fn call(
     Ok((status, bytes.to_vec()))
 }
 
+/// The timeline the centre and the agents share: it read T0 at T0 and runs 10x.
+static T0: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+
+fn sim_now() -> chrono::DateTime<chrono::Utc> {
+    let t0 = *T0.get_or_init(chrono::Utc::now);
+    let real = chrono::Utc::now() - t0;
+    t0 + real * 10
+}
+
 async fn signed(
     http: &Http,
     base: &str,
@@ -85,9 +102,26 @@ async fn signed(
     path: &str,
     body: Vec<u8>,
 ) -> Result<(u16, Vec<u8>), String> {
-    let headers = lifeboat::agent::request::sign(key, method, path, &body, chrono::Utc::now())
+    let headers = lifeboat::agent::request::sign(key, method, path, &body, sim_now())
         .map_err(|e| e.to_string())?;
     call(http, base, method, path, body, &headers).await
+}
+
+impl Figures {
+    fn failed(&self, what: &str, got: &Result<(u16, Vec<u8>), String>) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let kind = match got {
+            Ok((status, body)) => format!(
+                "{what} {status} {}",
+                String::from_utf8_lossy(body)
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            ),
+            Err(e) => format!("{what}: {}", e.chars().take(80).collect::<String>()),
+        };
+        *self.failures.lock().unwrap().entry(kind).or_default() += 1;
+    }
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -105,7 +139,12 @@ fn centre_usage(pid: u32) -> (f64, f64) {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     let cpu = (ticks(11) + ticks(12)) / 100.0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status
@@ -125,7 +164,10 @@ fn catalog_bytes(data: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let (Some(binary), Some(agents), Some(seconds)) = (args.first(), args.get(1), args.get(2))
     else {
         eprintln!("usage: cargo bench --bench fleet -- LIFEBOAT_BINARY AGENTS SECONDS");
@@ -147,7 +189,7 @@ fn main() {
 
     // N tenants with a site each, 3 sources on 90/48 at each site.
     let mut text = format!(
-        "[service]\nsigning_key = \"{d}/keys/svc.key\"\nrecipients = [\"{d}/keys/svc.cert\"]\n\
+        "[service]\ndata_dir = \"{d}/data\"\nsigning_key = \"{d}/keys/svc.key\"\nrecipients = [\"{d}/keys/svc.cert\"]\n\
          prune = \"never\"\nsite_silence = \"1h\"\n\n[service.http]\nmax_connections = {c}\n\
          max_connections_per_address = {c}\n\n[targets.fleet]\nkind = \"local\"\n\
          path = \"{d}/repo\"\n",
@@ -168,7 +210,7 @@ fn main() {
         }
     }
     std::fs::write(dir.join("lifeboat.toml"), text).unwrap();
-    let now = chrono::Utc::now();
+    let now = *T0.get_or_init(chrono::Utc::now);
     let mut tokens = Vec::with_capacity(n);
     {
         let mut catalog = lifeboat::catalog::Catalog::open(&data).unwrap();
@@ -193,25 +235,46 @@ fn main() {
     }
     let admin = tokens.pop().unwrap();
 
-    eprintln!("fleet: starting the centre with {n} sites ({} sources)", n * SOURCES);
+    eprintln!(
+        "fleet: starting the centre with {n} sites ({} sources)",
+        n * SOURCES
+    );
     let started = Instant::now();
-    let mut centre = std::process::Command::new(binary)
+    let centre = std::process::Command::new(binary)
         .args(["serve", "--config"])
         .arg(dir.join("lifeboat.toml"))
         .args(["--listen", "127.0.0.1:0"])
         .env("LIFEBOAT_CLOCK_SPEED", "10")
+        .env(
+            "LIFEBOAT_CLOCK_START",
+            T0.get_or_init(chrono::Utc::now).to_rfc3339(),
+        )
+        .env(
+            "LIFEBOAT_CLOCK_AT",
+            T0.get_or_init(chrono::Utc::now).to_rfc3339(),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start lifeboat serve");
-    let pid = centre.id();
-    let stderr = centre.stderr.take().unwrap();
+    let mut centre = Centre(centre);
+    let pid = centre.0.id();
+    let stderr = centre.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        let mut up = false;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(rest) = line.split("on http://").nth(1) {
                 let _ = tx.send(rest.split('/').next().unwrap_or("").to_string());
+                up = true;
+            }
+            // What the centre says while it starts, and its errors after.
+            if !up || line.contains("error") || line.contains("panicked") {
+                eprintln!("centre: {line}");
             }
         }
     });
@@ -275,6 +338,17 @@ fn main() {
             enroll_started.elapsed().as_secs_f64(),
             window.as_secs()
         );
+        // FLEET_PROFILE=FILE: 30 s of the centre under `perf record -g`, from the start.
+        let profile = std::env::var_os("FLEET_PROFILE").map(|out| {
+            std::process::Command::new("perf")
+                .args(["record", "-g", "-F", "199", "-p", &pid.to_string(), "-o"])
+                .arg(out)
+                .args(["--", "sleep", "30"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("perf")
+        });
         let (cpu_before, _) = centre_usage(pid);
         let catalog_before = catalog_bytes(&data);
         let window_started = Instant::now();
@@ -297,7 +371,7 @@ fn main() {
                     while !stop.load(Ordering::Relaxed) {
                         let mut a = agent.lock().await;
                         a.sequence += 1;
-                        let mut r = Record::new(RecordKind::Backup, &a.tenant, chrono::Utc::now());
+                        let mut r = Record::new(RecordKind::Backup, &a.tenant, sim_now());
                         r.sequence = a.sequence;
                         r.previous = a.previous.clone();
                         r.source = Some(format!("{}-{}", a.tenant, round % SOURCES));
@@ -305,7 +379,7 @@ fn main() {
                         r.tier = Some("90/48".into());
                         r.snapshot = Some(SnapshotRef {
                             id: sha256_hex(format!("{}{}", a.site, a.sequence).as_bytes()),
-                            time: time(chrono::Utc::now()),
+                            time: time(sim_now()),
                         });
                         r.measured.insert("bytes_added".into(), 130_000);
                         let bytes = r.canonical().unwrap();
@@ -318,11 +392,13 @@ fn main() {
                                 signature,
                             }],
                         };
+                        let record_len = (push.records[0].record.len()
+                            + push.records[0].signature.len())
+                            as u64;
                         let body = serde_json::to_vec(&push).unwrap();
                         let t = Instant::now();
-                        match signed(&http, &base, &a.key, "POST", "/api/v1/agent/evidence", body)
-                            .await
-                        {
+                        let got = signed(&http, &base, &a.key, "POST", "/api/v1/agent/evidence", body).await;
+                        match got {
                             Ok((200, _)) => {
                                 figures
                                     .push_ms
@@ -330,10 +406,13 @@ fn main() {
                                     .unwrap()
                                     .push(t.elapsed().as_secs_f64() * 1000.0);
                                 figures.records.fetch_add(1, Ordering::Relaxed);
+                                figures
+                                    .record_bytes
+                                    .fetch_add(record_len, Ordering::Relaxed);
                                 a.previous = Some(sha256_hex(&bytes));
                             }
-                            _ => {
-                                figures.errors.fetch_add(1, Ordering::Relaxed);
+                            ref other => {
+                                figures.failed("push", other);
                                 a.sequence -= 1;
                             }
                         }
@@ -363,9 +442,7 @@ fn main() {
                                 .lock()
                                 .unwrap()
                                 .push(t.elapsed().as_secs_f64() * 1000.0),
-                            _ => {
-                                figures.errors.fetch_add(1, Ordering::Relaxed);
-                            }
+                            other => figures.failed("check-in", &other),
                         }
                         tokio::time::sleep(Duration::from_secs(60)).await;
                     }
@@ -380,7 +457,7 @@ fn main() {
                         let key = agent.lock().await.key.clone();
                         let got = signed(&http, &base, &key, "GET", "/api/v1/agent/jobs?wait=20", Vec::new()).await;
                         let Ok((200, body)) = got else {
-                            figures.errors.fetch_add(1, Ordering::Relaxed);
+                            figures.failed("jobs", &got);
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             continue;
                         };
@@ -388,12 +465,16 @@ fn main() {
                             serde_json::from_slice(&body).unwrap_or_default();
                         for job in jobs {
                             let id = job["id"].as_i64().unwrap_or(0);
-                            if let Some(at) = figures.asked.lock().unwrap().remove(&id) {
-                                figures
+                            let asked = figures.asked.lock().unwrap().remove(&id);
+                            match asked {
+                                Some(at) => figures
                                     .trigger_ms
                                     .lock()
                                     .unwrap()
-                                    .push(at.elapsed().as_secs_f64() * 1000.0);
+                                    .push(at.elapsed().as_secs_f64() * 1000.0),
+                                None => {
+                                    figures.heard.lock().unwrap().insert(id, Instant::now());
+                                }
                             }
                             for state in ["running", "done"] {
                                 let body = serde_json::to_vec(&serde_json::json!({ "state": state })).unwrap();
@@ -404,9 +485,10 @@ fn main() {
                 });
             }
         }
-        // Triggers: a backup now of a random site's source, twice a second.
+        // Triggers: a backup now of a random site's source, twice a second, until 25 s
+        // before the window closes (time for the last ones to be heard).
         let mut asked = 0u64;
-        while window_started.elapsed() < window {
+        while window_started.elapsed() + Duration::from_secs(25) < window {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let i = rand::random::<u32>() as usize % n;
             let path = format!("/api/v1/sources/t{i}-0/backup");
@@ -415,10 +497,24 @@ fn main() {
             if let Ok((202, body)) = call(&http, &base, "POST", &path, Vec::new(), &[("authorization", auth)]).await {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if let Some(id) = v["job"].as_i64() {
-                    figures.asked.lock().unwrap().insert(id, t);
                     asked += 1;
+                    // Heard already (the long poll answered before the asking did)?
+                    let heard = figures.heard.lock().unwrap().remove(&id);
+                    match heard {
+                        Some(at) => figures
+                            .trigger_ms
+                            .lock()
+                            .unwrap()
+                            .push((at - t).as_secs_f64() * 1000.0),
+                        None => {
+                            figures.asked.lock().unwrap().insert(id, t);
+                        }
+                    }
                 }
             }
+        }
+        while window_started.elapsed() < window {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         stop.store(true, Ordering::Relaxed);
         let (cpu_after, rss) = centre_usage(pid);
@@ -451,15 +547,33 @@ fn main() {
             (cpu_after - cpu_before) / elapsed * 100.0
         );
         let grown = catalog_after.saturating_sub(catalog_before) as f64;
+        let per = |v: f64| if records > 0 { v / records as f64 * 10_000.0 / 1e6 } else { f64::NAN };
         println!(
-            "catalog (SQLite): {:.1} MB, grew {:.2} MB, {:.2} MB per 10,000 records",
+            "catalog (SQLite, with its WAL): {:.1} MB, grew {:.2} MB, {:.2} MB per 10,000 records \
+             (the records and signatures themselves: {:.2} MB per 10,000)",
             catalog_after as f64 / 1e6,
             grown / 1e6,
-            if records > 0 { grown / records as f64 * 10_000.0 / 1e6 } else { f64::NAN }
+            per(grown),
+            per(figures.record_bytes.load(Ordering::Relaxed) as f64)
         );
+        for (kind, count) in figures.failures.lock().unwrap().iter() {
+            println!("failed {count}x: {kind}");
+        }
         tasks.abort_all();
+        if let Some(mut p) = profile {
+            let _ = p.wait();
+        }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let _ = centre.kill();
-    let _ = centre.wait();
+    drop(centre);
+}
+
+/// The centre's process, killed however the benchmark ends.
+struct Centre(std::process::Child);
+
+impl Drop for Centre {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -8,13 +8,14 @@
 #
 # usage: benches/fleet.sh [AGENTS...]   (default: 1000 5000)
 #        FLEET_SECONDS=240 benches/fleet.sh 1000   the measured window (default 240 s)
+#        FLEET_PROFILE=FILE benches/fleet.sh 5000  also 30 s of the centre under perf record -g
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=("$@")
 ((${#counts[@]})) || counts=(1000 5000)
 window=${FLEET_SECONDS:-240}
 # A connection or three per agent, on both ends.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 cargo build --release --locked --quiet
 cargo bench --locked --bench fleet --no-run --quiet 2>/dev/null
 for n in "${counts[@]}"; do

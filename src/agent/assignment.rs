@@ -57,22 +57,40 @@ pub fn for_sites(
         .text
         .parse()
         .map_err(|e| format!("cannot read the configuration again: {e}"))?;
+    // Each site's sources, found once (an MSP has thousands of sites).
+    let mut by_site: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    for (name, source) in &loaded.config.sources {
+        if let Some(site) = source.site() {
+            by_site.entry(site).or_default().push(name);
+        }
+    }
     let mut out = BTreeMap::new();
     for site in loaded.config.sites.keys() {
-        out.insert(site.clone(), cut(&table, loaded, drills, site)?);
+        let names = by_site.remove(site.as_str()).unwrap_or_default();
+        out.insert(site.clone(), cut(&table, loaded, drills, site, &names)?);
     }
     Ok(out)
 }
 
+/// Site `site`'s assignment; `names` are its sources.
 fn cut(
     table: &toml::Table,
     loaded: &Loaded,
     drills: &[&Drill],
     site: &str,
+    names: &[&String],
 ) -> std::result::Result<Assignment, String> {
     let config = &loaded.config;
     let tenant = config.sites[site].tenant.get_ref().clone();
     let section = |name: &str| table.get(name).and_then(toml::Value::as_table);
+    // The entries `keys` of section `name`.
+    let take = |name: &str, keys: &mut dyn Iterator<Item = &str>| -> toml::Table {
+        let Some(t) = section(name) else {
+            return toml::Table::new();
+        };
+        keys.filter_map(|k| t.get(k).map(|v| (k.to_string(), v.clone())))
+            .collect()
+    };
     let pick = |name: &str, keep: &dyn Fn(&str) -> bool| -> toml::Table {
         section(name)
             .map(|t| {
@@ -83,18 +101,12 @@ fn cut(
             })
             .unwrap_or_default()
     };
-    let at_site = |name: &str| {
-        config
-            .sources
-            .get(name)
-            .is_some_and(|s| s.site() == Some(site))
-    };
-    let sources = pick("sources", &|name| at_site(name));
-    let written: std::collections::BTreeSet<&String> = config
-        .sources
+    let at_site = |name: &str| names.iter().any(|n| n.as_str() == name);
+    let sources = take("sources", &mut names.iter().map(|n| n.as_str()));
+    let written: std::collections::BTreeSet<&String> = names
         .iter()
-        .filter(|(name, _)| at_site(name))
-        .flat_map(|(_, s)| s.written_targets())
+        .filter_map(|n| config.sources.get(n.as_str()))
+        .flat_map(|s| s.written_targets())
         .collect();
     let mut targets = pick("targets", &|name| {
         written.iter().any(|t| t.as_str() == name)
@@ -105,20 +117,22 @@ fn cut(
             own.retain(|id, _| *id == tenant);
         }
     }
-    let contracts = pick("contracts", &|name| {
-        config
+    let contracts = take(
+        "contracts",
+        &mut config
             .contracts
-            .get(name)
-            .is_some_and(|c| *c.tenant.get_ref() == tenant)
-    });
-    let mut tenants = pick("tenants", &|id| id == tenant);
+            .iter()
+            .filter(|(_, c)| *c.tenant.get_ref() == tenant)
+            .map(|(name, _)| name.as_str()),
+    );
+    let mut tenants = take("tenants", &mut std::iter::once(tenant.as_str()));
     for (_, t) in tenants.iter_mut() {
         if let Some(t) = t.as_table_mut() {
             t.remove("recipients");
         }
     }
     let service = pick("service", &|key| SERVICE_KEYS.contains(&key));
-    let sites = pick("sites", &|id| id == site);
+    let sites = take("sites", &mut std::iter::once(site));
     let mut out = toml::Table::new();
     for (name, value) in [
         ("service", service),

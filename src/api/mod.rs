@@ -64,7 +64,12 @@ pub struct Api {
     pub assignments: BTreeMap<String, crate::agent::assignment::Assignment>,
     /// Woken when a job is queued for a site, so that its agents waiting for one hear at once.
     pub site_jobs: SiteBells,
+    /// Catalog connections between requests.
+    catalogs: std::sync::Mutex<Vec<Catalog>>,
 }
+
+/// Catalog connections kept open between requests, at most.
+const KEPT_CATALOGS: usize = 16;
 
 pub type State = Arc<Api>;
 
@@ -102,6 +107,7 @@ impl Api {
         Ok(Api {
             assignments,
             site_jobs: SiteBells::default(),
+            catalogs: std::sync::Mutex::new(Vec::new()),
             throttle: Throttle::new(u32::try_from(limits.lock_after).unwrap_or(u32::MAX)),
             trusted: service.trusted_proxies(),
             reports: gate::Gate::new("reports", limits.reports_at_once),
@@ -122,8 +128,19 @@ impl Api {
     ) -> Result<T, ApiError> {
         let api = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut catalog = Catalog::open(&api.data_dir).map_err(ApiError::internal)?;
-            f(&mut catalog, &api)
+            // A connection kept from an earlier request, or a new one: opening one for each
+            // request made every request wait for the catalog's set-up lock.
+            let kept = api.catalogs.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let mut catalog = match kept {
+                Some(c) => c,
+                None => Catalog::open(&api.data_dir).map_err(ApiError::internal)?,
+            };
+            let answer = f(&mut catalog, &api);
+            let mut kept = api.catalogs.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.len() < KEPT_CATALOGS {
+                kept.push(catalog);
+            }
+            answer
         })
         .await
         .map_err(|e| ApiError::internal(format!("a request handler stopped: {e}")))?

@@ -411,6 +411,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
         }
     }
     let mut tiers = BTreeMap::new();
+    let mut gaps: BTreeMap<String, Option<chrono::Duration>> = BTreeMap::new();
     for (name, source) in &config.sources {
         for (what, value) in [("tenant", &source.tenant)] {
             if !config.tenants.contains_key(value.get_ref()) {
@@ -544,7 +545,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
             Ok(tier) => {
                 // The tier must be able to keep the contract's promise on data age.
                 if let Some(rpo) = contract.and_then(|c| parse_span(c.rpo.get_ref()).ok()) {
-                    let gap = tier.longest_gap(chrono::Utc::now(), 400);
+                    // Worked out once per tier (an MSP's thousands of sources share a few).
+                    let gap = *gaps
+                        .entry(tier.name.clone())
+                        .or_insert_with(|| tier.longest_gap(chrono::Utc::now(), 400));
                     if let Some(gap) = gap.filter(|g| *g > rpo) {
                         problem(
                             at(&source.tier.span()),
