@@ -164,10 +164,14 @@ fn catalog_bytes(data: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test` runs benchmarks once as tests, without `--bench`: this one needs minutes
+    // and a release build, so it says how to run it and passes.
+    if !all.iter().any(|a| a == "--bench") {
+        eprintln!("fleet: a benchmark, not a test: run benches/fleet.sh");
+        return;
+    }
+    let args: Vec<String> = all.into_iter().filter(|a| a != "--bench").collect();
     let (Some(binary), Some(agents), Some(seconds)) = (args.first(), args.get(1), args.get(2))
     else {
         eprintln!("usage: cargo bench --bench fleet -- LIFEBOAT_BINARY AGENTS SECONDS");
