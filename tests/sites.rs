@@ -5,14 +5,13 @@
 //! every few seconds.
 
 mod common;
+use common::agent::Agent;
 use common::api::{config, token, NOW};
 use common::server::Server;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const SPEED: &str = "600";
 
@@ -73,69 +72,18 @@ fn centre(ws: &Workspace, at: &str, listen: &str) -> Server {
     Server::start_at(cmd, listen)
 }
 
-/// `lifeboat agent run` in the background, its log kept; killed when dropped.
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<String>>,
+/// `lifeboat agent run` for the agent in `dir`, on the shared timeline read at `at`.
+fn start_agent(dir: &Path, at: &str) -> Agent {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    cmd.args(["agent", "run", "--every", "1s", "--data-dir"])
+        .arg(dir);
+    timeline(&mut cmd, at);
+    Agent::start(&mut cmd)
 }
 
-impl Agent {
-    fn start(dir: &Path, at: &str) -> Agent {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-        cmd.args(["agent", "run", "--every", "1s", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        timeline(&mut cmd, at);
-        let mut child = cmd.spawn().expect("start the agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Backups the agent's daemon finished.
-    fn backups(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(" done: office-nas:"))
-            .count()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Waits for `done` to hold, checking every 200 ms; panics with `what` after two minutes.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool, log: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} never happened:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Waits for `done` to hold; panics with `what` after two minutes.
+fn wait_for(what: &str, done: impl FnMut() -> bool, log: impl Fn() -> String) {
+    common::agent::wait_for(what, Duration::from_secs(120), done, log)
 }
 
 /// The records the centre holds of `agent`'s chain, by sequence.
@@ -175,10 +123,10 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
     let id = enrolled["agent"].as_str().unwrap().to_string();
 
     // The agent fetches its assignment: the site's source only, no secrets, no other tenant.
-    let mut agent = Agent::start(&dir, &at);
+    let mut agent = start_agent(&dir, &at);
     wait_for(
         "the agent's first backup",
-        || agent.backups() >= 1,
+        || agent.backups("office-nas") >= 1,
         || agent.log(),
     );
     let kept: serde_json::Value =
@@ -220,22 +168,22 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
 
     // A backup asked for at the centre reaches the site's agent, which runs it there; its
     // end comes back as the centre's job's.
-    let before = agent.backups();
+    let before = agent.backups("office-nas");
     let job = srv.back_up_now("acme-office-share", &admin);
     assert_eq!(job["source"], "acme-office-share", "{job}");
     wait_for(
         "the agent's log of the backup asked for",
-        || agent.backups() > before && agent.log().contains("took 1 job(s)"),
+        || agent.backups("office-nas") > before && agent.log().contains("took 1 job(s)"),
         || agent.log(),
     );
     assert!(!srv.log().contains("job failed"), "{}", srv.log());
 
     // The centre stops for a while; the agent goes on backing up, its outbox filling.
     srv.stop();
-    let before = agent.backups();
+    let before = agent.backups("office-nas");
     wait_for(
         "two backups while the centre is away",
-        || agent.backups() >= before + 2,
+        || agent.backups("office-nas") >= before + 2,
         || agent.log(),
     );
     assert!(
@@ -248,10 +196,10 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
     // drill key, it runs drills too.
     agent.kill();
     std::fs::copy(ws.path("keys/rec.key"), dir.join("drill.key")).unwrap();
-    let agent = Agent::start(&dir, &at);
+    let agent = start_agent(&dir, &at);
     wait_for(
         "a backup after the restart",
-        || agent.backups() >= 1,
+        || agent.backups("office-nas") >= 1,
         || agent.log(),
     );
     assert!(

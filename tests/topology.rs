@@ -7,15 +7,14 @@
 //! each tenant's report bundle verifies.
 
 mod common;
+use common::agent::Agent;
 use common::bridge::{in_namespace, namespaces, run_in_namespace, Bridge};
 use common::s3::S3Server;
 use common::server::Server;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const NOW: &str = "2026-11-25T12:00:00Z";
 const SITES: [&str; 3] = ["north", "south", "west"];
@@ -56,60 +55,8 @@ fn config(ws: &Workspace, s3: &S3Server) -> std::path::PathBuf {
     path
 }
 
-/// An agent in its namespace, its log kept; killed with its bridges' ends when dropped.
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Agent {
-    fn start(cmd: &mut Command) -> Agent {
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start the agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn backups(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(" done: cloud:"))
-            .count()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool, log: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} never happened:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool, log: impl Fn() -> String) {
+    common::agent::wait_for(what, Duration::from_secs(180), done, log)
 }
 
 fn records(srv: &Server, admin: &str, tenant: &str) -> Vec<serde_json::Value> {
@@ -260,11 +207,11 @@ fn three_sites_in_namespaces_of_their_own_keep_working_while_the_centre_is_away(
 
     // The centre stops; every site goes on backing up.
     srv.stop();
-    let before: Vec<usize> = agents.iter().map(Agent::backups).collect();
+    let before: Vec<usize> = agents.iter().map(|a| a.backups("cloud")).collect();
     for (a, b) in agents.iter().zip(&before) {
         wait_for(
             "two backups while the centre is away",
-            || a.backups() >= b + 2,
+            || a.backups("cloud") >= b + 2,
             || logs(&agents),
         );
     }

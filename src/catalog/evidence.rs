@@ -28,7 +28,7 @@ pub struct Built {
 /// Builds the record for a sequence number and the previous record's hash.
 pub type Builder<'a> = dyn FnMut(u64, Option<&str>) -> std::result::Result<Built, String> + 'a;
 
-fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvidence> {
+pub(super) fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvidence> {
     Ok(StoredEvidence {
         tenant: r.get(0)?,
         sequence: r.get(1)?,
@@ -39,7 +39,7 @@ fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvidence> {
     })
 }
 
-const COLUMNS: &str = "tenant, sequence, sha256, record, signature, object";
+pub(super) const COLUMNS: &str = "tenant, sequence, sha256, record, signature, object";
 
 impl Catalog {
     /// Appends the tenant's next record. `build` gets the sequence number and the previous

@@ -172,10 +172,18 @@ impl Catalog {
     /// first, at most `limit`.
     pub fn outbox(&self, tenant: &str, limit: usize) -> Result<Vec<StoredEvidence>> {
         let acked = self.acknowledged(tenant)?;
-        let mut all = self.evidence(Some(tenant))?;
-        all.retain(|e| e.sequence > acked);
-        all.truncate(limit);
-        Ok(all)
+        // Only what waits: the chain before it may be months of records.
+        let mut stmt = self.sql(self.conn.prepare(&format!(
+            "SELECT {} FROM evidence WHERE tenant = ?1 AND sequence > ?2
+             ORDER BY sequence LIMIT ?3",
+            super::evidence::COLUMNS
+        )))?;
+        let rows = stmt.query_map(
+            params![tenant, acked, limit as i64],
+            super::evidence::stored,
+        );
+        let rows = self.sql(rows)?;
+        self.sql(rows.collect())
     }
 
     /// How many records of `tenant`'s chain wait for the centre.

@@ -46,15 +46,8 @@ pub enum AgentCommand {
         /// site_silence).
         #[arg(long, default_value = "1m")]
         every: String,
-        /// For tests and simulations: the instant the daemon's clock starts at.
-        #[arg(long, env = "LIFEBOAT_CLOCK_START", hide = true)]
-        clock_start: Option<chrono::DateTime<chrono::FixedOffset>>,
-        /// For tests and simulations: how much faster than real time the clock runs.
-        #[arg(long, env = "LIFEBOAT_CLOCK_SPEED", hide = true, default_value_t = 1.0)]
-        clock_speed: f64,
-        /// For tests and simulations: the real moment the clock read --clock-start.
-        #[arg(long, env = "LIFEBOAT_CLOCK_AT", hide = true, requires = "clock_start")]
-        clock_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+        #[command(flatten)]
+        clock: super::serve::TestClock,
     },
     /// Say to the centre that this agent is alive: shows what the centre knows it as and how
     /// far this machine's clock is from the centre's.
@@ -95,9 +88,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::Run {
             dir: AgentDir { data_dir },
             every,
-            clock_start,
-            clock_speed,
-            clock_at,
+            clock,
         } => {
             let every = crate::schedule::retention::parse_span(&every)
                 .ok()
@@ -132,7 +123,7 @@ pub fn run(_ctx: &Context, command: AgentCommand) -> anyhow::Result<i32> {
                     &data_dir,
                     crate::agent::run::Options {
                         every,
-                        clock: super::serve::test_clock(clock_start, clock_speed, clock_at),
+                        clock: clock.clock(),
                     },
                     super::serve::stop_signal(),
                     say,

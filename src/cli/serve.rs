@@ -9,16 +9,8 @@ pub struct ServeArgs {
     /// The configuration file.
     #[arg(long, env = "LIFEBOAT_CONFIG", default_value = "lifeboat.toml")]
     config: PathBuf,
-    /// For tests and simulations: the instant the daemon's clock starts at.
-    #[arg(long, env = "LIFEBOAT_CLOCK_START", hide = true)]
-    clock_start: Option<chrono::DateTime<chrono::FixedOffset>>,
-    /// For tests and simulations: how much faster than real time the daemon's clock runs.
-    #[arg(long, env = "LIFEBOAT_CLOCK_SPEED", hide = true, default_value_t = 1.0)]
-    clock_speed: f64,
-    /// For tests and simulations: the real moment the clock read --clock-start (so that
-    /// processes started one after another share one timeline).
-    #[arg(long, env = "LIFEBOAT_CLOCK_AT", hide = true, requires = "clock_start")]
-    clock_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[command(flatten)]
+    clock: TestClock,
     /// Where the API and dashboard listen (default: [service] listen); port 0 picks a free one.
     #[arg(long)]
     listen: Option<String>,
@@ -51,7 +43,7 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(|| ctx.data_dir.clone());
     // Before anything else: a second daemon on the same data says so, not "address in use".
     let lock = daemon::lock(&data_dir).map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
-    let clock = test_clock(args.clock_start, args.clock_speed, args.clock_at);
+    let clock = args.clock.clock();
     let signing = crate::repo::crypto::SecretKey::load(&loaded.config.service.signing_key)
         .map_err(|e| CliError::new(exit::KEY, format!("signing key: {e}")))?;
     let listen = args
@@ -145,18 +137,33 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// The clock the tests and simulations ask for, or the real one.
-pub(super) fn test_clock(
-    start: Option<chrono::DateTime<chrono::FixedOffset>>,
-    speed: f64,
-    at: Option<chrono::DateTime<chrono::FixedOffset>>,
-) -> Clock {
-    let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
-    match (start, at) {
-        (Some(start), Some(at)) => Clock::shared(utc(start), speed, utc(at)),
-        (Some(start), None) => Clock::fake(utc(start), speed),
-        (None, _) if speed != 1.0 => Clock::fake(chrono::Utc::now(), speed),
-        (None, _) => Clock::real(),
+/// The clock tests and simulations ask for (hidden options of `serve` and `agent run`).
+#[derive(clap::Args)]
+pub(super) struct TestClock {
+    /// For tests and simulations: the instant the daemon's clock starts at.
+    #[arg(long, env = "LIFEBOAT_CLOCK_START", hide = true)]
+    clock_start: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// For tests and simulations: how much faster than real time the daemon's clock runs.
+    #[arg(long, env = "LIFEBOAT_CLOCK_SPEED", hide = true, default_value_t = 1.0)]
+    clock_speed: f64,
+    /// For tests and simulations: the real moment the clock read --clock-start (so that
+    /// processes started one after another share one timeline).
+    #[arg(long, env = "LIFEBOAT_CLOCK_AT", hide = true, requires = "clock_start")]
+    clock_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl TestClock {
+    /// The clock asked for, or the real one.
+    pub(super) fn clock(&self) -> Clock {
+        let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
+        match (self.clock_start, self.clock_at) {
+            (Some(start), Some(at)) => Clock::shared(utc(start), self.clock_speed, utc(at)),
+            (Some(start), None) => Clock::fake(utc(start), self.clock_speed),
+            (None, _) if self.clock_speed != 1.0 => {
+                Clock::fake(chrono::Utc::now(), self.clock_speed)
+            }
+            (None, _) => Clock::real(),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! a data directory, and helpers to run the real `lifeboat` binary.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod api;
 pub mod bridge;
 pub mod garage;
