@@ -49,6 +49,8 @@ pub struct Api {
     pub loaded: Loaded,
     pub drills: BTreeMap<String, Drill>,
     pub data_dir: PathBuf,
+    /// The catalog: in the data directory, or shared with other instances in PostgreSQL.
+    pub catalog: crate::catalog::Place,
     pub clock: Clock,
     /// Signs report bundles.
     pub signing: SecretKey,
@@ -112,6 +114,7 @@ impl Api {
             trusted: service.trusted_proxies(),
             reports: gate::Gate::new("reports", limits.reports_at_once),
             confidential: loaded.config.confidential(),
+            catalog: crate::catalog::Place::of(&data_dir, &loaded.config),
             limits,
             loaded,
             drills,
@@ -133,7 +136,7 @@ impl Api {
             let kept = api.catalogs.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let mut catalog = match kept {
                 Some(c) => c,
-                None => Catalog::open(&api.data_dir).map_err(ApiError::internal)?,
+                None => api.catalog.open().map_err(ApiError::internal)?,
             };
             let answer = f(&mut catalog, &api);
             let mut kept = api.catalogs.lock().unwrap_or_else(|p| p.into_inner());

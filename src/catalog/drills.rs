@@ -2,9 +2,10 @@
 //! customer's request) or started by hand, to its outcome. The snapshot a drill restores is
 //! recorded before the restore begins, so a random pick cannot be re-rolled after the fact.
 
+use super::db::{Arg, DbResult, Row};
 use super::{Catalog, Result};
+use crate::args;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DrillRow {
@@ -40,22 +41,11 @@ pub struct NewDrill<'a> {
     pub requested_by: Option<&'a str>,
 }
 
-fn time(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    text.map(|t| {
-        DateTime::parse_from_rfc3339(&t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
-    })
-    .transpose()
+fn time(text: Option<String>) -> DbResult<Option<DateTime<Utc>>> {
+    text.map(super::jobs::time).transpose()
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRow> {
+fn row(r: &Row) -> DbResult<DrillRow> {
     Ok(DrillRow {
         id: r.get(0)?,
         spec: r.get(1)?,
@@ -82,11 +72,11 @@ const COLUMNS: &str = "id, spec, tenant, contract, source, reason, planned_for, 
 impl Catalog {
     /// Plans a drill; returns its id.
     pub fn plan_drill(&mut self, d: &NewDrill<'_>) -> Result<i64> {
-        let r = self.conn.execute(
+        let r = self.db.query_value(
             "INSERT INTO drills (spec, tenant, contract, source, reason, planned_for, state,
                                  requested_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7) RETURNING id",
+            args![
                 d.spec,
                 d.tenant,
                 d.contract,
@@ -96,8 +86,7 @@ impl Catalog {
                 d.requested_by
             ],
         );
-        self.sql(r)?;
-        Ok(self.conn.last_insert_rowid())
+        self.sql(r)
     }
 
     /// Marks a drill running with the snapshot it restores and how it was picked.
@@ -108,10 +97,10 @@ impl Catalog {
         pick: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE drills SET state = 'running', snapshot = ?2, pick = ?3, started = ?4
              WHERE id = ?1",
-            params![id, snapshot, pick, now.to_rfc3339()],
+            args![id, snapshot, pick, now.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
     }
@@ -123,54 +112,47 @@ impl Catalog {
         evidence: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE drills SET state = 'done', outcome = ?2, evidence = ?3, finished = ?4
              WHERE id = ?1",
-            params![id, outcome, evidence, now.to_rfc3339()],
+            args![id, outcome, evidence, now.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
     }
 
     pub fn cancel_drill(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE drills SET state = 'cancelled', cancelled = ?2 WHERE id = ?1 AND state = 'planned'",
-            params![id, now.to_rfc3339()],
+            args![id, now.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
     }
 
     pub fn drill(&self, id: i64) -> Result<Option<DrillRow>> {
-        let r = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM drills WHERE id = ?1"),
-                params![id],
-                row,
-            )
-            .optional();
-        self.sql(r)
+        let r = self.db.query_opt(
+            &format!("SELECT {COLUMNS} FROM drills WHERE id = ?1"),
+            args![id],
+        );
+        self.sql(r)?.map(|r| self.sql(row(&r))).transpose()
     }
 
-    fn select(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<DrillRow>> {
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM drills WHERE {filter} ORDER BY planned_for, id"
-        )))?;
-        let rows = stmt.query_map(args, row);
-        let mut out = Vec::new();
-        for r in self.sql(rows)? {
-            out.push(self.sql(r)?);
-        }
-        Ok(out)
+    fn select(&self, filter: &str, args: &[Arg]) -> Result<Vec<DrillRow>> {
+        let rows = self.db.query_map(
+            &format!("SELECT {COLUMNS} FROM drills WHERE {filter} ORDER BY planned_for, id"),
+            args,
+            row,
+        );
+        self.sql(rows)
     }
 
     /// Drills, oldest planned first: of one contract, or of all.
     pub fn drills(&self, contract: Option<&str>) -> Result<Vec<DrillRow>> {
-        self.select("?1 IS NULL OR contract = ?1", params![contract])
+        self.select("?1 IS NULL OR contract = ?1", args![contract])
     }
 
     /// Planned drills whose time has come.
     pub fn due_drills(&self, now: DateTime<Utc>) -> Result<Vec<DrillRow>> {
-        let mut planned = self.select("state = 'planned'", [])?;
+        let mut planned = self.select("state = 'planned'", &[])?;
         planned.retain(|d| d.planned_for <= now);
         Ok(planned)
     }
@@ -181,7 +163,7 @@ impl Catalog {
         spec: &str,
         planned_for: DateTime<Utc>,
     ) -> Result<Option<DrillRow>> {
-        let planned = self.select("state = 'planned' AND spec = ?1", params![spec])?;
+        let planned = self.select("state = 'planned' AND spec = ?1", args![spec])?;
         Ok(planned.into_iter().find(|d| d.planned_for == planned_for))
     }
 }

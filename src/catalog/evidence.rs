@@ -2,8 +2,9 @@
 //! out the next sequence number and the previous record's hash inside one write transaction,
 //! so two writers can never fork a chain.
 
+use super::db::{Begin, DbResult, Row};
 use super::{Catalog, Result};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use crate::args;
 
 /// A stored record: its canonical bytes, their SHA-256, the signature, and the name of its
 /// object in the repositories.
@@ -28,7 +29,7 @@ pub struct Built {
 /// Builds the record for a sequence number and the previous record's hash.
 pub type Builder<'a> = dyn FnMut(u64, Option<&str>) -> std::result::Result<Built, String> + 'a;
 
-pub(super) fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvidence> {
+pub(super) fn stored(r: &Row) -> DbResult<StoredEvidence> {
     Ok(StoredEvidence {
         tenant: r.get(0)?,
         sequence: r.get(1)?,
@@ -49,45 +50,38 @@ impl Catalog {
         tenant: &str,
         build: &mut Builder<'_>,
     ) -> Result<StoredEvidence> {
-        let path = self.path.display().to_string();
-        let wrap = |source| super::Error::Sql {
-            path: path.clone(),
-            source,
+        let tx = self.sql(self.db.begin(Begin::Immediate))?;
+        // One append at a time per chain, across every instance of the service.
+        self.sql(tx.serialise(&format!("evidence/{tenant}")))?;
+        let head = tx.query_opt(
+            "SELECT sequence, sha256 FROM evidence WHERE tenant = ?1
+             ORDER BY sequence DESC LIMIT 1",
+            args![tenant],
+        );
+        let head: Option<(u64, String)> = match self.sql(head)? {
+            Some(r) => Some(self.sql(r.get(0).and_then(|s| Ok((s, r.get(1)?))))?),
+            None => None,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(wrap)?;
-        let head: Option<(u64, String)> = tx
-            .query_row(
-                "SELECT sequence, sha256 FROM evidence WHERE tenant = ?1
-                 ORDER BY sequence DESC LIMIT 1",
-                params![tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(wrap)?;
         let sequence = head.as_ref().map_or(1, |(s, _)| s + 1);
         let built = build(sequence, head.as_ref().map(|(_, h)| h.as_str())).map_err(|reason| {
-            super::Error::Other {
-                path: path.clone(),
-                reason: format!("evidence record {sequence} of tenant {tenant}: {reason}"),
-            }
+            self.other(format!(
+                "evidence record {sequence} of tenant {tenant}: {reason}"
+            ))
         })?;
-        tx.execute(
+        let r = tx.execute(
             "INSERT INTO evidence (tenant, sequence, sha256, record, signature, object)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+            args![
                 tenant,
                 sequence,
-                built.sha256,
-                built.record,
-                built.signature,
-                built.object
+                &built.sha256,
+                built.record.as_slice(),
+                &built.signature,
+                &built.object
             ],
-        )
-        .map_err(wrap)?;
-        tx.commit().map_err(wrap)?;
+        );
+        self.sql(r)?;
+        self.sql(tx.commit())?;
         Ok(StoredEvidence {
             tenant: tenant.into(),
             sequence,
@@ -100,50 +94,45 @@ impl Catalog {
 
     /// Records, by tenant and then sequence: of one tenant, or of all.
     pub fn evidence(&self, tenant: Option<&str>) -> Result<Vec<StoredEvidence>> {
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM evidence WHERE ?1 IS NULL OR tenant = ?1
-             ORDER BY tenant, sequence"
-        )))?;
-        let rows = stmt.query_map(params![tenant], stored);
-        let mut out = Vec::new();
-        for row in self.sql(rows)? {
-            out.push(self.sql(row)?);
-        }
-        Ok(out)
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {COLUMNS} FROM evidence WHERE ?1 IS NULL OR tenant = ?1
+                 ORDER BY tenant, sequence"
+            ),
+            args![tenant],
+            stored,
+        );
+        self.sql(rows)
     }
 
     /// Puts back a record read from a repository (rebuilding the catalog). A record already
     /// there is left alone; one that differs from what is there is refused.
     pub fn restore_evidence(&mut self, e: &StoredEvidence) -> Result<bool> {
-        let existing: Option<String> = self.sql(
-            self.conn
-                .query_row(
-                    "SELECT sha256 FROM evidence WHERE tenant = ?1 AND sequence = ?2",
-                    params![e.tenant, e.sequence],
-                    |r| r.get(0),
-                )
-                .optional(),
-        )?;
+        let existing = self.db.query_opt(
+            "SELECT sha256 FROM evidence WHERE tenant = ?1 AND sequence = ?2",
+            args![&e.tenant, e.sequence],
+        );
+        let existing: Option<String> = match self.sql(existing)? {
+            Some(r) => Some(self.sql(r.get(0))?),
+            None => None,
+        };
         match existing {
             Some(sha) if sha == e.sha256 => Ok(false),
-            Some(sha) => Err(super::Error::Other {
-                path: self.path.display().to_string(),
-                reason: format!(
-                    "record {} of tenant {} in the repository hashes to {}, the catalog's to {sha}",
-                    e.sequence, e.tenant, e.sha256
-                ),
-            }),
+            Some(sha) => Err(self.other(format!(
+                "record {} of tenant {} in the repository hashes to {}, the catalog's to {sha}",
+                e.sequence, e.tenant, e.sha256
+            ))),
             None => {
-                let r = self.conn.execute(
+                let r = self.db.execute(
                     "INSERT INTO evidence (tenant, sequence, sha256, record, signature, object)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        e.tenant,
+                    args![
+                        &e.tenant,
                         e.sequence,
-                        e.sha256,
-                        e.record,
-                        e.signature,
-                        e.object
+                        &e.sha256,
+                        e.record.as_slice(),
+                        &e.signature,
+                        &e.object
                     ],
                 );
                 self.sql(r).map(|_| true)

@@ -5,9 +5,10 @@
 //! start-up was cut off by a crash or a kill: it is put back in the queue with the reason, and
 //! after `MAX_ATTEMPTS` it is marked failed for good.
 
-use super::{Catalog, Error, Result};
+use super::db::{Begin, DbError, DbResult, Engine, Row};
+use super::{Catalog, Result};
+use crate::args;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 use std::collections::BTreeMap;
 
 /// How often a job is tried before it is marked failed for good.
@@ -28,15 +29,16 @@ pub struct Job {
     pub error: Option<String>,
 }
 
-fn time(text: String) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn time(text: String) -> DbResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        .map_err(|e| DbError::Decode {
+            column: 0,
+            reason: format!("'{text}' is not a time: {e}"),
         })
 }
 
-pub(super) fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+pub(super) fn job(row: &Row) -> DbResult<Job> {
     Ok(Job {
         id: row.get(0)?,
         source: row.get(1)?,
@@ -54,23 +56,20 @@ const COLUMNS: &str = "id, source, tier, scheduled, missed, state, attempts, err
 impl Catalog {
     /// The newest slot planned for each source.
     pub fn planned(&self) -> Result<BTreeMap<String, DateTime<Utc>>> {
-        let mut stmt = self.sql(self.conn.prepare("SELECT source, last FROM planned"))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, time(r.get(1)?)?)));
-        let mut out = BTreeMap::new();
-        for row in self.sql(rows)? {
-            let (source, last) = self.sql(row)?;
-            out.insert(source, last);
-        }
-        Ok(out)
+        let rows = self
+            .db
+            .query_map("SELECT source, last FROM planned", &[], |r| {
+                Ok((r.get::<String>(0)?, time(r.get(1)?)?))
+            });
+        Ok(self.sql(rows)?.into_iter().collect())
     }
 
     /// The first slot the daemon queued for `key` (a source's backups): when the service
     /// began to keep its schedule. Jobs asked for at once do not count.
     pub fn first_slot(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
-        let r = self.conn.query_row(
+        let r = self.db.query_value::<Option<String>>(
             "SELECT MIN(scheduled) FROM jobs WHERE source = ?1 AND tier != ?2",
-            params![key, crate::daemon::IMMEDIATE],
-            |r| r.get::<_, Option<String>>(0),
+            args![key, crate::daemon::IMMEDIATE],
         );
         match self.sql(r)? {
             Some(t) => self.sql(time(t)).map(Some),
@@ -80,15 +79,16 @@ impl Catalog {
 
     /// Starts planning a source from `from` if it has never been planned.
     pub fn plan_from(&mut self, source: &str, from: DateTime<Utc>) -> Result<()> {
-        let r = self.conn.execute(
-            "INSERT OR IGNORE INTO planned (source, last) VALUES (?1, ?2)",
-            params![source, from.to_rfc3339()],
+        let r = self.db.execute(
+            "INSERT INTO planned (source, last) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![source, from.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
     }
 
     /// Queues the run of `source` for slot `scheduled` and records the slot as planned, in one
-    /// transaction. Returns the job id, or `None` if that slot was queued before.
+    /// transaction. Returns the job id, or `None` if that slot was queued before (by this
+    /// instance of the service or another one on the same catalog).
     pub fn enqueue(
         &mut self,
         source: &str,
@@ -97,65 +97,82 @@ impl Catalog {
         missed: u32,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>> {
-        let path = self.path.display().to_string();
-        let wrap = |source| Error::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(wrap)?;
-        let added = tx
-            .execute(
-                "INSERT OR IGNORE INTO jobs (source, tier, scheduled, missed, state, queued)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)",
-                params![
+        let db = &*self.db;
+        let queued = (|| {
+            let tx = db.begin(Begin::Deferred)?;
+            let id = tx.query_opt(
+                "INSERT INTO jobs (source, tier, scheduled, missed, state, queued)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)
+                 ON CONFLICT DO NOTHING RETURNING id",
+                args![
                     source,
                     tier,
                     scheduled.to_rfc3339(),
                     missed,
                     now.to_rfc3339()
                 ],
-            )
-            .map_err(wrap)?;
-        let id = (added == 1).then(|| tx.last_insert_rowid());
-        tx.execute(
-            "INSERT INTO planned (source, last) VALUES (?1, ?2)
-             ON CONFLICT (source) DO UPDATE SET last = max(last, excluded.last)",
-            params![source, scheduled.to_rfc3339()],
-        )
-        .map_err(wrap)?;
-        tx.commit().map_err(wrap)?;
-        Ok(id)
+            )?;
+            let id = id.map(|r| r.get::<i64>(0)).transpose()?;
+            tx.execute(
+                "INSERT INTO planned (source, last) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET last = CASE
+                   WHEN excluded.last > planned.last THEN excluded.last ELSE planned.last END",
+                args![source, scheduled.to_rfc3339()],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })();
+        self.sql(queued)
     }
 
     /// Takes the oldest queued job (of a source not already running) and marks it running.
+    /// Instances of the service sharing a PostgreSQL catalog each skip the jobs another is
+    /// taking; a source's second job waits for its first whichever instance runs it.
     pub fn claim(&mut self, now: DateTime<Utc>) -> Result<Option<Job>> {
-        let r = self
-            .conn
-            .query_row(
+        let (how, skip) = match self.db.engine() {
+            Engine::Sqlite => (Begin::Immediate, ""),
+            Engine::Postgres => (Begin::Deferred, " FOR UPDATE SKIP LOCKED"),
+        };
+        let db = &*self.db;
+        let claimed = (|| {
+            let tx = db.begin(how)?;
+            let Some(row) = tx.query_opt(
                 &format!(
                     "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND site IS NULL
                      AND (not_before IS NULL OR not_before <= ?1)
                      AND source NOT IN (SELECT source FROM jobs WHERE state = 'running')
-                     ORDER BY scheduled, id LIMIT 1"
+                     ORDER BY scheduled, id LIMIT 1{skip}"
                 ),
-                [now.to_rfc3339()],
-                job,
-            )
-            .optional();
-        let Some(mut j) = self.sql(r)? else {
-            return Ok(None);
-        };
-        let r = self.conn.execute(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?2
-             WHERE id = ?1 AND state = 'queued'",
-            params![j.id, now.to_rfc3339()],
-        );
-        if self.sql(r)? != 1 {
-            return Ok(None);
-        }
-        j.state = "running".into();
-        j.attempts += 1;
-        Ok(Some(j))
+                args![now.to_rfc3339()],
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut j = job(&row)?;
+            // One job of a source at a time: checked again under the source's lock, since
+            // another instance may have claimed a job of it since the query began.
+            tx.serialise(&format!("job-source/{}", j.source))?;
+            let running: i64 = tx.query_value(
+                "SELECT COUNT(*) FROM jobs WHERE source = ?1 AND state = 'running'",
+                args![&j.source],
+            )?;
+            if running > 0 {
+                return Ok(None);
+            }
+            let changed = tx.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?2
+                 WHERE id = ?1 AND state = 'queued'",
+                args![j.id, now.to_rfc3339()],
+            )?;
+            if changed != 1 {
+                return Ok(None);
+            }
+            tx.commit()?;
+            j.state = "running".into();
+            j.attempts += 1;
+            Ok(Some(j))
+        })();
+        self.sql(claimed)
     }
 
     /// Records how a running job ended. A failure is queued again until `MAX_ATTEMPTS`.
@@ -178,45 +195,49 @@ impl Catalog {
         retry: bool,
     ) -> Result<()> {
         let attempts_allowed = if retry { MAX_ATTEMPTS } else { 0 };
-        let r = match outcome {
-            Ok(()) => self.conn.execute(
+        let db = &*self.db;
+        let finished = (|| match outcome {
+            Ok(()) => db.execute(
                 "UPDATE jobs SET state = 'done', finished = ?2, error = NULL WHERE id = ?1",
-                params![id, now.to_rfc3339()],
+                args![id, now.to_rfc3339()],
             ),
-            Err(e) => self.conn.execute(
-                "UPDATE jobs SET state = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'queued' END,
-                 finished = ?2, error = ?4,
-                 not_before = strftime('%Y-%m-%dT%H:%M:%S+00:00', ?2, '+' || (attempts * ?5) || ' minutes')
-                 WHERE id = ?1",
-                params![id, now.to_rfc3339(), attempts_allowed, e, RETRY_AFTER_MINUTES],
-            ),
-        };
-        self.sql(r).map(|_| ())
+            Err(e) => {
+                let tx = db.begin(Begin::Immediate)?;
+                let attempts: Option<i64> =
+                    tx.query_value("SELECT attempts FROM jobs WHERE id = ?1", args![id])?;
+                let wait = chrono::Duration::minutes(attempts.unwrap_or(0) * RETRY_AFTER_MINUTES);
+                let not_before = (now + wait).format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+                let n = tx.execute(
+                    "UPDATE jobs SET state = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'queued' END,
+                     finished = ?2, error = ?4, not_before = ?5
+                     WHERE id = ?1",
+                    args![id, now.to_rfc3339(), attempts_allowed, e, not_before],
+                )?;
+                tx.commit()?;
+                Ok(n)
+            }
+        })();
+        self.sql(finished).map(|_| ())
     }
 
     /// At start-up: jobs still marked running were cut off. Each is recorded as such and queued
     /// again (or failed for good after `MAX_ATTEMPTS`). Returns them.
     pub fn recover(&mut self, now: DateTime<Utc>) -> Result<Vec<Job>> {
-        let cut: Vec<Job> = {
-            let mut stmt = self.sql(self.conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND site IS NULL"
-            )))?;
-            let rows = self.sql(stmt.query_map([], job))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(|source| Error::Sql {
-                    path: self.path.display().to_string(),
-                    source,
-                })?
-        };
+        let cut = self.db.query_map(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND site IS NULL"),
+            &[],
+            job,
+        );
+        let cut = self.sql(cut)?;
         for j in &cut {
             let reason = format!(
                 "interrupted: the daemon stopped while this job ran (attempt {})",
                 j.attempts
             );
             self.finish(j.id, Err(&reason), now)?;
-            let r = self.conn.execute(
+            let r = self.db.execute(
                 "UPDATE jobs SET not_before = NULL WHERE id = ?1",
-                params![j.id],
+                args![j.id],
             );
             self.sql(r)?;
         }
@@ -226,50 +247,43 @@ impl Catalog {
     /// Queues a run asked for now (an immediate or cold backup) without touching the
     /// schedule's planning. Returns the job id.
     pub fn enqueue_now(&mut self, key: &str, tier: &str, now: DateTime<Utc>) -> Result<i64> {
-        let r = self.conn.execute(
+        let r = self.db.query_value(
             "INSERT INTO jobs (source, tier, scheduled, missed, state, queued)
-             VALUES (?1, ?2, ?3, 0, 'queued', ?3)",
-            params![key, tier, now.to_rfc3339()],
+             VALUES (?1, ?2, ?3, 0, 'queued', ?3) RETURNING id",
+            args![key, tier, now.to_rfc3339()],
         );
-        self.sql(r)?;
-        Ok(self.conn.last_insert_rowid())
+        self.sql(r)
     }
 
     /// Records a job run outside the daemon (a cold backup from the command line) as running
     /// now, so that the job list shows it. Returns it.
     pub fn start_now(&mut self, key: &str, tier: &str, now: DateTime<Utc>) -> Result<Job> {
-        let r = self.conn.execute(
+        let r = self.db.query_value(
             "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, attempts, started)
-             VALUES (?1, ?2, ?3, 0, 'running', ?3, 1, ?3)",
-            params![key, tier, now.to_rfc3339()],
+             VALUES (?1, ?2, ?3, 0, 'running', ?3, 1, ?3) RETURNING id",
+            args![key, tier, now.to_rfc3339()],
         );
-        self.sql(r)?;
-        let id = self.conn.last_insert_rowid();
-        self.job(id)?.ok_or_else(|| super::Error::Other {
-            path: self.path.display().to_string(),
-            reason: format!("job {id} vanished after its insert"),
-        })
+        let id: i64 = self.sql(r)?;
+        self.job(id)?
+            .ok_or_else(|| self.other(format!("job {id} vanished after its insert")))
     }
 
     /// The newest `limit` jobs, newest first.
     pub fn jobs(&self, limit: u32) -> Result<Vec<Job>> {
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"
-        )))?;
-        let rows = self.sql(stmt.query_map([limit], job))?;
-        self.sql(rows.collect())
+        let rows = self.db.query_map(
+            &format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"),
+            args![limit],
+            job,
+        );
+        self.sql(rows)
     }
 
     pub fn job(&self, id: i64) -> Result<Option<Job>> {
-        let r = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
-                [id],
-                job,
-            )
-            .optional();
-        self.sql(r)
+        let r = self.db.query_opt(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+            args![id],
+        );
+        self.sql(r)?.map(|row| self.sql(job(&row))).transpose()
     }
 }
 

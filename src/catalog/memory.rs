@@ -1,7 +1,9 @@
 //! The catalog as the engine's memory: what prune, Object Lock and backup ask of it, answered
 //! from the tables of one repository.
 
+use super::db::Begin;
 use super::{blob, hash_from, to_repo, Error, RepoCatalog};
+use crate::args;
 use crate::repo::backup::{BackupCache, CachedFile, FileCache};
 use crate::repo::ids::{ChunkId, Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::{PackEntry, PackInfo};
@@ -9,7 +11,6 @@ use crate::repo::lock::LockMemory;
 use crate::repo::prune::PruneMemory;
 use crate::repo::{self, tree};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 
 impl PruneMemory for RepoCatalog<'_> {
@@ -26,15 +27,14 @@ impl PruneMemory for RepoCatalog<'_> {
 
 impl LockMemory for RepoCatalog<'_> {
     fn known_lock(&mut self, object: &str) -> repo::Result<Option<DateTime<Utc>>> {
-        let r = self
-            .conn()
-            .query_row(
-                "SELECT until FROM locks WHERE repo = ?1 AND object = ?2",
-                params![self.repo, object],
-                |r| r.get::<_, String>(0),
-            )
-            .optional();
-        let until = self.sql(r).map_err(to_repo)?;
+        let r = self.db().query_opt(
+            "SELECT until FROM locks WHERE repo = ?1 AND object = ?2",
+            args![&self.repo, object],
+        );
+        let until = match self.sql(r).map_err(to_repo)? {
+            Some(row) => Some(self.sql(row.get::<String>(0)).map_err(to_repo)?),
+            None => None,
+        };
         // A date this program wrote; one it cannot read counts as unknown (the store is asked).
         Ok(until
             .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
@@ -42,9 +42,10 @@ impl LockMemory for RepoCatalog<'_> {
     }
 
     fn record_lock(&mut self, object: &str, until: DateTime<Utc>) -> repo::Result<()> {
-        let r = self.conn().execute(
-            "INSERT OR REPLACE INTO locks (repo, object, until) VALUES (?1, ?2, ?3)",
-            params![self.repo, object, until.to_rfc3339()],
+        let r = self.db().execute(
+            "INSERT INTO locks (repo, object, until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (repo, object) DO UPDATE SET until = excluded.until",
+            args![&self.repo, object, until.to_rfc3339()],
         );
         self.sql(r).map_err(to_repo)?;
         Ok(())
@@ -57,27 +58,17 @@ impl BackupCache for RepoCatalog<'_> {
     }
 
     fn indexes_of(&mut self, packs: &[PackId]) -> repo::Result<Vec<IndexId>> {
-        let mut stmt = self
-            .sql(
-                self.catalog
-                    .conn
-                    .prepare_cached("SELECT index_id FROM packs WHERE repo = ?1 AND id = ?2"),
-            )
-            .map_err(to_repo)?;
         let mut out = std::collections::BTreeSet::new();
         for p in packs {
-            let r = stmt
-                .query_row(params![self.repo, blob(&p.0)], |r| {
-                    r.get::<_, Option<Vec<u8>>>(0)
-                })
-                .optional();
-            let found = r.map_err(|source| {
-                to_repo(Error::Sql {
-                    path: self.catalog.path.display().to_string(),
-                    source,
-                })
-            })?;
-            if let Some(Some(bytes)) = found {
+            let r = self.db().query_opt(
+                "SELECT index_id FROM packs WHERE repo = ?1 AND id = ?2",
+                args![&self.repo, blob(&p.0)],
+            );
+            let found = match self.sql(r).map_err(to_repo)? {
+                Some(row) => self.sql(row.get::<Option<Vec<u8>>>(0)).map_err(to_repo)?,
+                None => None,
+            };
+            if let Some(bytes) = found {
                 if let Ok(h) = <[u8; 32]>::try_from(bytes.as_slice()) {
                     out.insert(IndexId(Hash(h)));
                 }
@@ -87,131 +78,107 @@ impl BackupCache for RepoCatalog<'_> {
     }
 
     fn chunk_pack(&mut self, chunk: &ChunkId) -> repo::Result<Option<PackId>> {
-        let mut stmt = self
-            .sql(
-                self.conn()
-                    .prepare_cached("SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2"),
-            )
-            .map_err(to_repo)?;
-        let r = stmt
-            .query_row(params![self.repo, blob(&chunk.0)], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .optional();
-        let found = self.sql(r).map_err(to_repo)?;
-        found
-            .map(|v| hash_from(v).map(PackId))
-            .transpose()
-            .map_err(|e| {
-                to_repo(Error::Sql {
-                    path: self.catalog.path.display().to_string(),
-                    source: e,
-                })
-            })
+        let r = self.db().query_opt(
+            "SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2",
+            args![&self.repo, blob(&chunk.0)],
+        );
+        let Some(row) = self.sql(r).map_err(to_repo)? else {
+            return Ok(None);
+        };
+        let pack = row.get::<Vec<u8>>(0).and_then(hash_from);
+        self.sql(pack).map(|h| Some(PackId(h))).map_err(to_repo)
     }
 
     fn record_pack(&mut self, pack: &PackInfo) -> repo::Result<()> {
-        let repo_id = self.repo.clone();
-        let wrap = &sql_to_repo(self.catalog.path.display().to_string());
-        let tx = self.catalog.conn.transaction().map_err(wrap)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs (repo, id, size) VALUES (?1, ?2, ?3)",
-            params![repo_id, blob(&pack.id.0), pack.size as i64],
-        )
-        .map_err(wrap)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO chunks (repo, id, pack, offset, length, raw_length)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(wrap)?;
+        let db = self.db();
+        let stored = (|| {
+            let tx = db.begin(Begin::Deferred)?;
+            tx.execute(
+                "INSERT INTO packs (repo, id, size) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                args![&self.repo, blob(&pack.id.0), pack.size],
+            )?;
             for e in &pack.entries {
-                stmt.execute(params![
-                    repo_id,
-                    blob(&e.chunk.0),
-                    blob(&pack.id.0),
-                    e.offset as i64,
-                    e.length as i64,
-                    e.raw_length as i64
-                ])
-                .map_err(wrap)?;
+                tx.execute(
+                    "INSERT INTO chunks (repo, id, pack, \"offset\", length, raw_length)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (repo, id) DO UPDATE SET pack = excluded.pack,
+                     \"offset\" = excluded.\"offset\", length = excluded.length,
+                     raw_length = excluded.raw_length",
+                    args![
+                        &self.repo,
+                        blob(&e.chunk.0),
+                        blob(&pack.id.0),
+                        e.offset,
+                        e.length,
+                        e.raw_length
+                    ],
+                )?;
             }
-        }
-        tx.commit().map_err(wrap)
+            tx.commit()
+        })();
+        self.sql(stored).map_err(to_repo)
     }
 
     fn unindexed_packs(&mut self) -> repo::Result<Vec<PackInfo>> {
-        let wrap = &sql_to_repo(self.catalog.path.display().to_string());
-        let mut packs = Vec::new();
-        let mut stmt = self
-            .conn()
-            .prepare("SELECT id, size FROM packs WHERE repo = ?1 AND index_id IS NULL ORDER BY id")
-            .map_err(wrap)?;
-        let rows = stmt
-            .query_map([&self.repo], |r| {
-                Ok((hash_from(r.get(0)?)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(wrap)?;
-        for row in rows {
-            let (id, size) = row.map_err(wrap)?;
-            packs.push(PackInfo {
-                id: PackId(id),
-                size: size as u64,
-                entries: Vec::new(),
-            });
-        }
-        let mut stmt = self
-            .conn()
-            .prepare(
-                "SELECT id, offset, length, raw_length FROM chunks WHERE repo = ?1 AND pack = ?2 ORDER BY offset",
-            )
-            .map_err(wrap)?;
+        let r = self.db().query_map(
+            "SELECT id, size FROM packs WHERE repo = ?1 AND index_id IS NULL ORDER BY id",
+            args![&self.repo],
+            |r| {
+                Ok(PackInfo {
+                    id: PackId(hash_from(r.get(0)?)?),
+                    size: r.get(1)?,
+                    entries: Vec::new(),
+                })
+            },
+        );
+        let mut packs = self.sql(r).map_err(to_repo)?;
         for p in &mut packs {
-            let rows = stmt
-                .query_map(params![self.repo, blob(&p.id.0)], |r| {
+            let r = self.db().query_map(
+                "SELECT id, \"offset\", length, raw_length FROM chunks
+                 WHERE repo = ?1 AND pack = ?2 ORDER BY \"offset\"",
+                args![&self.repo, blob(&p.id.0)],
+                |r| {
                     Ok(PackEntry {
                         chunk: ChunkId(hash_from(r.get(0)?)?),
-                        offset: r.get::<_, i64>(1)? as u64,
-                        length: r.get::<_, i64>(2)? as u64,
-                        raw_length: r.get::<_, i64>(3)? as u64,
+                        offset: r.get(1)?,
+                        length: r.get(2)?,
+                        raw_length: r.get(3)?,
                     })
-                })
-                .map_err(wrap)?;
-            for e in rows {
-                p.entries.push(e.map_err(wrap)?);
-            }
+                },
+            );
+            p.entries = self.sql(r).map_err(to_repo)?;
         }
         Ok(packs)
     }
 
     fn record_index(&mut self, index: &IndexId, packs: &[PackId]) -> repo::Result<()> {
-        let repo_id = self.repo.clone();
-        let wrap = &sql_to_repo(self.catalog.path.display().to_string());
-        let tx = self.catalog.conn.transaction().map_err(wrap)?;
-        for p in packs {
-            tx.execute(
-                "UPDATE packs SET index_id = ?3 WHERE repo = ?1 AND id = ?2",
-                params![repo_id, blob(&p.0), blob(&index.0)],
-            )
-            .map_err(wrap)?;
-        }
-        tx.commit().map_err(wrap)
+        let db = self.db();
+        let recorded = (|| {
+            let tx = db.begin(Begin::Deferred)?;
+            for p in packs {
+                tx.execute(
+                    "UPDATE packs SET index_id = ?3 WHERE repo = ?1 AND id = ?2",
+                    args![&self.repo, blob(&p.0), blob(&index.0)],
+                )?;
+            }
+            tx.commit()
+        })();
+        self.sql(recorded).map_err(to_repo)
     }
 
     fn file_cache(&mut self, paths_key: &str) -> repo::Result<(Option<SnapshotId>, FileCache)> {
-        let path = self.catalog.path.display().to_string();
-        let r = self
-            .conn()
-            .query_row(
-                "SELECT snapshot, data FROM file_cache WHERE repo = ?1 AND paths_key = ?2",
-                params![self.repo, paths_key],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional();
-        let Some((snapshot, data)) = self.sql(r).map_err(to_repo)? else {
+        let path = self.catalog.name.clone();
+        let r = self.db().query_opt(
+            "SELECT snapshot, data FROM file_cache WHERE repo = ?1 AND paths_key = ?2",
+            args![&self.repo, paths_key],
+        );
+        let Some(row) = self.sql(r).map_err(to_repo)? else {
             return Ok((None, FileCache::new()));
         };
+        let read = row
+            .get::<String>(0)
+            .and_then(|s| Ok((s, row.get::<Vec<u8>>(1)?)));
+        let (snapshot, data) = self.sql(read).map_err(to_repo)?;
         let bad = |reason: String| {
             to_repo(Error::Other {
                 path: path.clone(),
@@ -243,15 +210,5 @@ impl BackupCache for RepoCatalog<'_> {
             );
         }
         Ok((snapshot.parse().ok(), files))
-    }
-}
-
-/// Turns a SQLite error on the catalog at `path` into the engine's error.
-fn sql_to_repo(path: String) -> impl Fn(rusqlite::Error) -> repo::Error {
-    move |source| {
-        to_repo(Error::Sql {
-            path: path.clone(),
-            source,
-        })
     }
 }

@@ -4,6 +4,7 @@
 //! It is only a cache of the repository: `lifeboat catalog rebuild` recreates it from the
 //! repository and a recipient's key. Schema changes are migrations keyed by `user_version`.
 
+pub mod db;
 pub mod drills;
 pub mod evidence;
 pub mod jobs;
@@ -101,13 +102,14 @@ pub fn lock_repository(data_dir: &Path, repo_id: &str) -> std::io::Result<Option
     lock_file(data_dir, &Path::new("repos").join(repo_id).join("lock"))
 }
 
+use crate::args;
 use crate::repo::backup::{BackupCache, FileCache};
 use crate::repo::ids::{Hash, IndexId, PackId, SnapshotId};
 use crate::repo::index::PackInfo;
 use crate::repo::snapshot::Snapshot;
 use crate::repo::tree;
 use crate::repo::{self, Repository};
-use rusqlite::{params, Connection, TransactionBehavior};
+use db::{Begin, Db, DbResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -117,7 +119,7 @@ pub enum Error {
     Sql {
         path: String,
         #[source]
-        source: rusqlite::Error,
+        source: db::DbError,
     },
     #[error("catalog {path}: {reason}")]
     Other { path: String, reason: String },
@@ -126,8 +128,40 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub struct Catalog {
-    conn: Connection,
-    path: PathBuf,
+    db: Box<dyn Db>,
+    /// Where the catalog is, for messages: a file, or a PostgreSQL address without password.
+    name: String,
+}
+
+/// Where the catalog is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// `catalog.sqlite` in this data directory.
+    Embedded(PathBuf),
+    /// A PostgreSQL database that instances of the service share (`[service] catalog`).
+    Postgres(String),
+}
+
+impl Place {
+    /// The catalog of a service with data directory `data_dir` and `[service] catalog` `url`.
+    pub fn new(data_dir: &Path, url: Option<&str>) -> Place {
+        match url {
+            Some(url) => Place::Postgres(url.to_string()),
+            None => Place::Embedded(data_dir.to_path_buf()),
+        }
+    }
+
+    /// The catalog `config` names, with data directory `data_dir`.
+    pub fn of(data_dir: &Path, config: &crate::config::Config) -> Place {
+        Place::new(data_dir, config.service.catalog_url())
+    }
+
+    pub fn open(&self) -> Result<Catalog> {
+        match self {
+            Place::Embedded(dir) => Catalog::open(dir),
+            Place::Postgres(url) => Catalog::connect(url),
+        }
+    }
 }
 
 /// The catalog seen from one repository.
@@ -139,57 +173,57 @@ pub struct RepoCatalog<'a> {
 impl Catalog {
     /// Run records, oldest first: of one repository, or of all.
     pub fn runs(&self, repo: Option<&str>) -> Result<Vec<RunRecord>> {
-        let mut stmt = self.sql(self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, repo, kind, source, tier, scheduled, job, started, finished, result,
                     snapshot, files, bytes_read, bytes_added, error, summary, bytes_freed
              FROM runs WHERE ?1 IS NULL OR repo = ?1 ORDER BY id",
-        ))?;
-        let rows = stmt.query_map([repo], |r| {
-            Ok(RunRecord {
-                id: r.get(0)?,
-                repo: r.get(1)?,
-                kind: r.get(2)?,
-                source: r.get(3)?,
-                tier: r.get(4)?,
-                scheduled: r.get(5)?,
-                job: r.get(6)?,
-                started: r.get(7)?,
-                finished: r.get(8)?,
-                result: r.get(9)?,
-                snapshot: r.get(10)?,
-                files: r.get(11)?,
-                bytes_read: r.get(12)?,
-                bytes_added: r.get(13)?,
-                error: r.get(14)?,
-                summary: r.get(15)?,
-                bytes_freed: r.get(16)?,
-            })
-        });
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+            args![repo],
+            |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    repo: r.get(1)?,
+                    kind: r.get(2)?,
+                    source: r.get(3)?,
+                    tier: r.get(4)?,
+                    scheduled: r.get(5)?,
+                    job: r.get(6)?,
+                    started: r.get(7)?,
+                    finished: r.get(8)?,
+                    result: r.get(9)?,
+                    snapshot: r.get(10)?,
+                    files: r.get(11)?,
+                    bytes_read: r.get(12)?,
+                    bytes_added: r.get(13)?,
+                    error: r.get(14)?,
+                    summary: r.get(15)?,
+                    bytes_freed: r.get(16)?,
+                })
+            },
+        );
+        self.sql(rows)
     }
 
     /// Snapshots known to the catalog (of every repository), oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
-        let mut stmt = self.sql(
-            self.conn
-                .prepare("SELECT repo, id, time, tags, stats FROM snapshots ORDER BY time, id"),
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let tags: String = r.get(3)?;
-            let stats: String = r.get(4)?;
-            Ok(SnapshotRow {
-                repo: r.get(0)?,
-                id: r.get(1)?,
-                time: r.get(2)?,
-                tags: serde_json::from_str(&tags).unwrap_or_default(),
-                stats: serde_json::from_str(&stats).unwrap_or_default(),
-            })
-        });
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+        let rows = self.db.query_map(
+            "SELECT repo, id, time, tags, stats FROM snapshots ORDER BY time, id",
+            &[],
+            |r| {
+                let tags: String = r.get(3)?;
+                let stats: String = r.get(4)?;
+                Ok(SnapshotRow {
+                    repo: r.get(0)?,
+                    id: r.get(1)?,
+                    time: r.get(2)?,
+                    tags: serde_json::from_str(&tags).unwrap_or_default(),
+                    stats: serde_json::from_str(&stats).unwrap_or_default(),
+                })
+            },
+        );
+        self.sql(rows)
     }
 
+    /// Opens the embedded catalog: `catalog.sqlite` in the data directory.
     pub fn open(data_dir: &Path) -> Result<Catalog> {
         let path = data_dir.join("catalog.sqlite");
         let other = |reason: String| Error::Other {
@@ -214,63 +248,76 @@ impl Catalog {
             .and_then(|file| file.lock().map(|()| file))
             .map_err(|e| other(format!("cannot lock {}: {e}", setup_lock.display())))?;
         private_file(&path).map_err(|e| other(format!("cannot make it private: {e}")))?;
-        let conn = Connection::open(&path).map_err(|source| Error::Sql {
-            path: path.display().to_string(),
+        let name = path.display().to_string();
+        let db = db::sqlite::Sqlite::open(&path).map_err(|source| Error::Sql {
+            path: name.clone(),
             source,
         })?;
-        let mut catalog = Catalog { conn, path };
+        let mut catalog = Catalog {
+            db: Box::new(db),
+            name,
+        };
         catalog.setup()?;
         drop(lock);
         Ok(catalog)
     }
 
-    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
+    /// Connects to a PostgreSQL catalog (`postgres://user:password@host:port/database`) and
+    /// brings its schema up to date.
+    pub fn connect(url: &str) -> Result<Catalog> {
+        let name = db::postgres::display_url(url);
+        let db = db::postgres::Postgres::connect(url).map_err(|source| Error::Sql {
+            path: name.clone(),
+            source,
+        })?;
+        let mut catalog = Catalog {
+            db: Box::new(db),
+            name,
+        };
+        catalog.setup()?;
+        Ok(catalog)
+    }
+
+    /// Which engine this catalog runs on.
+    pub fn engine(&self) -> db::Engine {
+        self.db.engine()
+    }
+
+    fn sql<T>(&self, r: DbResult<T>) -> Result<T> {
         r.map_err(|source| Error::Sql {
-            path: self.path.display().to_string(),
+            path: self.name.clone(),
             source,
         })
     }
 
+    fn other(&self, reason: impl Into<String>) -> Error {
+        Error::Other {
+            path: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
     /// Sets the connection up and brings the schema to this version. Two processes may open a
-    /// new catalog at once (the service and a `token create` beside it): each migration runs in
-    /// a write transaction taken before `user_version` is read, so only one of them applies it.
+    /// new catalog at once (the service and a `token create` beside it, or two instances of
+    /// the service on one PostgreSQL): each migration runs in a transaction that holds the
+    /// writer's lock before the version is read, so only one of them applies it.
     fn setup(&mut self) -> Result<()> {
-        // The busy timeout comes first: switching to WAL needs a lock another process may hold.
-        let r = self.conn.busy_timeout(std::time::Duration::from_secs(30));
-        self.sql(r)?;
-        let r = self.conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        );
-        self.sql(r)?;
-        let path = self.path.display().to_string();
-        let wrap = |source| Error::Sql {
-            path: path.clone(),
-            source,
-        };
+        let engine = self.db.engine();
         loop {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(wrap)?;
-            let version = tx
-                .query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0))
-                .map_err(wrap)?;
+            let tx = self.sql(self.db.begin_schema())?;
+            let version = self.sql(tx.schema_version())?;
             if version > MIGRATIONS.len() {
-                return Err(Error::Other {
-                    path: path.clone(),
-                    reason: format!(
-                        "schema version {version} is newer than this Lifeboat knows ({}); upgrade Lifeboat",
-                        MIGRATIONS.len()
-                    ),
-                });
+                return Err(self.other(format!(
+                    "schema version {version} is newer than this Lifeboat knows ({}); upgrade Lifeboat",
+                    MIGRATIONS.len()
+                )));
             }
             let Some(migration) = MIGRATIONS.get(version) else {
                 return Ok(());
             };
-            tx.execute_batch(migration).map_err(wrap)?;
-            tx.pragma_update(None, "user_version", version + 1)
-                .map_err(wrap)?;
-            tx.commit().map_err(wrap)?;
+            self.sql(tx.batch(&db::ddl(migration, engine)))?;
+            self.sql(tx.set_schema_version(version + 1))?;
+            self.sql(tx.commit())?;
         }
     }
 
@@ -278,10 +325,10 @@ impl Catalog {
         let id = repo.config.id.clone();
         let location = repo.backend().location();
         let now = chrono::Utc::now().to_rfc3339();
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO repositories (id, location, first_seen) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET location = excluded.location",
-            params![id, location, now],
+            args![&id, location, now],
         );
         self.sql(r)?;
         Ok(RepoCatalog {
@@ -295,10 +342,13 @@ fn blob(h: &Hash) -> &[u8] {
     &h.0
 }
 
-fn hash_from(v: Vec<u8>) -> rusqlite::Result<Hash> {
-    <[u8; 32]>::try_from(v.as_slice()).map(Hash).map_err(|_| {
-        rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
-    })
+fn hash_from(v: Vec<u8>) -> DbResult<Hash> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map(Hash)
+        .map_err(|_| db::DbError::Decode {
+            column: 0,
+            reason: format!("expected a 32-byte hash, found {} bytes", v.len()),
+        })
 }
 
 /// A snapshot as the catalog lists it.
@@ -337,22 +387,22 @@ pub struct RunRecord {
 }
 
 impl RepoCatalog<'_> {
-    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
+    fn sql<T>(&self, r: DbResult<T>) -> Result<T> {
         self.catalog.sql(r)
     }
 
-    fn conn(&self) -> &Connection {
-        &self.catalog.conn
+    fn db(&self) -> &dyn Db {
+        &*self.catalog.db
     }
 
     /// Starts a run record; returns its id.
     pub fn start_run(&mut self, kind: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i64> {
-        let r = self.conn().execute(
-            "INSERT INTO runs (repo, kind, started, result) VALUES (?1, ?2, ?3, 'running')",
-            params![self.repo, kind, now.to_rfc3339()],
+        let r = self.db().query_value(
+            "INSERT INTO runs (repo, kind, started, result) VALUES (?1, ?2, ?3, 'running')
+             RETURNING id",
+            args![&self.repo, kind, now.to_rfc3339()],
         );
-        self.sql(r)?;
-        Ok(self.conn().last_insert_rowid())
+        self.sql(r)
     }
 
     pub fn finish_run(
@@ -363,21 +413,21 @@ impl RepoCatalog<'_> {
     ) -> Result<()> {
         let now = now.to_rfc3339();
         let r = match outcome {
-            Ok(s) => self.conn().execute(
+            Ok(s) => self.db().execute(
                 "UPDATE runs SET finished = ?2, result = 'success', snapshot = ?3, files = ?4,
                  bytes_read = ?5, bytes_added = ?6 WHERE id = ?1",
-                params![
+                args![
                     run,
-                    now,
+                    &now,
                     s.id.to_hex(),
                     s.manifest.stats.files as i64,
                     s.manifest.stats.bytes_read as i64,
                     s.manifest.stats.bytes_added as i64
                 ],
             ),
-            Err(error) => self.conn().execute(
+            Err(error) => self.db().execute(
                 "UPDATE runs SET finished = ?2, result = 'failure', error = ?3 WHERE id = ?1",
-                params![run, now, error],
+                args![run, &now, error],
             ),
         };
         self.sql(r).map(|_| ())
@@ -397,14 +447,14 @@ impl RepoCatalog<'_> {
     ) -> Result<()> {
         let now = now.to_rfc3339();
         let r = match outcome {
-            Ok(summary) => self.conn().execute(
+            Ok(summary) => self.db().execute(
                 "UPDATE runs SET finished = ?2, result = 'success', summary = ?3, bytes_freed = ?4
                  WHERE id = ?1",
-                params![run, now, summary, bytes_freed as i64],
+                args![run, &now, summary, bytes_freed as i64],
             ),
-            Err(error) => self.conn().execute(
+            Err(error) => self.db().execute(
                 "UPDATE runs SET finished = ?2, result = 'failure', error = ?3 WHERE id = ?1",
-                params![run, now, error],
+                args![run, &now, error],
             ),
         };
         self.sql(r).map(|_| ())
@@ -419,9 +469,9 @@ impl RepoCatalog<'_> {
         scheduled: chrono::DateTime<chrono::Utc>,
         job: i64,
     ) -> Result<()> {
-        let r = self.conn().execute(
+        let r = self.db().execute(
             "UPDATE runs SET source = ?2, tier = ?3, scheduled = ?4, job = ?5 WHERE id = ?1",
-            params![run, source, tier, scheduled.to_rfc3339(), job],
+            args![run, source, tier, scheduled.to_rfc3339(), job],
         );
         self.sql(r).map(|_| ())
     }
@@ -429,14 +479,17 @@ impl RepoCatalog<'_> {
     pub fn record_snapshot(&mut self, s: &Snapshot) -> Result<()> {
         let m = &s.manifest;
         let json = |v: &dyn erased::Json| v.to_json();
-        let r = self.conn().execute(
-            "INSERT OR REPLACE INTO snapshots (repo, id, time, hostname, paths, tags, stats)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                self.repo,
+        let r = self.db().execute(
+            "INSERT INTO snapshots (repo, id, time, hostname, paths, tags, stats)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (repo, id) DO UPDATE SET time = excluded.time,
+             hostname = excluded.hostname, paths = excluded.paths, tags = excluded.tags,
+             stats = excluded.stats",
+            args![
+                &self.repo,
                 s.id.to_hex(),
                 m.time.to_rfc3339(),
-                m.hostname,
+                &m.hostname,
                 json(&m.paths),
                 json(&m.tags),
                 json(&m.stats)
@@ -446,21 +499,19 @@ impl RepoCatalog<'_> {
     }
 
     pub fn snapshot_count(&self) -> Result<u64> {
-        let r = self.conn().query_row(
+        let r = self.db().query_value(
             "SELECT count(*) FROM snapshots WHERE repo = ?1",
-            [&self.repo],
-            |r| r.get::<_, i64>(0),
+            args![&self.repo],
         );
-        Ok(self.sql(r)? as u64)
+        self.sql(r)
     }
 
     pub fn chunk_count(&self) -> Result<u64> {
-        let r = self.conn().query_row(
+        let r = self.db().query_value(
             "SELECT count(*) FROM chunks WHERE repo = ?1",
-            [&self.repo],
-            |r| r.get::<_, i64>(0),
+            args![&self.repo],
         );
-        Ok(self.sql(r)? as u64)
+        self.sql(r)
     }
 
     pub fn save_file_cache(
@@ -483,48 +534,41 @@ impl RepoCatalog<'_> {
             text.push('\n');
         }
         let data = zstd::bulk::compress(text.as_bytes(), 3).map_err(|e| Error::Other {
-            path: self.catalog.path.display().to_string(),
+            path: self.catalog.name.clone(),
             reason: format!("compressing the file cache: {e}"),
         })?;
-        let r = self.conn().execute(
-            "INSERT OR REPLACE INTO file_cache (repo, paths_key, snapshot, data) VALUES (?1, ?2, ?3, ?4)",
-            params![self.repo, paths_key, snapshot.to_hex(), data],
+        let r = self.db().execute(
+            "INSERT INTO file_cache (repo, paths_key, snapshot, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repo, paths_key) DO UPDATE SET snapshot = excluded.snapshot,
+             data = excluded.data",
+            args![&self.repo, paths_key, snapshot.to_hex(), data],
         );
         self.sql(r).map(|_| ())
     }
 
     /// Forgets packs that were deleted from the repository, and their chunks.
     pub fn remove_packs(&mut self, packs: &[PackId]) -> Result<()> {
-        let repo = self.repo.clone();
-        let path = self.catalog.path.display().to_string();
-        let wrap = |source| Error::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.catalog.conn.transaction().map_err(wrap)?;
+        let tx = self.sql(self.db().begin(Begin::Deferred))?;
         for p in packs {
             for sql in [
                 "DELETE FROM chunks WHERE repo = ?1 AND pack = ?2",
                 "DELETE FROM packs WHERE repo = ?1 AND id = ?2",
             ] {
-                tx.execute(sql, params![repo, blob(&p.0)]).map_err(wrap)?;
+                self.sql(tx.execute(sql, args![&self.repo, blob(&p.0)]))?;
             }
         }
-        tx.commit().map_err(wrap)
+        self.sql(tx.commit())
     }
 
     /// Which packs each index covers, as far as this catalog knows.
     pub fn index_coverage(&self) -> Result<HashMap<IndexId, Vec<PackId>>> {
-        let mut stmt = self
-            .sql(self.conn().prepare(
-                "SELECT index_id, id FROM packs WHERE repo = ?1 AND index_id IS NOT NULL",
-            ))?;
-        let rows = stmt.query_map([&self.repo], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-        });
+        let rows = self.db().query_map(
+            "SELECT index_id, id FROM packs WHERE repo = ?1 AND index_id IS NOT NULL",
+            args![&self.repo],
+            |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<Vec<u8>>(1)?)),
+        );
         let mut out: HashMap<IndexId, Vec<PackId>> = HashMap::new();
-        for row in self.sql(rows)? {
-            let (index, pack) = self.sql(row)?;
+        for (index, pack) in self.sql(rows)? {
             if let (Ok(i), Ok(p)) = (
                 <[u8; 32]>::try_from(index.as_slice()),
                 <[u8; 32]>::try_from(pack.as_slice()),
@@ -539,9 +583,9 @@ impl RepoCatalog<'_> {
 
     /// Forgets a snapshot whose manifest was deleted.
     pub fn remove_snapshot(&mut self, id: &SnapshotId) -> Result<()> {
-        let r = self.conn().execute(
+        let r = self.db().execute(
             "DELETE FROM snapshots WHERE repo = ?1 AND id = ?2",
-            params![self.repo, id.to_hex()],
+            args![&self.repo, id.to_hex()],
         );
         self.sql(r).map(|_| ())
     }
@@ -549,9 +593,9 @@ impl RepoCatalog<'_> {
     /// Forgets everything known about the repository (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         for table in ["packs", "chunks", "snapshots", "file_cache", "locks"] {
-            let r = self.conn().execute(
+            let r = self.db().execute(
                 &format!("DELETE FROM {table} WHERE repo = ?1"),
-                [&self.repo],
+                args![&self.repo],
             );
             self.sql(r)?;
         }
@@ -562,13 +606,13 @@ impl RepoCatalog<'_> {
     pub fn record_indexed(&mut self, index: &IndexId, packs: &[PackInfo]) -> Result<()> {
         for p in packs {
             self.record_pack(p).map_err(|e| Error::Other {
-                path: self.catalog.path.display().to_string(),
+                path: self.catalog.name.clone(),
                 reason: e.to_string(),
             })?;
         }
         let ids: Vec<PackId> = packs.iter().map(|p| p.id).collect();
         BackupCache::record_index(self, index, &ids).map_err(|e| Error::Other {
-            path: self.catalog.path.display().to_string(),
+            path: self.catalog.name.clone(),
             reason: e.to_string(),
         })
     }
@@ -667,10 +711,7 @@ mod tests {
                 opener.join().unwrap().unwrap();
             }
             let catalog = Catalog::open(dir.path()).unwrap();
-            let version: usize = catalog
-                .conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .unwrap();
+            let version = catalog.db.schema_version().unwrap();
             assert_eq!(version, MIGRATIONS.len());
         }
     }

@@ -7,9 +7,10 @@
 //! again (a push repeated after a lost answer), the next ones must continue the chain, and a
 //! gap or a different record under a known sequence is refused.
 
+use super::db::{Begin, DbResult};
 use super::evidence::StoredEvidence;
 use super::{Catalog, Result};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use crate::args;
 
 /// A record an agent pushed, with the previous record's hash its body names.
 pub struct Pushed {
@@ -61,111 +62,106 @@ impl Catalog {
         records: &[Pushed],
         now: &str,
     ) -> Result<(Taken, Option<Refused>)> {
-        let path = self.path.display().to_string();
-        let wrap = |source| super::Error::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(wrap)?;
-        let known = |sequence: u64| -> rusqlite::Result<Option<String>> {
-            tx.query_row(
-                "SELECT sha256 FROM site_evidence WHERE agent = ?1 AND tenant = ?2
+        let db = &*self.db;
+        let taken = (|| -> DbResult<_> {
+            let tx = db.begin(Begin::Immediate)?;
+            tx.serialise(&format!("site-evidence/{agent}/{tenant}"))?;
+            let known = |sequence: u64| -> DbResult<Option<String>> {
+                tx.query_opt(
+                    "SELECT sha256 FROM site_evidence WHERE agent = ?1 AND tenant = ?2
                  AND sequence = ?3",
-                params![agent, tenant, sequence],
-                |r| r.get(0),
-            )
-            .optional()
-        };
-        let mut head: Option<(u64, String)> = tx
-            .query_row(
-                "SELECT sequence, sha256 FROM site_evidence WHERE agent = ?1 AND tenant = ?2
+                    args![agent, tenant, sequence],
+                )?
+                .map(|r| r.get(0))
+                .transpose()
+            };
+            let mut head: Option<(u64, String)> = tx
+                .query_opt(
+                    "SELECT sequence, sha256 FROM site_evidence WHERE agent = ?1 AND tenant = ?2
                  ORDER BY sequence DESC LIMIT 1",
-                params![agent, tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(wrap)?;
-        let mut new = Vec::new();
-        let mut refused = None;
-        for p in records {
-            let e = &p.stored;
-            let at = head.as_ref().map_or(0, |(s, _)| *s);
-            if e.sequence <= at {
-                if known(e.sequence).map_err(wrap)?.as_deref() != Some(e.sha256.as_str()) {
+                    args![agent, tenant],
+                )?
+                .map(|r| -> DbResult<_> { Ok((r.get(0)?, r.get(1)?)) })
+                .transpose()?;
+            let mut new = Vec::new();
+            let mut refused = None;
+            for p in records {
+                let e = &p.stored;
+                let at = head.as_ref().map_or(0, |(s, _)| *s);
+                if e.sequence <= at {
+                    if known(e.sequence)?.as_deref() != Some(e.sha256.as_str()) {
+                        refused = Some(Refused::Fork {
+                            sequence: e.sequence,
+                        });
+                        break;
+                    }
+                    continue;
+                }
+                if e.sequence != at + 1 {
+                    refused = Some(Refused::Gap {
+                        head: at,
+                        got: e.sequence,
+                    });
+                    break;
+                }
+                if p.previous.as_deref() != head.as_ref().map(|(_, h)| h.as_str()) {
                     refused = Some(Refused::Fork {
                         sequence: e.sequence,
                     });
                     break;
                 }
-                continue;
-            }
-            if e.sequence != at + 1 {
-                refused = Some(Refused::Gap {
-                    head: at,
-                    got: e.sequence,
-                });
-                break;
-            }
-            if p.previous.as_deref() != head.as_ref().map(|(_, h)| h.as_str()) {
-                refused = Some(Refused::Fork {
-                    sequence: e.sequence,
-                });
-                break;
-            }
-            tx.execute(
-                "INSERT INTO site_evidence
+                tx.execute(
+                    "INSERT INTO site_evidence
                  (agent, tenant, sequence, sha256, record, signature, object, received)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    agent,
-                    tenant,
-                    e.sequence,
-                    e.sha256,
-                    e.record,
-                    e.signature,
-                    e.object,
-                    now
-                ],
-            )
-            .map_err(wrap)?;
-            head = Some((e.sequence, e.sha256.clone()));
-            new.push(e.clone());
-        }
-        tx.commit().map_err(wrap)?;
-        Ok((
-            Taken {
-                head: head.map_or(0, |(s, _)| s),
-                new,
-            },
-            refused,
-        ))
+                    args![
+                        agent,
+                        tenant,
+                        e.sequence,
+                        &e.sha256,
+                        e.record.as_slice(),
+                        &e.signature,
+                        &e.object,
+                        now
+                    ],
+                )?;
+                head = Some((e.sequence, e.sha256.clone()));
+                new.push(e.clone());
+            }
+            tx.commit()?;
+            Ok((
+                Taken {
+                    head: head.map_or(0, |(s, _)| s),
+                    new,
+                },
+                refused,
+            ))
+        })();
+        self.sql(taken)
     }
 
     /// Records agents pushed for `tenant` (or every tenant): by agent, then sequence.
     pub fn site_evidence(&self, tenant: Option<&str>) -> Result<Vec<(String, StoredEvidence)>> {
-        let mut stmt = self.sql(self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT agent, tenant, sequence, sha256, record, signature, object
              FROM site_evidence WHERE ?1 IS NULL OR tenant = ?1
              ORDER BY tenant, agent, sequence",
-        ))?;
-        let rows = stmt.query_map(params![tenant], |r| {
-            Ok((
-                r.get(0)?,
-                StoredEvidence {
-                    tenant: r.get(1)?,
-                    sequence: r.get(2)?,
-                    sha256: r.get(3)?,
-                    record: r.get(4)?,
-                    signature: r.get(5)?,
-                    object: r.get(6)?,
-                },
-            ))
-        });
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+            args![tenant],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    StoredEvidence {
+                        tenant: r.get(1)?,
+                        sequence: r.get(2)?,
+                        sha256: r.get(3)?,
+                        record: r.get(4)?,
+                        signature: r.get(5)?,
+                        object: r.get(6)?,
+                    },
+                ))
+            },
+        );
+        self.sql(rows)
     }
 
     /// The records of `tenant`'s chain the centre has not acknowledged (the outbox), oldest
@@ -173,50 +169,49 @@ impl Catalog {
     pub fn outbox(&self, tenant: &str, limit: usize) -> Result<Vec<StoredEvidence>> {
         let acked = self.acknowledged(tenant)?;
         // Only what waits: the chain before it may be months of records.
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {} FROM evidence WHERE tenant = ?1 AND sequence > ?2
-             ORDER BY sequence LIMIT ?3",
-            super::evidence::COLUMNS
-        )))?;
-        let rows = stmt.query_map(
-            params![tenant, acked, limit as i64],
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {} FROM evidence WHERE tenant = ?1 AND sequence > ?2
+                 ORDER BY sequence LIMIT ?3",
+                super::evidence::COLUMNS
+            ),
+            args![tenant, acked, limit],
             super::evidence::stored,
         );
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+        self.sql(rows)
     }
 
     /// How many records of `tenant`'s chain wait for the centre.
     pub fn outbox_backlog(&self, tenant: &str) -> Result<u64> {
         let acked = self.acknowledged(tenant)?;
-        let r = self.conn.query_row(
+        let r = self.db.query_value(
             "SELECT COUNT(*) FROM evidence WHERE tenant = ?1 AND sequence > ?2",
-            params![tenant, acked],
-            |r| r.get::<_, u64>(0),
+            args![tenant, acked],
         );
         self.sql(r)
     }
 
     /// Up to which sequence the centre acknowledged `tenant`'s chain.
     pub fn acknowledged(&self, tenant: &str) -> Result<u64> {
-        let r = self
-            .conn
-            .query_row(
-                "SELECT sequence FROM outbox_acks WHERE tenant = ?1",
-                [tenant],
-                |r| r.get::<_, u64>(0),
-            )
-            .optional();
-        Ok(self.sql(r)?.unwrap_or(0))
+        let r = self.db.query_opt(
+            "SELECT sequence FROM outbox_acks WHERE tenant = ?1",
+            args![tenant],
+        );
+        match self.sql(r)? {
+            Some(row) => self.sql(row.get(0)),
+            None => Ok(0),
+        }
     }
 
     /// The centre acknowledged `tenant`'s chain up to `sequence` (never moves back).
     pub fn acknowledge(&mut self, tenant: &str, sequence: u64, now: &str) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO outbox_acks (tenant, sequence, acknowledged) VALUES (?1, ?2, ?3)
-             ON CONFLICT (tenant) DO UPDATE SET sequence = MAX(sequence, excluded.sequence),
+             ON CONFLICT (tenant) DO UPDATE SET sequence = CASE
+               WHEN excluded.sequence > outbox_acks.sequence THEN excluded.sequence
+               ELSE outbox_acks.sequence END,
              acknowledged = excluded.acknowledged",
-            params![tenant, sequence, now],
+            args![tenant, sequence, now],
         );
         self.sql(r).map(|_| ())
     }

@@ -6,8 +6,8 @@
 
 use super::jobs::Job;
 use super::{Catalog, Result};
+use crate::args;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 
 const COLUMNS: &str = "id, source, tier, scheduled, missed, state, attempts, error";
 
@@ -33,22 +33,22 @@ impl Catalog {
         scheduled: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let r = self.conn.execute(
+        let r = self.db.query_value(
             "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, site)
-             VALUES (?1, ?2, ?3, 0, 'queued', ?4, ?5)",
-            params![key, tier, scheduled.to_rfc3339(), now.to_rfc3339(), site],
+             VALUES (?1, ?2, ?3, 0, 'queued', ?4, ?5) RETURNING id",
+            args![key, tier, scheduled.to_rfc3339(), now.to_rfc3339(), site],
         );
-        self.sql(r)?;
-        Ok(self.conn.last_insert_rowid())
+        self.sql(r)
     }
 
     /// At the centre: the jobs waiting for `site`'s agent, oldest first.
     pub fn queued_at_site(&self, site: &str) -> Result<Vec<Job>> {
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM jobs WHERE site = ?1 AND state = 'queued' ORDER BY id"
-        )))?;
-        let rows = self.sql(stmt.query_map([site], super::jobs::job))?;
-        self.sql(rows.collect())
+        let rows = self.db.query_map(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE site = ?1 AND state = 'queued' ORDER BY id"),
+            args![site],
+            super::jobs::job,
+        );
+        self.sql(rows)
     }
 
     /// At the centre: what `site`'s agent says of job `id` (`running`, `done` or `failed`).
@@ -63,15 +63,15 @@ impl Catalog {
     ) -> Result<bool> {
         let now = now.to_rfc3339();
         let r = match state {
-            "running" => self.conn.execute(
+            "running" => self.db.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?3
                  WHERE id = ?1 AND site = ?2 AND state = 'queued'",
-                params![id, site, now],
+                args![id, site, &now],
             ),
-            _ => self.conn.execute(
+            _ => self.db.execute(
                 "UPDATE jobs SET state = ?3, finished = ?4, error = ?5
                  WHERE id = ?1 AND site = ?2 AND state IN ('queued', 'running')",
-                params![id, site, state, now, error],
+                args![id, site, state, &now, error],
             ),
         };
         let changed = self.sql(r)?;
@@ -79,14 +79,10 @@ impl Catalog {
             return Ok(true);
         }
         // Told again (an answer was lost): fine if it is that site's job.
-        let r = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM jobs WHERE id = ?1 AND site = ?2",
-                params![id, site],
-                |_| Ok(()),
-            )
-            .optional();
+        let r = self.db.query_opt(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND site = ?2",
+            args![id, site],
+        );
         Ok(self.sql(r)?.is_some())
     }
 
@@ -100,12 +96,12 @@ impl Catalog {
         scheduled: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(i64, bool)> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO jobs (source, tier, scheduled, missed, state, queued, centre_job,
              not_before)
              VALUES (?1, ?2, ?3, 0, 'queued', ?4, ?5, ?3)
              ON CONFLICT DO NOTHING",
-            params![
+            args![
                 key,
                 tier,
                 scheduled.to_rfc3339(),
@@ -114,40 +110,39 @@ impl Catalog {
             ],
         );
         let new = self.sql(r)? == 1;
-        let r = self.conn.query_row(
+        let r = self.db.query_value(
             "SELECT id FROM jobs WHERE centre_job = ?1",
-            [centre_job],
-            |r| r.get(0),
+            args![centre_job],
         );
         Ok((self.sql(r)?, new))
     }
 
     /// At the agent: local runs of the centre's jobs that ended, not yet reported.
     pub fn unreported(&self) -> Result<Vec<Unreported>> {
-        let mut stmt = self.sql(self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, centre_job, source, scheduled, state, error FROM jobs
              WHERE centre_job IS NOT NULL AND reported IS NULL AND state IN ('done', 'failed')
              ORDER BY id",
-        ))?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Unreported {
-                local: r.get(0)?,
-                centre_job: r.get(1)?,
-                key: r.get(2)?,
-                scheduled: r.get(3)?,
-                state: r.get(4)?,
-                error: r.get(5)?,
-            })
-        });
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+            &[],
+            |r| {
+                Ok(Unreported {
+                    local: r.get(0)?,
+                    centre_job: r.get(1)?,
+                    key: r.get(2)?,
+                    scheduled: r.get(3)?,
+                    state: r.get(4)?,
+                    error: r.get(5)?,
+                })
+            },
+        );
+        self.sql(rows)
     }
 
     /// At the agent: the centre heard how local job `local` ended.
     pub fn reported(&mut self, local: i64, now: DateTime<Utc>) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE jobs SET reported = ?2 WHERE id = ?1",
-            params![local, now.to_rfc3339()],
+            args![local, now.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
     }

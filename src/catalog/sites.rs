@@ -2,8 +2,9 @@
 //! never stored, only its SHA-256; a token is redeemed once, in the same transaction that
 //! records the agent, so two agents racing with one token cannot both enroll.
 
-use super::{Catalog, Error, Result};
-use rusqlite::{params, OptionalExtension};
+use super::db::{Begin, DbResult, Row};
+use super::{Catalog, Result};
+use crate::args;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EnrollTokenRow {
@@ -51,7 +52,7 @@ pub enum Unredeemable {
     Expired,
 }
 
-fn enroll_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollTokenRow> {
+fn enroll_token(r: &Row) -> DbResult<EnrollTokenRow> {
     Ok(EnrollTokenRow {
         id: r.get(0)?,
         secret_sha256: r.get(1)?,
@@ -63,7 +64,7 @@ fn enroll_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollTokenRow> {
     })
 }
 
-fn agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
+fn agent(r: &Row) -> DbResult<AgentRow> {
     Ok(AgentRow {
         id: r.get(0)?,
         site: r.get(1)?,
@@ -86,24 +87,21 @@ const AGENT_COLUMNS: &str = "id, site, tenant, certificate, statement, signature
 
 impl Catalog {
     pub fn add_enroll_token(&mut self, t: &EnrollTokenRow) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO enroll_tokens (id, secret_sha256, site, created, expires)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![t.id, t.secret_sha256, t.site, t.created, t.expires],
+            args![&t.id, &t.secret_sha256, &t.site, &t.created, &t.expires],
         );
         self.sql(r).map(|_| ())
     }
 
     pub fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRow>> {
-        let r = self
-            .conn
-            .query_row(
-                "SELECT id, secret_sha256, site, created, expires, used, agent
-                 FROM enroll_tokens WHERE id = ?1",
-                [id],
-                enroll_token,
-            )
-            .optional();
+        let r = self.db.query_row(
+            "SELECT id, secret_sha256, site, created, expires, used, agent
+             FROM enroll_tokens WHERE id = ?1",
+            args![id],
+            enroll_token,
+        );
         self.sql(r)
     }
 
@@ -117,89 +115,80 @@ impl Catalog {
         agent: &AgentRow,
         now: &str,
     ) -> Result<std::result::Result<(), Unredeemable>> {
-        let path = self.path.display().to_string();
-        let wrap = |source| Error::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(wrap)?;
-        let row = tx
-            .query_row(
+        let db = &*self.db;
+        let redeemed = (|| {
+            let tx = db.begin(Begin::Immediate)?;
+            let row = tx.query_row(
                 "SELECT id, secret_sha256, site, created, expires, used, agent
                  FROM enroll_tokens WHERE id = ?1",
-                [id],
+                args![id],
                 enroll_token,
-            )
-            .optional();
-        let row = row.map_err(wrap)?;
-        let verdict = match &row {
-            None => Err(Unredeemable::Unknown),
-            Some(row) if !check(row) => Err(Unredeemable::WrongSecret),
-            Some(row) if row.used.is_some() => Err(Unredeemable::Used),
-            Some(row) if row.expires.as_str() <= now => Err(Unredeemable::Expired),
-            Some(_) => Ok(()),
-        };
-        if verdict.is_err() {
-            return Ok(verdict);
-        }
-        let done = tx
-            .execute(
+            )?;
+            let verdict = match &row {
+                None => Err(Unredeemable::Unknown),
+                Some(row) if !check(row) => Err(Unredeemable::WrongSecret),
+                Some(row) if row.used.is_some() => Err(Unredeemable::Used),
+                Some(row) if row.expires.as_str() <= now => Err(Unredeemable::Expired),
+                Some(_) => Ok(()),
+            };
+            if verdict.is_err() {
+                return Ok(verdict);
+            }
+            // Another instance of the service may have redeemed it since it was read.
+            let taken = tx.execute(
                 "UPDATE enroll_tokens SET used = ?2, agent = ?3 WHERE id = ?1 AND used IS NULL",
-                params![id, now, agent.id],
-            )
-            .and_then(|_| {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO agents ({AGENT_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7, NULL, NULL)"
-                    ),
-                    params![
-                        agent.id,
-                        agent.site,
-                        agent.tenant,
-                        agent.certificate,
-                        agent.statement,
-                        agent.signature,
-                        agent.enrolled,
-                        agent.enroll_token,
-                        agent.version,
-                    ],
-                )
-            })
-            .and_then(|_| tx.commit());
-        done.map_err(wrap)?;
-        Ok(Ok(()))
+                args![id, now, &agent.id],
+            )?;
+            if taken != 1 {
+                return Ok(Err(Unredeemable::Used));
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO agents ({AGENT_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?7, NULL, NULL)"
+                ),
+                args![
+                    &agent.id,
+                    &agent.site,
+                    &agent.tenant,
+                    &agent.certificate,
+                    &agent.statement,
+                    &agent.signature,
+                    &agent.enrolled,
+                    &agent.enroll_token,
+                    &agent.version,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(Ok(()))
+        })();
+        self.sql(redeemed)
     }
 
     pub fn agent(&self, id: &str) -> Result<Option<AgentRow>> {
-        let r = self
-            .conn
-            .query_row(
-                &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"),
-                [id],
-                agent,
-            )
-            .optional();
+        let r = self.db.query_row(
+            &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"),
+            args![id],
+            agent,
+        );
         self.sql(r)
     }
 
     /// Every agent ever enrolled, by site, oldest first.
     pub fn agents(&self) -> Result<Vec<AgentRow>> {
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {AGENT_COLUMNS} FROM agents ORDER BY site, enrolled, id"
-        )))?;
-        let rows = self.sql(stmt.query_map([], agent))?;
-        self.sql(rows.collect())
+        let rows = self.db.query_map(
+            &format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY site, enrolled, id"),
+            &[],
+            agent,
+        );
+        self.sql(rows)
     }
 
     /// Revokes an agent; false if there is none or it was revoked before.
     pub fn revoke_agent(&mut self, id: &str, now: &str) -> Result<bool> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE agents SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
-            params![id, now],
+            args![id, now],
         );
         Ok(self.sql(r)? == 1)
     }
@@ -214,15 +203,15 @@ impl Catalog {
         now: &str,
         forget_before: &str,
     ) -> Result<bool> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "DELETE FROM agent_nonces WHERE agent = ?1 AND seen < ?2",
-            params![agent, forget_before],
+            args![agent, forget_before],
         );
         self.sql(r)?;
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO agent_nonces (agent, nonce, seen) VALUES (?1, ?2, ?3)
              ON CONFLICT (agent, nonce) DO NOTHING",
-            params![agent, nonce, now],
+            args![agent, nonce, now],
         );
         Ok(self.sql(r)? == 1)
     }
@@ -235,42 +224,39 @@ impl Catalog {
         version: Option<&str>,
         skew_ms: i64,
     ) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
              clock_skew_ms = ?4 WHERE id = ?1",
-            params![agent, now, version, skew_ms],
+            args![agent, now, version, skew_ms],
         );
         self.sql(r).map(|_| ())
     }
 
     /// Notes the backlog of an agent's outbox, as it reported it.
     pub fn agent_backlog(&mut self, agent: &str, backlog: i64) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE agents SET backlog = ?2 WHERE id = ?1",
-            params![agent, backlog],
+            args![agent, backlog],
         );
         self.sql(r).map(|_| ())
     }
 
     /// When the silence of `site` that was recorded began, if one was.
     pub fn site_silence(&self, site: &str) -> Result<Option<String>> {
-        let r = self
-            .conn
-            .query_row(
-                "SELECT since FROM site_silences WHERE site = ?1",
-                [site],
-                |r| r.get(0),
-            )
-            .optional();
+        let r = self.db.query_row(
+            "SELECT since FROM site_silences WHERE site = ?1",
+            args![site],
+            |r| r.get(0),
+        );
         self.sql(r)
     }
 
     /// Notes that the silence of `site` since `since` was recorded at `now`.
     pub fn record_site_silence(&mut self, site: &str, since: &str, now: &str) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO site_silences (site, since, recorded) VALUES (?1, ?2, ?3)
              ON CONFLICT (site) DO UPDATE SET since = excluded.since, recorded = excluded.recorded",
-            params![site, since, now],
+            args![site, since, now],
         );
         self.sql(r).map(|_| ())
     }
@@ -278,8 +264,8 @@ impl Catalog {
     /// The site spoke again: a later silence is a new incident.
     pub fn end_site_silence(&mut self, site: &str) -> Result<bool> {
         let r = self
-            .conn
-            .execute("DELETE FROM site_silences WHERE site = ?1", [site]);
+            .db
+            .execute("DELETE FROM site_silences WHERE site = ?1", args![site]);
         Ok(self.sql(r)? == 1)
     }
 }

@@ -2,9 +2,10 @@
 //! session's secret is never stored: only its SHA-256, which is enough for secrets of 256
 //! random bits.
 
+use super::db::{DbResult, Row};
 use super::{Catalog, Result};
+use crate::args;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TokenRow {
@@ -43,7 +44,7 @@ pub struct AuditRow {
     pub outcome: String,
 }
 
-fn token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+fn token(r: &Row) -> DbResult<TokenRow> {
     Ok(TokenRow {
         id: r.get(0)?,
         secret_sha256: r.get(1)?,
@@ -62,97 +63,93 @@ const COLUMNS: &str =
 
 impl Catalog {
     pub fn add_token(&mut self, t: &TokenRow) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO tokens (id, secret_sha256, role, tenant, label, created, expires)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                t.id,
-                t.secret_sha256,
-                t.role,
-                t.tenant,
-                t.label,
-                t.created,
-                t.expires
+            args![
+                &t.id,
+                &t.secret_sha256,
+                &t.role,
+                &t.tenant,
+                &t.label,
+                &t.created,
+                &t.expires
             ],
         );
         self.sql(r).map(|_| ())
     }
 
     pub fn token(&self, id: &str) -> Result<Option<TokenRow>> {
-        let r = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
-                [id],
-                token,
-            )
-            .optional();
+        let r = self.db.query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+            args![id],
+            token,
+        );
         self.sql(r)
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenRow>> {
-        let mut stmt = self.sql(self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM tokens ORDER BY created, id"
-        )))?;
-        let rows = self.sql(stmt.query_map([], token))?;
-        self.sql(rows.collect())
+        let rows = self.db.query_map(
+            &format!("SELECT {COLUMNS} FROM tokens ORDER BY created, id"),
+            &[],
+            token,
+        );
+        self.sql(rows)
     }
 
     /// Revokes a token; false if there is no such token or it was revoked before.
     pub fn revoke_token(&mut self, id: &str, now: DateTime<Utc>) -> Result<bool> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
-            params![id, now.to_rfc3339()],
+            args![id, now.to_rfc3339()],
         );
         Ok(self.sql(r)? == 1)
     }
 
     pub fn touch_token(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
-            params![id, now.to_rfc3339()],
+            args![id, now.to_rfc3339()],
         );
         self.sql(r).map(|_| ())
     }
 
     /// Stores a new session, and forgets sessions that expired before `now`.
     pub fn add_session(&mut self, s: &SessionRow, now: DateTime<Utc>) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "DELETE FROM sessions WHERE expires <= ?1",
-            [crate::evidence::record::time(now)],
+            args![crate::evidence::record::time(now)],
         );
         self.sql(r)?;
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO sessions (id_sha256, token, created, expires) VALUES (?1, ?2, ?3, ?4)",
-            params![s.id_sha256, s.token, s.created, s.expires],
+            args![&s.id_sha256, &s.token, &s.created, &s.expires],
         );
         self.sql(r).map(|_| ())
     }
 
     pub fn session(&self, id_sha256: &str) -> Result<Option<SessionRow>> {
-        let r = self
-            .conn
-            .query_row(
-                "SELECT id_sha256, token, created, expires FROM sessions WHERE id_sha256 = ?1",
-                [id_sha256],
-                |r| {
-                    Ok(SessionRow {
-                        id_sha256: r.get(0)?,
-                        token: r.get(1)?,
-                        created: r.get(2)?,
-                        expires: r.get(3)?,
-                    })
-                },
-            )
-            .optional();
+        let r = self.db.query_row(
+            "SELECT id_sha256, token, created, expires FROM sessions WHERE id_sha256 = ?1",
+            args![id_sha256],
+            |r| {
+                Ok(SessionRow {
+                    id_sha256: r.get(0)?,
+                    token: r.get(1)?,
+                    created: r.get(2)?,
+                    expires: r.get(3)?,
+                })
+            },
+        );
         self.sql(r)
     }
 
     /// Ends a session (logout); false if there was none.
     pub fn end_session(&mut self, id_sha256: &str) -> Result<bool> {
-        let r = self
-            .conn
-            .execute("DELETE FROM sessions WHERE id_sha256 = ?1", [id_sha256]);
+        let r = self.db.execute(
+            "DELETE FROM sessions WHERE id_sha256 = ?1",
+            args![id_sha256],
+        );
         Ok(self.sql(r)? == 1)
     }
 
@@ -164,9 +161,9 @@ impl Catalog {
         target: &str,
         outcome: &str,
     ) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO audit (time, actor, action, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
+            args![
                 crate::evidence::record::time(now),
                 actor,
                 action,
@@ -179,19 +176,20 @@ impl Catalog {
 
     /// The newest `limit` entries of the audit log, newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditRow>> {
-        let mut stmt = self.sql(self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, time, actor, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?1",
-        ))?;
-        let rows = self.sql(stmt.query_map([limit], |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                time: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-                outcome: r.get(5)?,
-            })
-        }))?;
-        self.sql(rows.collect())
+            args![limit],
+            |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    outcome: r.get(5)?,
+                })
+            },
+        );
+        self.sql(rows)
     }
 }

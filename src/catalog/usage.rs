@@ -1,9 +1,10 @@
 //! What each tenant's repository on each target holds, as last measured (after a backup or
 //! a prune): for `/metrics`, the API and the dashboard.
 
+use super::db::Begin;
 use super::{Catalog, Result};
+use crate::args;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Usage {
@@ -22,11 +23,11 @@ impl Catalog {
         bytes: u64,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "INSERT INTO usage (tenant, target, bytes, measured) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (tenant, target) DO UPDATE SET bytes = excluded.bytes,
              measured = excluded.measured",
-            params![
+            args![
                 tenant,
                 target,
                 i64::try_from(bytes).unwrap_or(i64::MAX),
@@ -39,43 +40,41 @@ impl Catalog {
     /// Forgets what the catalog caches of a repository that is gone (purged): its packs,
     /// chunks, snapshots, file metadata and lock dates. Its runs stay: they are history.
     pub fn forget_repository(&mut self, repo: &str) -> Result<()> {
-        let path = self.path.display().to_string();
-        let wrap = |source| super::Error::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(wrap)?;
-        for table in ["chunks", "packs", "snapshots", "file_cache", "locks"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE repo = ?1"), [repo])
-                .map_err(wrap)?;
-        }
-        tx.commit().map_err(wrap)
+        let db = &*self.db;
+        let forgotten = (|| {
+            let tx = db.begin(Begin::Deferred)?;
+            for table in ["chunks", "packs", "snapshots", "file_cache", "locks"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE repo = ?1"), args![repo])?;
+            }
+            tx.commit()
+        })();
+        self.sql(forgotten)
     }
 
     /// Forgets a tenant's usage on a target (its repository there is gone).
     pub fn forget_usage(&mut self, tenant: &str, target: &str) -> Result<()> {
-        let r = self.conn.execute(
+        let r = self.db.execute(
             "DELETE FROM usage WHERE tenant = ?1 AND target = ?2",
-            params![tenant, target],
+            args![tenant, target],
         );
         self.sql(r).map(|_| ())
     }
 
     /// Every tenant's usage (or one tenant's), by tenant and target.
     pub fn usage(&self, tenant: Option<&str>) -> Result<Vec<Usage>> {
-        let mut stmt = self.sql(self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT tenant, target, bytes, measured FROM usage
              WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, target",
-        ))?;
-        let rows = stmt.query_map([tenant], |r| {
-            Ok(Usage {
-                tenant: r.get(0)?,
-                target: r.get(1)?,
-                bytes: r.get::<_, i64>(2)?.max(0) as u64,
-                measured: r.get(3)?,
-            })
-        });
-        let rows = self.sql(rows)?;
-        self.sql(rows.collect())
+            args![tenant],
+            |r| {
+                Ok(Usage {
+                    tenant: r.get(0)?,
+                    target: r.get(1)?,
+                    bytes: r.get::<i64>(2)?.max(0) as u64,
+                    measured: r.get(3)?,
+                })
+            },
+        );
+        self.sql(rows)
     }
 }

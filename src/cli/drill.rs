@@ -1,6 +1,6 @@
 //! `lifeboat drill`: run restore drills from their specs (`restore-tests/*.toml`).
 
-use super::{data_dir, exit, load_config as load, load_secret, now, CliError, Context};
+use super::{exit, load_config as load, load_secret, now, CliError, Context};
 use crate::drill::{self, spec, Reason, Services};
 use crate::evidence::Outcome;
 use std::path::PathBuf;
@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
             let d = spec::load(&path, &loaded)
                 .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
             let tz = loaded.config.service.time_zone();
-            let mut catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
+            let mut catalog = super::catalog_of(ctx, &loaded).open()?;
             let at = at.with_timezone(&chrono::Utc);
             let (id, left) =
                 drill::requests::request(&mut catalog, &loaded, &d, at, now()?, by.as_deref())
@@ -91,7 +91,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
         }
         DrillCommand::Cancel { id, config } => {
             let loaded = load(&config)?;
-            let mut catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
+            let mut catalog = super::catalog_of(ctx, &loaded).open()?;
             drill::requests::cancel(&mut catalog, &loaded, id, now()?).map_err(|e| match e {
                 drill::requests::RequestError::Refused(why) => {
                     CliError::new(exit::FAILED, format!("cannot cancel: {why}")).into()
@@ -111,7 +111,7 @@ pub fn run(ctx: &Context, command: DrillCommand) -> anyhow::Result<i32> {
         } => {
             let loaded = load(&config)?;
             let tz = loaded.config.service.time_zone();
-            let catalog = crate::catalog::Catalog::open(&data_dir(ctx, &loaded))?;
+            let catalog = super::catalog_of(ctx, &loaded).open()?;
             let drills = catalog.drills(contract.as_deref())?;
             let now = now()?;
             let mut quotas = serde_json::Map::new();

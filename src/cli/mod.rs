@@ -398,6 +398,11 @@ pub(crate) fn data_dir(ctx: &Context, loaded: &crate::config::Loaded) -> PathBuf
         .unwrap_or_else(|| ctx.data_dir.clone())
 }
 
+/// The catalog a command on a loaded configuration works on (`[service] catalog`).
+pub(crate) fn catalog_of(ctx: &Context, loaded: &crate::config::Loaded) -> crate::catalog::Place {
+    crate::catalog::Place::of(&data_dir(ctx, loaded), &loaded.config)
+}
+
 fn load_secret(path: &Path) -> anyhow::Result<SecretKey> {
     Ok(SecretKey::load(path)?)
 }

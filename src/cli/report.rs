@@ -1,8 +1,7 @@
 //! `lifeboat report`: a contract's recovery report for a period, and the offline check of a
 //! report bundle.
 
-use super::{data_dir, exit, load_config, load_secret, now, CliError, Context};
-use crate::catalog::Catalog;
+use super::{exit, load_config, load_secret, now, CliError, Context};
 use crate::report::{self, bundle};
 use std::path::PathBuf;
 
@@ -62,7 +61,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
         usage("say which period: --period 2026-11, 2026-Q3, 2026 or 2026-07-01..2026-09-30")
     })?;
     let loaded = load_config(&args.config)?;
-    let catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+    let catalog = super::catalog_of(ctx, &loaded).open()?;
     let (report, stored) = report::from_catalog(&loaded, &catalog, &contract, &period, now()?)
         .map_err(|e| CliError::new(exit::FAILED, e.to_string()))?;
     let bytes = match args.format {

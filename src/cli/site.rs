@@ -1,8 +1,7 @@
 //! `lifeboat site`: the customer sites of `[sites]`, their enrollment tokens and agents.
 
-use super::{data_dir, exit, load_config, now, CliError, Context};
+use super::{exit, load_config, now, CliError, Context};
 use crate::agent::token;
-use crate::catalog::Catalog;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -63,7 +62,7 @@ pub fn run(ctx: &Context, command: SiteCommand) -> anyhow::Result<i32> {
             let span = crate::schedule::retention::parse_span(&expires)
                 .map_err(|e| CliError::new(exit::USAGE, format!("--expires: {e}")))?;
             let (row, token) = token::new_enroll_token(&site, now, now + span);
-            let mut catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+            let mut catalog = super::catalog_of(ctx, &loaded).open()?;
             catalog.add_enroll_token(&row)?;
             let target = format!("{} (site {site})", row.id);
             catalog.audit(
@@ -83,7 +82,7 @@ pub fn run(ctx: &Context, command: SiteCommand) -> anyhow::Result<i32> {
         }
         SiteCommand::List { json, config } => {
             let loaded = load_config(&config)?;
-            let catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+            let catalog = super::catalog_of(ctx, &loaded).open()?;
             let agents = catalog.agents()?;
             if json {
                 let sites: Vec<serde_json::Value> = loaded
@@ -125,7 +124,7 @@ pub fn run(ctx: &Context, command: SiteCommand) -> anyhow::Result<i32> {
         SiteCommand::RevokeAgent { agent, config } => {
             let loaded = load_config(&config)?;
             let now = now()?;
-            let mut catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+            let mut catalog = super::catalog_of(ctx, &loaded).open()?;
             let at = crate::evidence::record::time(now);
             if !catalog.revoke_agent(&agent, &at)? {
                 let known = catalog.agent(&agent)?.is_some();

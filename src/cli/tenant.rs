@@ -163,7 +163,7 @@ fn rekey_tenant(
         let mut repo = Repository::open(backend.clone(), signing.public())?;
         super::pin_signer_in(&data_dir, &repo.config.id, &signing.public())?;
         let _lock = lock_tenant_repository(&data_dir, &repo, tenant, name)?;
-        let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
+        let mut catalog = super::catalog_of(ctx, &loaded).open()?;
         let mut memory = catalog.for_repo(&repo)?;
         let report = crate::repo::rekey::rekey(
             &mut repo,
@@ -228,7 +228,7 @@ fn rekey_tenant(
         });
     }
     if !done.is_empty() {
-        let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
+        let mut catalog = super::catalog_of(ctx, &loaded).open()?;
         let now = super::now()?;
         for d in &done {
             catalog.audit(
@@ -359,8 +359,7 @@ fn purge_tenant(
         .into());
     }
     let signing = super::load_secret(&loaded.config.service.signing_key)?;
-    let data_dir = super::data_dir(ctx, &loaded);
-    let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
+    let mut catalog = super::catalog_of(ctx, &loaded).open()?;
     let now = super::now()?;
     let mut reports: Vec<(String, PurgeReport)> = Vec::new();
     for (name, target) in &loaded.config.targets {

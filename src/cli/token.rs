@@ -1,8 +1,7 @@
 //! `lifeboat token`: bearer tokens for the API and the dashboard.
 
-use super::{data_dir, exit, load_config, now, CliError, Context};
+use super::{exit, load_config, now, CliError, Context};
 use crate::api::auth::{self, Role};
-use crate::catalog::Catalog;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -107,7 +106,7 @@ pub fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<i32> {
             };
             let (row, token) =
                 auth::new_token(role, tenant.as_deref(), label.as_deref(), now, expiry);
-            let mut catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+            let mut catalog = super::catalog_of(ctx, &loaded).open()?;
             catalog.add_token(&row)?;
             catalog.audit(
                 now,
@@ -140,7 +139,7 @@ pub fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<i32> {
         }
         TokenCommand::List { json, config } => {
             let loaded = load_config(&config)?;
-            let catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+            let catalog = super::catalog_of(ctx, &loaded).open()?;
             let tokens = catalog.tokens()?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&tokens)?);
@@ -171,7 +170,7 @@ pub fn run(ctx: &Context, command: TokenCommand) -> anyhow::Result<i32> {
         }
         TokenCommand::Revoke { id, config } => {
             let loaded = load_config(&config)?;
-            let mut catalog = Catalog::open(&data_dir(ctx, &loaded))?;
+            let mut catalog = super::catalog_of(ctx, &loaded).open()?;
             let now = now()?;
             if !catalog.revoke_token(&id, now)? {
                 return Err(CliError::new(

@@ -22,8 +22,9 @@ pub fn run(ctx: &Context, command: VmCommand) -> anyhow::Result<i32> {
         VmCommand::ColdBackup { source, config } => {
             let loaded = load_config(&config)?;
             let data_dir = data_dir(ctx, &loaded);
+            let place = super::catalog_of(ctx, &loaded);
             let outcome = crate::daemon::cold_backup_now(loaded, data_dir.clone(), &source);
-            let mut catalog = crate::catalog::Catalog::open(&data_dir)?;
+            let mut catalog = place.open()?;
             let said = match &outcome {
                 Ok(_) => "ok".to_string(),
                 Err(e) => format!("failed: {e}"),

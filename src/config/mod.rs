@@ -305,6 +305,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
             Ok(_) => {}
         }
     }
+    if let Some(catalog) = &config.service.catalog {
+        if let Err(e) = crate::catalog::db::postgres::check_url(catalog.get_ref()) {
+            problem(at(&catalog.span()), format!("catalog: {e}"));
+        }
+    }
     if let Some(stop) = &config.service.stop_timeout {
         if let Err(e) = parse_span(stop.get_ref()) {
             problem(at(&stop.span()), format!("stop_timeout: {e}"));

@@ -57,6 +57,11 @@ pub struct Service {
     /// The API server's limits.
     #[serde(default)]
     pub http: http::Http,
+    /// Where the catalog is (its job queue, tokens, audit log and evidence chains): unset for
+    /// `catalog.sqlite` in the data directory, or a PostgreSQL database that two or more
+    /// instances of the service share: `postgres://lifeboat@db.example:5432/lifeboat`. The
+    /// password comes from `PGPASSWORD`, not from this file.
+    pub catalog: Option<Spanned<String>>,
 }
 
 /// How long a site's agents may be silent, unless `site_silence` says.
@@ -113,6 +118,11 @@ impl Service {
             .as_ref()
             .and_then(|s| parse_span(s.get_ref()).ok())
             .unwrap_or(SITE_SILENCE)
+    }
+
+    /// The PostgreSQL catalog's address, if one is configured.
+    pub fn catalog_url(&self) -> Option<&str> {
+        self.catalog.as_ref().map(|c| c.get_ref().as_str())
     }
 
     pub fn time_zone(&self) -> chrono_tz::Tz {

@@ -23,7 +23,7 @@ pub(super) fn backup_to(
             // The backup could not even start (the target unreachable, its repository
             // locked): a failed slot, and evidence all the same.
             let error = format!("{e:#}");
-            let mut catalog = Catalog::open(&shared.data_dir)?;
+            let mut catalog = shared.catalog()?;
             let note = backup_evidence(
                 shared,
                 &mut catalog,
@@ -96,7 +96,7 @@ pub(super) fn write_backup(
     if !shared.recipients.is_empty() && !repo.encrypts_to(&recipients) {
         repo.set_recipients(&shared.signing, &recipients)?;
     }
-    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut catalog = shared.catalog()?;
     let mut cache = catalog.for_repo(&repo)?;
     let now = shared.clock.now();
     let run = cache.start_run("backup", now)?;
@@ -170,7 +170,7 @@ pub(super) fn finish_backup(
         started,
         snapshot,
     } = written;
-    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut catalog = shared.catalog()?;
     // What the tenant's repository holds now, which the MSP bills by.
     let stored = match &snapshot {
         Ok(_) => match crate::backend::stored_bytes(repo.backend().as_ref()) {

@@ -89,7 +89,7 @@ pub(super) fn cold_job(
         Ok(r) => r,
         Err(refused) => {
             // Nothing was backed up; the failure is evidence all the same.
-            let mut catalog = Catalog::open(&shared.data_dir)?;
+            let mut catalog = shared.catalog()?;
             let note = backup_evidence(
                 shared,
                 &mut catalog,
@@ -172,7 +172,7 @@ pub fn cold_backup_now(loaded: Loaded, data_dir: PathBuf, source: &str) -> Resul
         site: None,
     })
     .map_err(|e| e.to_string())?;
-    let mut catalog = Catalog::open(&shared.data_dir).map_err(|e| e.to_string())?;
+    let mut catalog = shared.catalog().map_err(|e| e.to_string())?;
     let job = catalog
         .start_now(
             &format!("{source}{COLD_SUFFIX}"),

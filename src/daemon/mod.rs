@@ -45,6 +45,8 @@ struct Shared {
     /// different tenants' repositories on one target are worked on at once.
     repositories: RepositoryTurns,
     data_dir: PathBuf,
+    /// The catalog: in the data directory, or shared with other instances in PostgreSQL.
+    catalog: catalog::Place,
     clock: Clock,
     signing: SecretKey,
     /// `[service] recipients`, which every repository is encrypted to.
@@ -184,6 +186,7 @@ impl Shared {
             drill_key,
             schedules,
             repositories: RepositoryTurns::default(),
+            catalog: catalog::Place::of(&data_dir, &loaded.config),
             loaded,
             data_dir,
             clock,
@@ -192,6 +195,10 @@ impl Shared {
             tenant_recipients,
             site,
         })
+    }
+
+    fn catalog(&self) -> Result<Catalog, catalog::Error> {
+        self.catalog.open()
     }
 
     /// Whether this daemon runs source `name` (it is at this daemon's place).
@@ -211,7 +218,7 @@ pub async fn serve(
 ) -> Result<u64, Error> {
     let tz = work.loaded.config.service.time_zone();
     let workers = work.loaded.config.service.workers.max(1);
-    let mut catalog = Catalog::open(&work.data_dir)?;
+    let mut catalog = catalog::Place::of(&work.data_dir, &work.loaded.config).open()?;
     let clock = work.clock.clone();
     let now = clock.now();
     for job in catalog.recover(now)? {
@@ -522,7 +529,7 @@ fn drill_job(shared: &Shared, job: &catalog::jobs::Job, spec: &str) -> anyhow::R
     let config = &shared.loaded.config;
     let source = &config.sources[drill.spec.source.get_ref()];
     let contract = source.contract.get_ref();
-    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut catalog = shared.catalog()?;
     let (planned, reason) = match catalog.planned_drill(spec, job.scheduled)? {
         Some(row) => (
             row.id,
@@ -663,7 +670,7 @@ fn copy_job(
     // Retention at the second site, for this source.
     let copy = Repository::open(dest, shared.signing.public())?;
     let _lock = catalog::lock_repository(&shared.data_dir, &copy.config.id)?;
-    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut catalog = shared.catalog()?;
     let mut memory = catalog.for_repo(&copy)?;
     let forgotten = forget_by_retention(
         shared,

@@ -52,7 +52,7 @@ fn prune_repository(
     use crate::repo::prune::{prune, PruneOptions};
     let repo = Repository::open(backend, shared.signing.public())?;
     check_pinned(shared, &repo)?;
-    let mut catalog = Catalog::open(&shared.data_dir)?;
+    let mut catalog = shared.catalog()?;
     let mut memory = catalog.for_repo(&repo)?;
     let run = memory.start_run("prune", shared.clock.now())?;
     memory.tag_run(run, &job.source, "prune", job.scheduled, job.id)?;

@@ -236,7 +236,8 @@ pub fn run(
     let tenant = source.tenant.get_ref();
     let contract_name = source.contract.get_ref();
     let contract = config.contracts.get(contract_name);
-    let mut catalog = Catalog::open(services.data_dir)?;
+    let mut catalog =
+        crate::catalog::Place::of(services.data_dir, &services.loaded.config).open()?;
     let id = match planned {
         Some(id) => id,
         None => catalog.plan_drill(&NewDrill {
