@@ -348,3 +348,89 @@ fn rows_read_back_as_they_were_written_on_both_engines() {
     assert_eq!(engines.len(), 2);
     assert_eq!(engines[0], engines[1], "both engines hold the same rows");
 }
+
+#[test]
+fn a_job_whose_instance_went_quiet_is_taken_over_once_its_lease_runs_out() {
+    use lifeboat::catalog::jobs::{Lease, Recover};
+    let (_pg, places) = places("leases");
+    for place in places {
+        let (mut a, mut b) = (place.open(), place.open());
+        let engine = a.engine();
+        let now = at("2026-11-23T10:00:00Z");
+        let id = a.enqueue("erp", "90/48", now, 0, now).unwrap().unwrap();
+        let lease = |owner, minutes| Lease {
+            owner,
+            until: now + Duration::minutes(minutes),
+        };
+        let job = a.claim_leased(now, Some(&lease("a", 2))).unwrap().unwrap();
+        assert_eq!(job.id, id);
+        // B finds nothing to claim and nothing to take back while A's lease holds...
+        assert_eq!(b.claim_leased(now, Some(&lease("b", 2))).unwrap(), None);
+        let early = now + Duration::seconds(90);
+        assert!(b.recover(early, Recover::Expired).unwrap().is_empty());
+        // ...and A renews it.
+        assert_eq!(a.renew_leases("a", now + Duration::minutes(4)).unwrap(), 1);
+        let later = now + Duration::minutes(3);
+        assert!(b.recover(later, Recover::Expired).unwrap().is_empty());
+        // A goes quiet: once its lease ran out B takes the job back, and runs it.
+        let gone = now + Duration::minutes(5);
+        let back = b.recover(gone, Recover::Expired).unwrap();
+        assert_eq!(back.len(), 1, "{engine:?}");
+        assert_eq!(back[0].state, "queued");
+        let reason = back[0].error.clone().unwrap();
+        assert!(
+            reason.contains("a, which ran it, stopped renewing its lease"),
+            "{engine:?}: {reason}"
+        );
+        assert!(
+            b.recover(gone, Recover::Expired).unwrap().is_empty(),
+            "once"
+        );
+        let again = b
+            .claim_leased(
+                gone,
+                Some(&Lease {
+                    owner: "b",
+                    until: gone + Duration::minutes(2),
+                }),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.id, again.attempts), (id, 2));
+        // A comes back with its outcome: it is not recorded over B's run.
+        assert!(!a.finish_leased(id, "a", Ok(()), gone, true).unwrap());
+        assert_eq!(a.job(id).unwrap().unwrap().state, "running");
+        assert!(b.finish_leased(id, "b", Ok(()), gone, true).unwrap());
+        assert_eq!(a.job(id).unwrap().unwrap().state, "done");
+        // A restarted instance takes back its own jobs at once, not another's.
+        let id2 = a.enqueue("share", "90/4", gone, 0, gone).unwrap().unwrap();
+        let far = gone + Duration::hours(1);
+        let id3 = a.enqueue("mail", "90/4", gone, 0, gone).unwrap().unwrap();
+        a.claim_leased(
+            gone,
+            Some(&Lease {
+                owner: "a",
+                until: far,
+            }),
+        )
+        .unwrap()
+        .unwrap();
+        b.claim_leased(
+            gone,
+            Some(&Lease {
+                owner: "b",
+                until: far,
+            }),
+        )
+        .unwrap()
+        .unwrap();
+        let mine = a.recover(gone, Recover::StartOf("a")).unwrap();
+        assert_eq!(mine.len(), 1, "{engine:?}: {mine:?}");
+        assert!([id2, id3].contains(&mine[0].id));
+        assert_eq!(
+            a.job(mine[0].id).unwrap().unwrap().state,
+            "queued",
+            "{engine:?}"
+        );
+    }
+}

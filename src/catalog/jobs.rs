@@ -5,7 +5,7 @@
 //! start-up was cut off by a crash or a kill: it is put back in the queue with the reason, and
 //! after `MAX_ATTEMPTS` it is marked failed for good.
 
-use super::db::{Begin, DbError, DbResult, Engine, Row};
+use super::db::{Arg, Begin, DbError, DbResult, Engine, Row};
 use super::{Catalog, Result};
 use crate::args;
 use chrono::{DateTime, Utc};
@@ -52,6 +52,33 @@ pub(super) fn job(row: &Row) -> DbResult<Job> {
 }
 
 const COLUMNS: &str = "id, source, tier, scheduled, missed, state, attempts, error";
+
+/// Who runs a claimed job, and until when it holds it unless it renews.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    /// The instance of the service (`HOST-ID`, kept in its data directory).
+    pub owner: &'a str,
+    pub until: DateTime<Utc>,
+}
+
+/// Which running jobs [`Catalog::recover`] takes back.
+#[derive(Debug, Clone, Copy)]
+pub enum Recover<'a> {
+    /// All of them: at the start of the only daemon on the catalog (the embedded catalog's
+    /// daemon holds the data directory's lock).
+    All,
+    /// At the start of instance `owner` on a shared catalog: the ones it ran before it
+    /// stopped, and those whose lease ran out.
+    StartOf(&'a str),
+    /// Those whose lease ran out: their instance stopped without a word.
+    Expired,
+}
+
+/// Leases are compared as text: one fixed format, so that the order of the text is the
+/// order of the times.
+fn lease_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
 
 impl Catalog {
     /// The newest slot planned for each source.
@@ -129,6 +156,16 @@ impl Catalog {
     /// Instances of the service sharing a PostgreSQL catalog each skip the jobs another is
     /// taking; a source's second job waits for its first whichever instance runs it.
     pub fn claim(&mut self, now: DateTime<Utc>) -> Result<Option<Job>> {
+        self.claim_leased(now, None)
+    }
+
+    /// Claims as [`Catalog::claim`] does, the job held by `lease` (renewed with
+    /// [`Catalog::renew_leases`] while it runs).
+    pub fn claim_leased(
+        &mut self,
+        now: DateTime<Utc>,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<Option<Job>> {
         let (how, skip) = match self.db.engine() {
             Engine::Sqlite => (Begin::Immediate, ""),
             Engine::Postgres => (Begin::Deferred, " FOR UPDATE SKIP LOCKED"),
@@ -160,9 +197,15 @@ impl Catalog {
                 return Ok(None);
             }
             let changed = tx.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?2
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?2,
+                 owner = ?3, lease_until = ?4
                  WHERE id = ?1 AND state = 'queued'",
-                args![j.id, now.to_rfc3339()],
+                args![
+                    j.id,
+                    now.to_rfc3339(),
+                    lease.map(|l| l.owner),
+                    lease.map(|l| lease_time(l.until))
+                ],
             )?;
             if changed != 1 {
                 return Ok(None);
@@ -220,28 +263,87 @@ impl Catalog {
         self.sql(finished).map(|_| ())
     }
 
-    /// At start-up: jobs still marked running were cut off. Each is recorded as such and queued
-    /// again (or failed for good after `MAX_ATTEMPTS`). Returns them.
-    pub fn recover(&mut self, now: DateTime<Utc>) -> Result<Vec<Job>> {
-        let cut = self.db.query_map(
-            &format!("SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND site IS NULL"),
-            &[],
+    /// Jobs still marked running that were cut off, each recorded as such and queued again
+    /// (or failed for good after `MAX_ATTEMPTS`); returns them. Which ones were cut off,
+    /// `which` says. Each is taken back in one statement that checks it still qualifies, so
+    /// an instance renewing its lease at that moment keeps its job.
+    pub fn recover(&mut self, now: DateTime<Utc>, which: Recover<'_>) -> Result<Vec<Job>> {
+        let (max, finished, lease_now) = (MAX_ATTEMPTS.into(), now.to_rfc3339(), lease_time(now));
+        let (cut, reason, args): (_, _, Vec<Arg>) = match which {
+            Recover::All => (
+                "TRUE",
+                "'interrupted: the daemon stopped while this job ran (attempt '",
+                vec![max, finished.into()],
+            ),
+            Recover::StartOf(owner) => (
+                "(owner = ?4 OR lease_until < ?3)",
+                "'interrupted: the instance running it stopped (attempt '",
+                vec![max, finished.into(), lease_now.into(), owner.into()],
+            ),
+            Recover::Expired => (
+                "lease_until < ?3",
+                "'taken over: ' || owner || ', which ran it, stopped renewing its lease (attempt '",
+                vec![max, finished.into(), lease_now.into()],
+            ),
+        };
+        let r = self.db.query_map(
+            &format!(
+                "UPDATE jobs SET
+                   state = CASE WHEN attempts >= ?1 THEN 'failed' ELSE 'queued' END,
+                   finished = ?2, error = {reason} || attempts || ')',
+                   not_before = NULL, owner = NULL, lease_until = NULL
+                 WHERE state = 'running' AND site IS NULL AND {cut}
+                 RETURNING {COLUMNS}"
+            ),
+            &args,
             job,
         );
-        let cut = self.sql(cut)?;
+        let mut cut = self.sql(r)?;
+        cut.sort_by_key(|j| j.id);
+        // Their runs that were under way end with them.
         for j in &cut {
-            let reason = format!(
-                "interrupted: the daemon stopped while this job ran (attempt {})",
-                j.attempts
-            );
-            self.finish(j.id, Err(&reason), now)?;
             let r = self.db.execute(
-                "UPDATE jobs SET not_before = NULL WHERE id = ?1",
-                args![j.id],
+                "UPDATE runs SET finished = ?2, result = 'failure', error = ?3
+                 WHERE job = ?1 AND result = 'running'",
+                args![j.id, now.to_rfc3339(), &j.error],
             );
             self.sql(r)?;
         }
         Ok(cut)
+    }
+
+    /// Extends the leases of the running jobs `owner` holds to `until`; returns how many.
+    pub fn renew_leases(&mut self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        let r = self.db.execute(
+            "UPDATE jobs SET lease_until = ?2 WHERE owner = ?1 AND state = 'running'",
+            args![owner, lease_time(until)],
+        );
+        self.sql(r)
+    }
+
+    /// Records how job `id` ended if `owner` still holds it; false when another instance
+    /// took it over (its lease had run out), and the outcome is not recorded.
+    pub fn finish_leased(
+        &mut self,
+        id: i64,
+        owner: &str,
+        outcome: std::result::Result<(), &str>,
+        now: DateTime<Utc>,
+        retry: bool,
+    ) -> Result<bool> {
+        let r = self.db.query_opt(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND owner = ?2 AND state = 'running'",
+            args![id, owner],
+        );
+        if self.sql(r)?.is_none() {
+            return Ok(false);
+        }
+        self.finish_with(id, outcome, now, retry)?;
+        let r = self.db.execute(
+            "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE id = ?1",
+            args![id],
+        );
+        self.sql(r).map(|_| true)
     }
 
     /// Queues a run asked for now (an immediate or cold backup) without touching the
@@ -326,7 +428,7 @@ mod tests {
 
         // A crash while `second` runs: at start-up it is queued again, with the reason.
         let mut c = Catalog::open(dir.path()).unwrap();
-        let cut = c.recover(now).unwrap();
+        let cut = c.recover(now, Recover::All).unwrap();
         assert_eq!(cut.len(), 1);
         let j = c.job(id).unwrap().unwrap();
         assert_eq!(j.state, "queued");

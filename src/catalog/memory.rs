@@ -79,7 +79,7 @@ impl BackupCache for RepoCatalog<'_> {
 
     fn chunk_pack(&mut self, chunk: &ChunkId) -> repo::Result<Option<PackId>> {
         let r = self.db().query_opt(
-            "SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2",
+            "SELECT pack FROM chunks WHERE repo = ?1 AND id = ?2 LIMIT 1",
             args![&self.repo, blob(&chunk.0)],
         );
         let Some(row) = self.sql(r).map_err(to_repo)? else {
@@ -101,9 +101,7 @@ impl BackupCache for RepoCatalog<'_> {
                 tx.execute(
                     "INSERT INTO chunks (repo, id, pack, \"offset\", length, raw_length)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (repo, id) DO UPDATE SET pack = excluded.pack,
-                     \"offset\" = excluded.\"offset\", length = excluded.length,
-                     raw_length = excluded.raw_length",
+                     ON CONFLICT (repo, id, pack) DO NOTHING",
                     args![
                         &self.repo,
                         blob(&e.chunk.0),

@@ -278,6 +278,20 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Runs `f` while no other instance of the service sharing this catalog runs anything
+    /// under `key` (creating a tenant's repository on a target, say). On the embedded catalog
+    /// only one daemon runs, so `f` just runs.
+    pub fn exclusive<T>(&self, key: &str, f: impl FnOnce() -> T) -> Result<T> {
+        if self.db.engine() == db::Engine::Sqlite {
+            return Ok(f());
+        }
+        let tx = self.sql(self.db.begin(Begin::Deferred))?;
+        self.sql(tx.serialise(key))?;
+        let out = f();
+        self.sql(tx.commit())?;
+        Ok(out)
+    }
+
     /// Which engine this catalog runs on.
     pub fn engine(&self) -> db::Engine {
         self.db.engine()
@@ -508,7 +522,7 @@ impl RepoCatalog<'_> {
 
     pub fn chunk_count(&self) -> Result<u64> {
         let r = self.db().query_value(
-            "SELECT count(*) FROM chunks WHERE repo = ?1",
+            "SELECT count(DISTINCT id) FROM chunks WHERE repo = ?1",
             args![&self.repo],
         );
         self.sql(r)

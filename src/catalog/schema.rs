@@ -226,4 +226,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE jobs ADD COLUMN centre_job INTEGER;
      ALTER TABLE jobs ADD COLUMN reported TEXT;
      CREATE UNIQUE INDEX jobs_by_centre_job ON jobs (centre_job);",
+    // 13: a running job's lease: the instance of the service that runs it (`owner`) renews
+    // it while the job runs; on a catalog instances share, another one takes the job over
+    // once the lease ran out.
+    "ALTER TABLE jobs ADD COLUMN owner TEXT;
+     ALTER TABLE jobs ADD COLUMN lease_until TEXT;",
+    // 14: a chunk may be in more than one pack (two writers stored it at once): each pack's
+    // chunks are all kept, so that an index written for a pack from the catalog is whole.
+    "CREATE TABLE chunks_in_packs (
+        repo TEXT NOT NULL,
+        id BLOB NOT NULL,
+        pack BLOB NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        raw_length INTEGER NOT NULL,
+        PRIMARY KEY (repo, id, pack)
+     ) WITHOUT ROWID;
+     INSERT INTO chunks_in_packs (repo, id, pack, offset, length, raw_length)
+        SELECT repo, id, pack, offset, length, raw_length FROM chunks;
+     DROP TABLE chunks;
+     ALTER TABLE chunks_in_packs RENAME TO chunks;
+     CREATE INDEX chunks_by_pack ON chunks (repo, pack);",
 ];

@@ -184,7 +184,9 @@ mod tests {
             .unwrap());
         assert_eq!(centre.queued_at_site("office").unwrap(), []);
         assert_eq!(
-            centre.recover(now).unwrap(),
+            centre
+                .recover(now, crate::catalog::jobs::Recover::All)
+                .unwrap(),
             [],
             "a centre's restart leaves it running"
         );

@@ -764,6 +764,14 @@ mod tests {
         assert!(problems(&hook)
             .iter()
             .any(|(_, m)| m.contains("is not an http:// or https:// address")));
+        // A catalog address holding its password.
+        let catalog = EXAMPLE.replace(
+            "# catalog = \"postgres://lifeboat@",
+            "catalog = \"postgres://lifeboat:pw@",
+        );
+        assert!(problems(&catalog)
+            .iter()
+            .any(|(_, m)| m.contains("catalog: the address holds a password")));
         // An unknown target kind.
         let kind = EXAMPLE.replace("kind = \"local\"", "kind = \"tape\"");
         assert!(

@@ -74,19 +74,24 @@ pub(super) fn write_backup(
 ) -> anyhow::Result<Written> {
     let source_name = job.source.strip_suffix(COLD_SUFFIX).unwrap_or(&job.source);
     let tenant = source.tenant.get_ref();
-    let (backend, fresh) = target.open_or_create(tenant)?;
-    // A store whose creation a crash cut off before the config was written is still blank.
-    let mut repo = if fresh || Repository::is_blank(backend.as_ref())? {
-        if shared.recipients.is_empty() {
-            anyhow::bail!(
-                "the target holds no repository of tenant '{tenant}' yet and [service] lists \
-                 no recipients to create one for"
-            );
-        }
-        Repository::init(backend, &shared.recipients_for(tenant), &shared.signing)?
-    } else {
-        Repository::open(backend, shared.signing.public())?
-    };
+    let mut catalog = shared.catalog()?;
+    // Created by one instance of the service at a time: two on a shared catalog would each
+    // write a config of their own.
+    let mut repo = catalog.exclusive(&format!("repository/{target_name}/{tenant}"), || {
+        let (backend, fresh) = target.open_or_create(tenant)?;
+        // A store whose creation a crash cut off before the config was written is still blank.
+        anyhow::Ok(if fresh || Repository::is_blank(backend.as_ref())? {
+            if shared.recipients.is_empty() {
+                anyhow::bail!(
+                    "the target holds no repository of tenant '{tenant}' yet and [service] \
+                     lists no recipients to create one for"
+                );
+            }
+            Repository::init(backend, &shared.recipients_for(tenant), &shared.signing)?
+        } else {
+            Repository::open(backend, shared.signing.public())?
+        })
+    })??;
     check_pinned(shared, &repo)?;
     let lock = catalog::lock_repository(&shared.data_dir, &repo.config.id)?
         .ok_or_else(|| anyhow::anyhow!("another writer holds repository {}", repo.config.id))?;
@@ -96,7 +101,6 @@ pub(super) fn write_backup(
     if !shared.recipients.is_empty() && !repo.encrypts_to(&recipients) {
         repo.set_recipients(&shared.signing, &recipients)?;
     }
-    let mut catalog = shared.catalog()?;
     let mut cache = catalog.for_repo(&repo)?;
     let now = shared.clock.now();
     let run = cache.start_run("backup", now)?;

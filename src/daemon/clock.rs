@@ -86,6 +86,11 @@ impl Clock {
         }
     }
 
+    /// How much of this clock's time passes in `d` of real time.
+    pub fn clock_time(&self, d: std::time::Duration) -> chrono::Duration {
+        chrono::Duration::milliseconds((d.as_secs_f64() * 1000.0 * self.speed()) as i64)
+    }
+
     /// How long `d` of this clock's time lasts in real time.
     pub fn real_time(&self, d: chrono::Duration) -> std::time::Duration {
         std::time::Duration::from_secs_f64(

@@ -110,6 +110,9 @@ impl Shared {
 mod backup_job;
 mod clock;
 mod cold;
+mod copy;
+use copy::copy_job;
+mod lease;
 mod prune;
 use prune::prune_job;
 mod sites;
@@ -221,7 +224,13 @@ pub async fn serve(
     let mut catalog = catalog::Place::of(&work.data_dir, &work.loaded.config).open()?;
     let clock = work.clock.clone();
     let now = clock.now();
-    for job in catalog.recover(now)? {
+    let leases = lease::Leases::new(&work.data_dir, &clock, catalog.engine()).map_err(|e| {
+        Error::Setup(format!(
+            "cannot name this instance in {}: {e}",
+            work.data_dir.display()
+        ))
+    })?;
+    for job in catalog.recover(now, leases.at_start())? {
         log(
             &clock,
             &format!(
@@ -309,8 +318,22 @@ pub async fn serve(
                 log(&shared.clock, &e);
             }
         }
+        // Leases: this instance's renewed, those of instances gone quiet taken back.
+        for job in leases.turn(&mut catalog, now)? {
+            log(
+                &shared.clock,
+                &format!(
+                    "job {} ({} slot {}) was taken back: {}",
+                    job.id,
+                    job.source,
+                    job.scheduled,
+                    job.error.as_deref().unwrap_or("its lease ran out")
+                ),
+            );
+        }
         while running.len() < workers {
-            let Some(job) = catalog.claim(shared.clock.now())? else {
+            let now = shared.clock.now();
+            let Some(job) = catalog.claim_leased(now, Some(&leases.lease(now)))? else {
                 break;
             };
             log(
@@ -334,7 +357,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(done) = running.join_next(), if !running.is_empty() => {
-                finished += record(&mut catalog, &shared.clock, done)?;
+                finished += record(&mut catalog, &shared.clock, &leases, done)?;
             }
             _ = tokio::time::sleep(tick) => {}
         }
@@ -351,7 +374,7 @@ pub async fn serve(
     while !running.is_empty() {
         tokio::select! {
             Some(done) = running.join_next() => {
-                finished += record(&mut catalog, &shared.clock, done)?;
+                finished += record(&mut catalog, &shared.clock, &leases, done)?;
             }
             _ = &mut deadline => {
                 log(
@@ -395,6 +418,7 @@ fn shared_layouts(loaded: &Loaded) -> Vec<String> {
 fn record(
     catalog: &mut Catalog,
     clock: &Clock,
+    leases: &lease::Leases,
     done: Result<(i64, bool, Result<String, String>), tokio::task::JoinError>,
 ) -> Result<u64, Error> {
     let (id, retry, outcome) = match done {
@@ -408,12 +432,22 @@ fn record(
         Ok(summary) => log(clock, &format!("job {id} done: {summary}")),
         Err(e) => log(clock, &format!("job {id} failed: {e}")),
     }
-    catalog.finish_with(
+    let kept = catalog.finish_leased(
         id,
+        &leases.owner,
         outcome.as_ref().map(|_| ()).map_err(String::as_str),
         clock.now(),
         retry,
     )?;
+    if !kept {
+        log(
+            clock,
+            &format!(
+                "job {id}: its lease had run out and another instance took it over; this \
+                 outcome is not recorded"
+            ),
+        );
+    }
     Ok(1)
 }
 
@@ -616,78 +650,6 @@ fn check_pinned(shared: &Shared, repo: &Repository) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The daily disaster-recovery copy: the source's newest snapshot, from its first target to
-/// its `copy_to` target (which becomes a replica of that repository), then the copy tier's
-/// retention there.
-fn copy_job(
-    shared: &Shared,
-    job: &catalog::jobs::Job,
-    source_name: &str,
-) -> anyhow::Result<String> {
-    let config = &shared.loaded.config;
-    let source = config
-        .sources
-        .get(source_name)
-        .ok_or_else(|| anyhow::anyhow!("source '{source_name}' is no longer configured"))?;
-    let (from_name, to_name) = match (source.targets.get_ref().first(), &source.copy_to) {
-        (Some(from), Some(to)) => (from.clone(), to.get_ref().clone()),
-        _ => anyhow::bail!("source '{source_name}' has no target or no copy_to"),
-    };
-    let tier = &shared.schedules[&format!("{source_name}{COPY_SUFFIX}")];
-    let tenant = source.tenant.get_ref();
-    // Both repositories' turns, taken in name order so that two copies in opposite
-    // directions cannot wait for each other.
-    let mut names = [&from_name, &to_name];
-    names.sort();
-    let turns: Vec<Turn> = names
-        .iter()
-        .map(|n| shared.repositories.take(n, tenant))
-        .collect();
-    let _held: Vec<_> = turns.iter().map(Turn::hold).collect();
-    let (backend, fresh) = config.targets[&from_name].open_or_create(tenant)?;
-    if fresh {
-        anyhow::bail!("target '{from_name}' holds no backup of '{source_name}' yet");
-    }
-    let repo = Repository::open(backend, shared.signing.public())?;
-    let (all, _) = repo.snapshots()?;
-    let newest = all
-        .into_iter()
-        .filter(|s| s.manifest.tags.get("source").map(String::as_str) == Some(source_name))
-        .max_by_key(|s| s.manifest.time)
-        .ok_or_else(|| {
-            anyhow::anyhow!("target '{from_name}' holds no backup of '{source_name}' yet")
-        })?;
-    let (dest, _) = config.targets[&to_name].open_or_create(tenant)?;
-    let report = crate::repo::copy::copy(
-        &repo,
-        &dest,
-        std::slice::from_ref(&newest),
-        &crate::progress::Silent,
-    )?;
-
-    // Retention at the second site, for this source.
-    let copy = Repository::open(dest, shared.signing.public())?;
-    let _lock = catalog::lock_repository(&shared.data_dir, &copy.config.id)?;
-    let mut catalog = shared.catalog()?;
-    let mut memory = catalog.for_repo(&copy)?;
-    let forgotten = forget_by_retention(
-        shared,
-        job,
-        &copy,
-        &mut memory,
-        source_name,
-        tier,
-        shared.clock.now(),
-    )?;
-    Ok(format!(
-        "copied snapshot {} from '{from_name}' to '{to_name}' ({} pack(s), {} bytes sent), {} forgotten there by retention",
-        newest.id.short(),
-        report.packs_copied,
-        report.bytes_copied,
-        forgotten.forgotten.len()
-    ))
 }
 
 /// Applies `tier`'s retention to the snapshots of `source` in `repo`: forgets those it does

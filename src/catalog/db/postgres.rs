@@ -89,7 +89,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
         return Err(
             "sslmode=require: this build speaks to PostgreSQL without TLS; reach it over a \
-             private network or a Unix socket (host=/run/postgresql)"
+             private network or a local tunnel (an SSH port forward, stunnel)"
                 .into(),
         );
     }
@@ -431,6 +431,24 @@ impl Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_address_is_checked_before_use() {
+        assert!(check_url("postgres://lifeboat@db.example:5432/lifeboat").is_ok());
+        for (url, says) in [
+            ("mysql://lifeboat@db/lifeboat", "not a PostgreSQL address"),
+            ("postgres://lifeboat:hunter2@db/lifeboat", "set PGPASSWORD"),
+            (
+                "postgres://lifeboat@db/lifeboat?sslmode=require",
+                "without TLS",
+            ),
+            ("postgres://lifeboat@db", "names no database"),
+        ] {
+            let e = check_url(url).unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
 
     #[test]
     fn passwords_stay_out_of_messages() {
