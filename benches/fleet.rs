@@ -155,7 +155,25 @@ fn centre_usage(pid: u32) -> (f64, f64) {
     (cpu, hwm / 1024.0)
 }
 
-fn catalog_bytes(data: &std::path::Path) -> u64 {
+/// The catalog's size: the SQLite file and its WAL, or the PostgreSQL database (`FLEET_CATALOG`).
+fn catalog_bytes(data: &std::path::Path, pg: Option<&str>) -> u64 {
+    if let Some(url) = pg {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-c",
+                "SELECT pg_database_size(current_database())",
+                url,
+            ])
+            .output()
+            .expect("psql");
+        return String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+    }
     ["catalog.sqlite", "catalog.sqlite-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(data.join(f)).ok())
@@ -178,6 +196,9 @@ fn main() {
         std::process::exit(2);
     };
     let n: usize = agents.parse().expect("AGENTS: a number");
+    // The catalog in PostgreSQL (benches/fleet.sh with FLEET_ENGINE=postgres), or SQLite.
+    let pg = std::env::var("FLEET_CATALOG").ok();
+    let pg = pg.as_deref();
     let window = Duration::from_secs(seconds.parse().expect("SECONDS: a number"));
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
@@ -194,11 +215,12 @@ fn main() {
     // N tenants with a site each, 3 sources on 90/48 at each site.
     let mut text = format!(
         "[service]\ndata_dir = \"{d}/data\"\nsigning_key = \"{d}/keys/svc.key\"\nrecipients = [\"{d}/keys/svc.cert\"]\n\
-         prune = \"never\"\nsite_silence = \"1h\"\n\n[service.http]\nmax_connections = {c}\n\
+         prune = \"never\"\nsite_silence = \"1h\"\n{catalog}\n[service.http]\nmax_connections = {c}\n\
          max_connections_per_address = {c}\n\n[targets.fleet]\nkind = \"local\"\n\
          path = \"{d}/repo\"\n",
         d = dir.display(),
-        c = n * 3 + 200
+        c = n * 3 + 200,
+        catalog = pg.map(|u| format!("catalog = \"{u}\"\n")).unwrap_or_default(),
     );
     for i in 0..n {
         text.push_str(&format!(
@@ -217,7 +239,7 @@ fn main() {
     let now = *T0.get_or_init(chrono::Utc::now);
     let mut tokens = Vec::with_capacity(n);
     {
-        let mut catalog = lifeboat::catalog::Catalog::open(&data).unwrap();
+        let mut catalog = lifeboat::catalog::Place::new(&data, pg).open().unwrap();
         for i in 0..n {
             let (row, token) = lifeboat::agent::token::new_enroll_token(
                 &format!("s{i}"),
@@ -354,7 +376,7 @@ fn main() {
                 .expect("perf")
         });
         let (cpu_before, _) = centre_usage(pid);
-        let catalog_before = catalog_bytes(&data);
+        let catalog_before = catalog_bytes(&data, pg);
         let window_started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, agent) in fleet.into_iter().enumerate() {
@@ -522,7 +544,7 @@ fn main() {
         }
         stop.store(true, Ordering::Relaxed);
         let (cpu_after, rss) = centre_usage(pid);
-        let catalog_after = catalog_bytes(&data);
+        let catalog_after = catalog_bytes(&data, pg);
         let elapsed = window_started.elapsed().as_secs_f64();
         let records = figures.records.load(Ordering::Relaxed);
         let mut push = figures.push_ms.lock().unwrap().clone();
@@ -553,8 +575,9 @@ fn main() {
         let grown = catalog_after.saturating_sub(catalog_before) as f64;
         let per = |v: f64| if records > 0 { v / records as f64 * 10_000.0 / 1e6 } else { f64::NAN };
         println!(
-            "catalog (SQLite, with its WAL): {:.1} MB, grew {:.2} MB, {:.2} MB per 10,000 records \
+            "catalog ({}): {:.1} MB, grew {:.2} MB, {:.2} MB per 10,000 records \
              (the records and signatures themselves: {:.2} MB per 10,000)",
+            if pg.is_some() { "PostgreSQL database" } else { "SQLite, with its WAL" },
             catalog_after as f64 / 1e6,
             grown / 1e6,
             per(grown),

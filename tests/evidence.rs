@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use lifeboat::catalog::Catalog;
 use lifeboat::evidence::{chain, Check, Outcome, Record, RecordKind};
 use lifeboat::repo::crypto::SecretKey;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Writes `n` drill records for `tenant` into the workspace's catalog.
 fn write_records(ws: &Workspace, tenant: &str, n: usize) {
     let key = SecretKey::load(&ws.path("keys/svc.key")).unwrap();
-    let mut catalog = Catalog::open(&ws.path("data")).unwrap();
+    let mut catalog = ws.catalog();
     for i in 0..n {
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
             .unwrap()

@@ -280,10 +280,9 @@ fn new_data_follows_a_change_of_recipients_at_once() {
     fs::write(&config, text).unwrap();
     ws.backup(&[&src]);
     assert!(!escrow_opens(&ws));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    // The workspace's environment: its data directory, and its catalog.
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(&config);
     let server = common::server::Server::start(cmd);
     let admin = ws.admin_token(&config);
     fs::write(src.join("a"), "after").unwrap();

@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use lifeboat::catalog::Catalog;
 use lifeboat::evidence::record::{time, SnapshotRef};
 use lifeboat::evidence::{chain, Check, Incident, Outcome, Record, RecordKind};
 use lifeboat::repo::crypto::SecretKey;
@@ -139,7 +138,7 @@ fn drill(started: &str, passed: bool, rto_min: i64) -> Record {
 /// - 4 Mar 06:00: after the period.
 fn write_history(ws: &Workspace) {
     let key = SecretKey::load(&ws.path("keys/svc.key")).unwrap();
-    let mut catalog = Catalog::open(&ws.path("data")).unwrap();
+    let mut catalog = ws.catalog();
     let db = |slot: &str, ok: bool| backup("acme", "erp", "db", slot, ok);
     let records = vec![
         db("2026-02-27T18:00:00Z", true),
@@ -514,7 +513,7 @@ fn bundle_verifies_offline_and_tampering_is_caught() {
     // A provider that signs figures its evidence does not support: the recomputation
     // disagrees and says where.
     let loaded = lifeboat::config::load(&ws.path("lifeboat.toml")).unwrap();
-    let catalog = Catalog::open(&ws.path("data")).unwrap();
+    let catalog = ws.catalog();
     let terms = lifeboat::report::Terms::of(&loaded, "erp").unwrap();
     let stored = lifeboat::report::Stored {
         centre: catalog.evidence(Some("acme")).unwrap(),
@@ -551,7 +550,7 @@ fn bundle_verifies_offline_and_tampering_is_caught() {
 /// The history as report entries, and the terms of contract erp.
 fn entries_and_terms(ws: &Workspace) -> (Vec<lifeboat::report::Entry>, lifeboat::report::Terms) {
     let loaded = lifeboat::config::load(&ws.path("lifeboat.toml")).unwrap();
-    let catalog = Catalog::open(&ws.path("data")).unwrap();
+    let catalog = ws.catalog();
     let entries = catalog
         .evidence(Some("acme"))
         .unwrap()
@@ -628,7 +627,7 @@ fn a_bundle_of_report_version_1_still_verifies() {
     assert_eq!(old.summary.backups_scheduled, 12);
     let json = serde_json::to_value(&old).unwrap();
     assert!(json["days"][0].get("missed").is_none(), "{json}");
-    let catalog = Catalog::open(&ws.path("data")).unwrap();
+    let catalog = ws.catalog();
     let stored = lifeboat::report::Stored {
         centre: catalog.evidence(Some("acme")).unwrap(),
         sites: Vec::new(),

@@ -3,7 +3,8 @@
 # stock tools they compare against: gpg, sq, zstd; the servers they run: PostgreSQL 15 and
 # MariaDB 10.11 from Debian, s3s-fs and Garage from crates.io, moto and schemathesis from PyPI in venvs
 # under target/; a tiny VM for QEMU built from Debian's packages; libvirt; Debian's Chromium
-# and playwright-core from npm for the dashboard), then runs every test.
+# and playwright-core from npm for the dashboard), then runs every test; then the tests of the
+# service once more with the catalog in PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,3 +85,23 @@ bash tests/vm/build.sh "$vm"
 export LIFEBOAT_TEST_VM="$(cd "$vm" && pwd)"
 
 cargo test --locked --all-targets --no-fail-fast
+
+# The catalog's other engine: the tests of the service and its commands once more, each
+# workspace's catalog a database of its own on one PostgreSQL server on 127.0.0.1 (stopped at
+# the end, however the run ends). tests/catalog_engines.rs and tests/scale_out.rs ran on it
+# above already.
+pg_bin=/usr/local/bin; [ -x "$pg_bin/initdb" ] || pg_bin=/usr/lib/postgresql/15/bin
+pg=$(mktemp -d)
+chmod 777 "$pg"
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_postgres "$pg_bin/initdb" -D "$pg/data" -A trust -U postgres >/dev/null
+trap 'as_postgres "$pg_bin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg"' EXIT
+as_postgres "$pg_bin/pg_ctl" -D "$pg/data" -l "$pg/log" -w \
+  -o "-k $pg -p $pg_port -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off" start >/dev/null
+echo "the service's tests again, on a PostgreSQL catalog (127.0.0.1:$pg_port)"
+LIFEBOAT_TEST_CATALOG_SERVER="postgres://postgres@127.0.0.1:$pg_port" \
+  cargo test --locked --no-fail-fast \
+    --test daemon --test drill --test report --test tenants --test tenant_keys --test rekey \
+    --test evidence --test schedule --test roundtrip --test dedup --test copy --test prune \
+    --test crash --test repair --test corruption --test leftovers --test errors --test migrate

@@ -135,10 +135,9 @@ fn each_tenant_is_written_with_its_own_key_and_no_other_key_reaches_it() {
 
     // The service's own credentials reach nothing here: each backup goes through its tenant's
     // key, or fails.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+    // The workspace's environment: its data directory, and its catalog.
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(&config)
         .env("LIFEBOAT_CLOCK_START", "2026-11-10T10:00:00Z")
         .env("AWS_ACCESS_KEY_ID", "nobody")
         .env("AWS_SECRET_ACCESS_KEY", "nobody-secret")

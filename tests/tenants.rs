@@ -95,10 +95,9 @@ targets = ["nas", "cloud"]
 /// Runs the service (on a clock of its own, in November 2026) until both sources are backed
 /// up to both targets; returns it and an admin token.
 fn back_up_both(ws: &Workspace, config: &Path) -> (Server, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+    // The workspace's environment: its data directory, and its catalog.
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(config)
         .env("LIFEBOAT_CLOCK_START", "2026-11-10T10:00:00Z");
     for (k, v) in ws.server.as_ref().unwrap().client_env() {
         cmd.env(k, v);
@@ -342,10 +341,9 @@ fn a_shared_repository_of_earlier_versions_is_named_at_start_up() {
     );
     let config = ws.path("lifeboat.toml");
     fs::write(&config, text).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    // The workspace's environment: its data directory, and its catalog.
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(&config);
     let server = Server::start(cmd);
     // The daemon looks at its targets beside its work, once it runs, after the API is up.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -68,6 +68,8 @@ pub struct Api {
     pub site_jobs: SiteBells,
     /// Catalog connections between requests.
     catalogs: std::sync::Mutex<Vec<Catalog>>,
+    /// Requests using a PostgreSQL catalog at once: as many as connections are kept.
+    catalog_turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// Catalog connections kept open between requests, at most.
@@ -110,6 +112,7 @@ impl Api {
             assignments,
             site_jobs: SiteBells::default(),
             catalogs: std::sync::Mutex::new(Vec::new()),
+            catalog_turns: Arc::new(tokio::sync::Semaphore::new(KEPT_CATALOGS)),
             throttle: Throttle::new(u32::try_from(limits.lock_after).unwrap_or(u32::MAX)),
             trusted: service.trusted_proxies(),
             reports: gate::Gate::new("reports", limits.reports_at_once),
@@ -130,7 +133,20 @@ impl Api {
         f: impl FnOnce(&mut Catalog, &Api) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let api = self.clone();
+        // A PostgreSQL server takes so many connections: requests beyond the kept ones wait
+        // for one rather than open more. (SQLite's connections are a file opened.)
+        let permit = match api.catalog {
+            crate::catalog::Place::Postgres(_) => Some(
+                api.catalog_turns
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| ApiError::internal(format!("the catalog's turns: {e}")))?,
+            ),
+            crate::catalog::Place::Embedded(_) => None,
+        };
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             // A connection kept from an earlier request, or a new one: opening one for each
             // request made every request wait for the catalog's set-up lock.
             let kept = api.catalogs.lock().unwrap_or_else(|p| p.into_inner()).pop();

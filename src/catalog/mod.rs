@@ -317,6 +317,11 @@ impl Catalog {
     /// writer's lock before the version is read, so only one of them applies it.
     fn setup(&mut self) -> Result<()> {
         let engine = self.db.engine();
+        // Up to date already (the common case): no lock to take. A catalog not set up yet
+        // answers with an error here, and is set up below.
+        if self.db.schema_version().ok() == Some(MIGRATIONS.len()) {
+            return Ok(());
+        }
         loop {
             let tx = self.sql(self.db.begin_schema())?;
             let version = self.sql(tx.schema_version())?;

@@ -1,7 +1,6 @@
 //! `lifeboat catalog`: the local catalog.
 
 use super::{exit, load_secret, Context, RepoArg, SignerArg};
-use crate::catalog::Catalog;
 use crate::evidence::chain;
 
 #[derive(clap::Subcommand)]
@@ -23,7 +22,7 @@ pub fn run(ctx: &Context, command: CatalogCommand) -> anyhow::Result<i32> {
         CatalogCommand::Rebuild { repo, signer, key } => {
             let repository = super::repo_open_trusted(ctx, &repo, &signer)?;
             let key = load_secret(&key)?;
-            let mut catalog = Catalog::open(&ctx.data_dir)?;
+            let mut catalog = ctx.catalog()?;
             let mut view = catalog.for_repo(&repository)?;
             let summary = view.rebuild(&repository, &key)?;
             drop(view);
@@ -60,7 +59,7 @@ pub struct RunsArgs {
 
 /// `lifeboat runs`: every recorded run, from the catalog.
 pub fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<i32> {
-    let catalog = Catalog::open(&ctx.data_dir)?;
+    let catalog = ctx.catalog()?;
     let runs: Vec<_> = catalog
         .runs(None)?
         .into_iter()

@@ -2,7 +2,6 @@
 //! drills.
 
 use super::{exit, CliError, Context};
-use crate::catalog::Catalog;
 use crate::evidence::{chain, Record};
 use crate::repo::crypto::PublicCert;
 use std::path::PathBuf;
@@ -49,7 +48,7 @@ pub enum EvidenceCommand {
 pub fn run(ctx: &Context, command: EvidenceCommand) -> anyhow::Result<i32> {
     match command {
         EvidenceCommand::List { tenant, json } => {
-            let catalog = Catalog::open(&ctx.data_dir)?;
+            let catalog = ctx.catalog()?;
             let records = catalog.evidence(tenant.as_deref())?;
             let mut rows = Vec::new();
             for e in &records {
@@ -95,7 +94,7 @@ pub fn run(ctx: &Context, command: EvidenceCommand) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         EvidenceCommand::Export { out, tenant } => {
-            let catalog = Catalog::open(&ctx.data_dir)?;
+            let catalog = ctx.catalog()?;
             let records = catalog.evidence(tenant.as_deref())?;
             let n = chain::export(&records, &out)?;
             eprintln!(

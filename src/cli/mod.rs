@@ -188,6 +188,13 @@ pub struct Context {
 }
 
 impl Context {
+    /// The catalog of a command without a configuration: `catalog.sqlite` in the data
+    /// directory, or `LIFEBOAT_CATALOG`.
+    fn catalog(&self) -> anyhow::Result<crate::catalog::Catalog> {
+        let place = crate::catalog::Place::new(&self.data_dir, catalog_from_env()?.as_deref());
+        Ok(place.open()?)
+    }
+
     fn progress(&self) -> crate::progress::Terminal {
         crate::progress::Terminal::new(!self.quiet)
     }
@@ -346,8 +353,25 @@ fn repo_open_trusted(
 }
 
 pub(crate) fn load_config(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
-    crate::config::load(config)
-        .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()).into())
+    let mut loaded = crate::config::load(config)
+        .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
+    if let Some(url) = catalog_from_env()? {
+        loaded.config.service.catalog = Some(toml::Spanned::new(0..0, url));
+    }
+    Ok(loaded)
+}
+
+/// `LIFEBOAT_CATALOG`: the catalog in PostgreSQL (as `[service] catalog`, which it overrides),
+/// for the service and the commands beside it. An agent's catalog is always its own.
+fn catalog_from_env() -> anyhow::Result<Option<String>> {
+    match std::env::var("LIFEBOAT_CATALOG") {
+        Ok(url) if !url.is_empty() => {
+            crate::catalog::db::postgres::check_url(&url)
+                .map_err(|e| CliError::new(exit::USAGE, format!("LIFEBOAT_CATALOG: {e}")))?;
+            Ok(Some(url))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The time drills are planned, run and cancelled at: now, or `LIFEBOAT_NOW` (RFC 3339) for

@@ -32,8 +32,7 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
             .unwrap_or_else(|| "127.0.0.1:8080".into());
         args.config = super::demo::prepare(&args.demo_dir, &listen)?;
     }
-    let loaded = crate::config::load(&args.config)
-        .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?;
+    let loaded = super::load_config(&args.config)?;
     let drills = load_drills(&args.config, &loaded)?;
     let data_dir = loaded
         .config
@@ -51,8 +50,7 @@ pub fn serve(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(|| loaded.config.service.listen.clone());
     // The API reads the same configuration; the daemon owns its copy.
     let api = crate::api::Api::new(
-        crate::config::load(&args.config)
-            .map_err(|invalid| CliError::new(exit::FAILED, invalid.to_string().trim_end()))?,
+        super::load_config(&args.config)?,
         load_drills(&args.config, &loaded)?
             .into_iter()
             .map(|d| (d.name.clone(), d))

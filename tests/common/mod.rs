@@ -36,6 +36,28 @@ pub struct Workspace {
     /// The tenant whose repository on the target `repo()` is (`TARGET/TENANT`), for tests
     /// that run the service; none for a repository at the target's root.
     pub tenant: Option<&'static str>,
+    /// The catalog in PostgreSQL, a database of this workspace's own on the server
+    /// `LIFEBOAT_TEST_CATALOG_SERVER` names (`tests/run.sh` runs some tests so); `None` for the
+    /// embedded catalog.
+    pub catalog: Option<String>,
+}
+
+/// A new database for one workspace's catalog on the test's PostgreSQL server, if there is one.
+fn test_catalog() -> Option<String> {
+    let server = std::env::var("LIFEBOAT_TEST_CATALOG_SERVER").ok()?;
+    let name = format!("ws_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .arg(format!("{server}/postgres"))
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "creating a catalog database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(format!("{server}/{name}"))
 }
 
 /// Runs each named test, a `fn(Store)`, once per backend: `local::NAME` and `s3::NAME`.
@@ -110,6 +132,7 @@ impl Workspace {
             store,
             server,
             tenant: None,
+            catalog: test_catalog(),
         };
         ws.lifeboat(&["keys", "generate", "--name", "svc", "--out"])
             .arg(ws.path("keys"))
@@ -133,6 +156,14 @@ impl Workspace {
             .arg("--signing-key")
             .arg(self.path("keys/svc.key"));
         c
+    }
+
+    /// The workspace's catalog, as its commands see it (`data/catalog.sqlite`, or its
+    /// PostgreSQL database).
+    pub fn catalog(&self) -> lifeboat::catalog::Catalog {
+        lifeboat::catalog::Place::new(&self.path("data"), self.catalog.as_deref())
+            .open()
+            .expect("the workspace's catalog")
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -238,6 +269,11 @@ impl Workspace {
                 c.env(k, v);
             }
         }
+        // An agent's catalog is its own, always embedded.
+        match &self.catalog {
+            Some(url) if args.first() != Some(&"agent") => c.env("LIFEBOAT_CATALOG", url),
+            _ => c.env_remove("LIFEBOAT_CATALOG"),
+        };
         Cmd(c)
     }
 

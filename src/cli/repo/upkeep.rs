@@ -167,7 +167,7 @@ fn open_to_delete(
     let signing = load_secret(signing_key)?;
     let repository = Repository::open(open_backend(repo)?, signing.public())?;
     ctx.pin_signer(&repository.config.id, &signing.public())?;
-    Ok((signing, repository, Catalog::open(&ctx.data_dir)?))
+    Ok((signing, repository, ctx.catalog()?))
 }
 
 /// Opens a repository to change it: as its signer, holding its lock, with its catalog.
@@ -180,7 +180,7 @@ pub(in crate::cli) fn open_for_writing(
     let repository = Repository::open(open_backend(repo)?, signing.public())?;
     ctx.pin_signer(&repository.config.id, &signing.public())?;
     let lock = lock_repo(ctx, &repository)?;
-    Ok((signing, repository, lock, Catalog::open(&ctx.data_dir)?))
+    Ok((signing, repository, lock, ctx.catalog()?))
 }
 
 fn print_locked(locked: &[crate::repo::prune::Locked]) {
