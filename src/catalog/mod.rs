@@ -249,24 +249,15 @@ impl Catalog {
             .map_err(|e| other(format!("cannot lock {}: {e}", setup_lock.display())))?;
         private_file(&path).map_err(|e| other(format!("cannot make it private: {e}")))?;
         let name = path.display().to_string();
-        let db = db::sqlite::Sqlite::open(&path).map_err(|source| Error::Sql {
-            path: name.clone(),
-            source,
-        })?;
-        let mut catalog = Catalog {
-            db: Box::new(db),
-            name,
-        };
-        catalog.setup()?;
+        let catalog = Catalog::set_up(db::sqlite::Sqlite::open(&path), name)?;
         drop(lock);
         Ok(catalog)
     }
 
-    /// Connects to a PostgreSQL catalog (`postgres://user:password@host:port/database`) and
-    /// brings its schema up to date.
-    pub fn connect(url: &str) -> Result<Catalog> {
-        let name = db::postgres::display_url(url);
-        let db = db::postgres::Postgres::connect(url).map_err(|source| Error::Sql {
+    /// The catalog on a connection just made (or why it could not be), its schema brought
+    /// up to date.
+    fn set_up<D: Db + 'static>(db: DbResult<D>, name: String) -> Result<Catalog> {
+        let db = db.map_err(|source| Error::Sql {
             path: name.clone(),
             source,
         })?;
@@ -276,6 +267,13 @@ impl Catalog {
         };
         catalog.setup()?;
         Ok(catalog)
+    }
+
+    /// Connects to a PostgreSQL catalog (`postgres://user@host:port/database`) and
+    /// brings its schema up to date.
+    pub fn connect(url: &str) -> Result<Catalog> {
+        let name = db::postgres::display_url(url);
+        Catalog::set_up(db::postgres::Postgres::connect(url), name)
     }
 
     /// Runs `f` while no other instance of the service sharing this catalog runs anything

@@ -23,10 +23,7 @@ pub(super) fn cold_job(
     source_name: &str,
 ) -> anyhow::Result<String> {
     let config = &shared.loaded.config;
-    let source = config
-        .sources
-        .get(source_name)
-        .ok_or_else(|| anyhow::anyhow!("source '{source_name}' is no longer configured"))?;
+    let source = shared.source(source_name)?;
     let vm = source
         .vm
         .as_ref()

@@ -11,10 +11,7 @@ pub(super) fn copy_job(
     source_name: &str,
 ) -> anyhow::Result<String> {
     let config = &shared.loaded.config;
-    let source = config
-        .sources
-        .get(source_name)
-        .ok_or_else(|| anyhow::anyhow!("source '{source_name}' is no longer configured"))?;
+    let source = shared.source(source_name)?;
     let (from_name, to_name) = match (source.targets.get_ref().first(), &source.copy_to) {
         (Some(from), Some(to)) => (from.clone(), to.get_ref().clone()),
         _ => anyhow::bail!("source '{source_name}' has no target or no copy_to"),

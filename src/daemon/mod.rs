@@ -204,6 +204,15 @@ impl Shared {
         self.catalog.open()
     }
 
+    /// The configured source `name`; an error when the configuration no longer has it.
+    fn source(&self, name: &str) -> anyhow::Result<&crate::config::Source> {
+        self.loaded
+            .config
+            .sources
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("source '{name}' is no longer configured"))
+    }
+
     /// Whether this daemon runs source `name` (it is at this daemon's place).
     fn runs(&self, source: &crate::config::Source) -> bool {
         source.site() == self.site.as_deref()
