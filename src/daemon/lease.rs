@@ -56,10 +56,18 @@ impl Leases {
         }
     }
 
-    /// At each turn of the loop: renews this instance's leases, and (on a shared catalog)
+    /// At each turn of the loop: renews this instance's leases (`running`: it holds some), and (on a shared catalog)
     /// takes back the jobs of instances that stopped renewing theirs. Returns those.
-    pub fn turn(&self, catalog: &mut Catalog, now: DateTime<Utc>) -> catalog::Result<Vec<Job>> {
-        catalog.renew_leases(&self.owner, now + self.span)?;
+    pub fn turn(
+        &self,
+        catalog: &mut Catalog,
+        now: DateTime<Utc>,
+        running: bool,
+    ) -> catalog::Result<Vec<Job>> {
+        // Nothing held, nothing to renew: an idle loop writes nothing.
+        if running {
+            catalog.renew_leases(&self.owner, now + self.span)?;
+        }
         if self.shared {
             catalog.recover(now, Recover::Expired)
         } else {

@@ -328,7 +328,7 @@ pub async fn serve(
             }
         }
         // Leases: this instance's renewed, those of instances gone quiet taken back.
-        for job in leases.turn(&mut catalog, now)? {
+        for job in leases.turn(&mut catalog, now, !running.is_empty())? {
             log(
                 &shared.clock,
                 &format!(

@@ -52,19 +52,6 @@ pub enum DbError {
     Decode { column: usize, reason: String },
 }
 
-impl DbError {
-    /// A uniqueness or key constraint refused the statement.
-    pub fn is_conflict(&self) -> bool {
-        match self {
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                e.code == rusqlite::ErrorCode::ConstraintViolation
-            }
-            DbError::Postgres(m) => m.contains("duplicate key"),
-            _ => false,
-        }
-    }
-}
-
 pub type DbResult<T> = std::result::Result<T, DbError>;
 
 /// How a transaction begins.
@@ -72,7 +59,9 @@ pub type DbResult<T> = std::result::Result<T, DbError>;
 pub enum Begin {
     /// Reads first; a write later takes the write lock (SQLite's default).
     Deferred,
-    /// Takes the write lock at once: for a read that decides a write.
+    /// Takes SQLite's write lock at once: for a read that decides a write. PostgreSQL has no
+    /// such lock; there the read holds the lock of what it decides ([`Db::serialise`]), or the
+    /// write checks again what was read.
     Immediate,
 }
 

@@ -17,8 +17,7 @@ use tokio_postgres::types::{ToSql, Type};
 /// Every statement of PostgreSQL's catalog waits at most this long for a lock.
 const LOCK_TIMEOUT: &str = "60s";
 
-/// The advisory lock that stands for SQLite's single writer: an immediate transaction (a
-/// read that decides a write) and a schema migration hold it.
+/// The advisory lock a schema migration holds: one instance of the service migrates at a time.
 const WRITER_LOCK: i64 = 0x6c69_6665_626f_6174; // "lifeboat"
 
 pub struct Postgres {
@@ -29,7 +28,7 @@ enum Work {
     Execute(String, Vec<Arg>),
     Query(String, Vec<Arg>),
     Batch(String),
-    Begin(Begin),
+    Begin,
     End(&'static str),
 }
 
@@ -208,7 +207,7 @@ fn worker(
                     }
                     let Some(c) = conn.as_ref() else { continue };
                     match &work {
-                        Work::Begin(_) => in_tx = true,
+                        Work::Begin => in_tx = true,
                         Work::End(_) => in_tx = false,
                         _ => {}
                     }
@@ -246,11 +245,11 @@ impl Connection {
                 self.client.batch_execute(&sql).await.map_err(pg_error)?;
                 Ok(Answer::Count(0))
             }
-            Work::Begin(how) => {
+            // Writers are not serialised as a whole (SQLite's immediate transaction): a read that
+            // decides a write holds the lock of what it decides (`Db::serialise`), or the write
+            // checks again what it read.
+            Work::Begin => {
                 self.client.batch_execute("BEGIN").await.map_err(pg_error)?;
-                if how == Begin::Immediate {
-                    self.writer_lock().await?;
-                }
                 Ok(Answer::Count(0))
             }
             Work::End(end) => {
@@ -258,14 +257,6 @@ impl Connection {
                 Ok(Answer::Count(0))
             }
         }
-    }
-
-    async fn writer_lock(&self) -> DbResult<()> {
-        self.client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITER_LOCK])
-            .await
-            .map_err(pg_error)
-            .map(drop)
     }
 
     async fn statement(&self, sql: &str, args: &[Arg], rows: bool) -> DbResult<Answer> {
@@ -387,8 +378,8 @@ impl Db for Postgres {
         self.call(work).map(drop)
     }
 
-    fn begin_with(&self, how: Begin) -> DbResult<()> {
-        self.call(Work::Begin(how)).map(drop)
+    fn begin_with(&self, _how: Begin) -> DbResult<()> {
+        self.call(Work::Begin).map(drop)
     }
 
     fn serialise(&self, key: &str) -> DbResult<()> {
@@ -400,7 +391,7 @@ impl Db for Postgres {
     }
 
     fn schema_version(&self) -> DbResult<usize> {
-        self.query_value_usize("SELECT version FROM lifeboat_schema")
+        (self as &dyn Db).query_value("SELECT version FROM lifeboat_schema", &[])
     }
 
     fn set_schema_version(&self, version: usize) -> DbResult<()> {
@@ -412,19 +403,16 @@ impl Db for Postgres {
     }
 
     fn begin_setup(&self) -> DbResult<()> {
-        self.begin_with(Begin::Immediate)?;
+        self.begin_with(Begin::Deferred)?;
+        self.execute(
+            "SELECT pg_advisory_xact_lock(?1)",
+            &[Arg::Int(Some(WRITER_LOCK))],
+        )?;
         self.batch(
             "CREATE TABLE IF NOT EXISTS lifeboat_schema (version BIGINT NOT NULL);
              INSERT INTO lifeboat_schema (version)
                SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM lifeboat_schema);",
         )
-    }
-}
-
-impl Postgres {
-    fn query_value_usize(&self, sql: &str) -> DbResult<usize> {
-        let db: &dyn Db = self;
-        db.query_value(sql, &[])
     }
 }
 
