@@ -270,10 +270,8 @@ fn an_agents_signed_requests_are_taken_once_and_never_after_it_is_revoked() {
     with_site(&ws);
     let admin = token(&ws, &["--role", "admin"]);
     // The service and the agent on the machine's own clock: skew is what the test makes it.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(ws.path("lifeboat.toml"))
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(ws.path("lifeboat.toml"));
     let srv = common::server::Server::start(cmd);
     let dir = ws.path("agent");
     let now = chrono::Utc::now().to_rfc3339();
@@ -435,10 +433,8 @@ fn a_site_silent_past_the_limit_is_an_incident_once() {
     fs::write(&path, text).unwrap();
     let admin = token(&ws, &["--role", "admin"]);
     // A minute of the service's time each second: ten silent minutes pass in about ten.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(&path)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(&path)
         .env("LIFEBOAT_CLOCK_START", NOW)
         .env("LIFEBOAT_CLOCK_SPEED", "60");
     let srv = common::server::Server::start(cmd);

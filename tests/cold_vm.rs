@@ -217,10 +217,8 @@ fn an_admin_triggers_a_cold_backup_through_the_api() {
             .to_string()
     };
     let (admin, operator) = (token("admin"), token("operator"));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(&cfg)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(&cfg);
     let server = Server::start(cmd);
     let refused = server.send(
         "POST",
@@ -560,10 +558,8 @@ fn on_its_tier_a_vm_that_does_not_come_back_is_a_critical_incident_reported_at_o
     guest.launch();
 
     // The daemon's clock starts 5 s before the quarter's slot (03:00 on 1 January).
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(&cfg)
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(&cfg)
         .env("LIFEBOAT_CLOCK_START", "2027-01-01T02:59:55Z");
     let server = Server::start(cmd);
     let sent = hook.next();

@@ -104,4 +104,5 @@ LIFEBOAT_TEST_CATALOG_SERVER="postgres://postgres@127.0.0.1:$pg_port" \
   cargo test --locked --no-fail-fast \
     --test daemon --test drill --test report --test tenants --test tenant_keys --test rekey \
     --test evidence --test schedule --test roundtrip --test dedup --test copy --test prune \
-    --test crash --test repair --test corruption --test leftovers --test errors --test migrate
+    --test crash --test repair --test corruption --test leftovers --test errors --test migrate \
+    --test api --test api_abuse --test agents --test sites --test topology --test cold_vm

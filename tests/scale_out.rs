@@ -1,12 +1,15 @@
 //! Two `lifeboat serve` instances on one PostgreSQL catalog, each with a data directory of its
 //! own and a clock 60 times faster, and 200 sources backed up daily into one repository. Every slot runs exactly once, and the tenant's evidence chain does not fork.
 //! The instance running the day's largest backup is killed with -9 in the middle of it: the
-//! other takes the job back once its lease runs out, and runs it. Synchronisation is by the
-//! instances' log lines and the catalog's rows, never by sleeping.
+//! other takes the job back once its lease runs out, and runs it. A backup asked for at one
+//! instance wakes the site's agent waiting at the other. Synchronisation is by the
+//! instances' log lines, their metrics and the catalog's rows, never by sleeping.
 
 mod common;
 use common::agent::{wait_for, Agent};
+use common::api::{token, with_office};
 use common::postgres::{PgServer, SUPERUSER_PASSWORD};
+use common::server::Server;
 use common::*;
 use std::fs;
 use std::time::Duration;
@@ -216,4 +219,105 @@ fn two_instances_run_every_slot_once_and_take_over_a_killed_ones_job() {
         .arg(ws.path("keys/svc.cert"))
         .run();
     assert_eq!(check.code, 0, "{}\n{}", check.stdout, check.stderr);
+}
+
+/// One value of an instance's `/metrics`.
+fn metric(srv: &Server, admin: &str, name: &str) -> i64 {
+    let text = srv.get("/metrics", Some(admin)).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn a_backup_asked_for_at_one_instance_wakes_the_agent_waiting_at_another() {
+    let pg = PgServer::start();
+    pg.psql("postgres", "CREATE DATABASE lifeboat;");
+    let mut ws = Workspace::empty(Store::Local);
+    // Every command of the workspace on the one catalog (its password for all: the other
+    // test of this file uses the same).
+    ws.catalog = Some(pg.address("lifeboat"));
+    std::env::set_var("PGPASSWORD", SUPERUSER_PASSWORD);
+    let cfg = with_office(&ws);
+    let serve = |name: &str| {
+        let mut c = ws.lifeboat(&["serve", "--config"]);
+        c.arg(&cfg).env("LIFEBOAT_DATA_DIR", ws.path(name));
+        Server::start(c.0)
+    };
+    let (a, b) = (serve("data-a"), serve("data-b"));
+    let admin = token(&ws, &["--role", "admin"]);
+    let enroll_token = ws
+        .lifeboat(&["site", "enroll-token", "acme-office", "--config"])
+        .arg(&cfg)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // The agent knows instance b only.
+    let dir = ws.path("agent");
+    ws.lifeboat(&["agent", "enroll", "--server", &b.base, "--token"])
+        .arg(&enroll_token)
+        .arg("--data-dir")
+        .arg(&dir)
+        .ok();
+    let mut cmd = ws.lifeboat(&["agent", "run", "--every", "1s", "--data-dir"]);
+    cmd.arg(&dir);
+    let agent = Agent::start(&mut cmd.0);
+    wait_for(
+        "the agent's poll for jobs waiting at b",
+        Duration::from_secs(120),
+        || metric(&b, &admin, "lifeboat_agent_job_polls_waiting") == 1,
+        || agent.log(),
+    );
+
+    // Asked for at a; a job of the site's, and its end, read the same at either instance.
+    let done = a.back_up_now("acme-office-share", &admin);
+    let id = done["id"].as_i64().unwrap();
+    let at_b = b.get(&format!("/api/v1/jobs/{id}"), Some(&admin)).json();
+    assert_eq!(at_b["state"], "done", "{at_b}");
+    assert!(agent.log().contains("took 1 job(s)"), "{}", agent.log());
+    // The poll waiting at b was woken by it (not by its time running out): b heard of the
+    // job from the catalog, a's own polls none.
+    assert_eq!(
+        metric(&b, &admin, "lifeboat_agent_job_polls_woken_total"),
+        1
+    );
+    assert_eq!(
+        metric(&a, &admin, "lifeboat_agent_job_polls_woken_total"),
+        0
+    );
+
+    // The instances' listening connections are cut; each makes its own again, and b hears
+    // the next one too.
+    let listeners = "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'lifeboat-listener';";
+    assert_eq!(count(&pg, listeners), 2);
+    pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'lifeboat-listener';",
+    );
+    wait_for(
+        "both instances listening again",
+        Duration::from_secs(60),
+        || a.log().contains("listening connection") && b.log().contains("listening connection"),
+        || format!("--- a ---\n{}\n--- b ---\n{}", a.log(), b.log()),
+    );
+    wait_for(
+        "both instances listening again",
+        Duration::from_secs(60),
+        || count(&pg, listeners) == 2,
+        || format!("--- a ---\n{}\n--- b ---\n{}", a.log(), b.log()),
+    );
+    wait_for(
+        "the agent's poll waiting at b",
+        Duration::from_secs(120),
+        || metric(&b, &admin, "lifeboat_agent_job_polls_waiting") == 1,
+        || agent.log(),
+    );
+    a.back_up_now("acme-office-share", &admin);
+    assert_eq!(
+        metric(&b, &admin, "lifeboat_agent_job_polls_woken_total"),
+        2
+    );
 }

@@ -6,55 +6,14 @@
 
 mod common;
 use common::agent::Agent;
-use common::api::{config, token, NOW};
+use common::api::{token, with_office, NOW};
 use common::server::Server;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 const SPEED: &str = "600";
-
-/// The API tests' service, with a site of tenant acme whose files go to the office's NAS.
-fn with_office(ws: &Workspace) -> PathBuf {
-    let path = config(ws);
-    std::fs::create_dir_all(ws.path("office/share")).unwrap();
-    random_file(&ws.path("office/share/drawings.bin"), 200_000, 7);
-    std::fs::write(
-        ws.path("office-drill.toml"),
-        "source = \"acme-office-share\"\n[environment]\nkind = \"dir\"\n[[checks]]\nname = \"x\"\ncommand = [\"true\"]\n",
-    )
-    .unwrap();
-    let mut text = std::fs::read_to_string(&path).unwrap().replacen(
-        "\"bakery-drill.toml\"]",
-        "\"bakery-drill.toml\", \"office-drill.toml\"]",
-        1,
-    );
-    text.push_str(&format!(
-        r#"
-[targets.office-nas]
-kind = "local"
-path = "{nas}"
-
-[sites.acme-office]
-tenant = "acme"
-name = "ACME head office"
-
-[sources.acme-office-share]
-tenant = "acme"
-contract = "erp"
-kind = "files"
-paths = ["{share}"]
-tier = "7/48"
-targets = ["office-nas"]
-site = "acme-office"
-"#,
-        nas = ws.path("office-nas").display(),
-        share = ws.path("office/share").display(),
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// The clock both processes share: it read NOW at `at`.
 fn timeline(cmd: &mut Command, at: &str) {
@@ -64,10 +23,8 @@ fn timeline(cmd: &mut Command, at: &str) {
 }
 
 fn centre(ws: &Workspace, at: &str, listen: &str) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(ws.path("lifeboat.toml"))
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"));
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(ws.path("lifeboat.toml"));
     timeline(&mut cmd, at);
     Server::start_at(cmd, listen)
 }

@@ -83,10 +83,8 @@ fn three_sites_in_namespaces_of_their_own_keep_working_while_the_centre_is_away(
     config(&ws, &s3);
     let at = chrono::Utc::now().to_rfc3339();
     let start_centre = |listen: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-        cmd.args(["serve", "--config"])
-            .arg(ws.path("lifeboat.toml"))
-            .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+        let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+        cmd.arg(ws.path("lifeboat.toml"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", "/nonexistent")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");

@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
@@ -159,6 +159,24 @@ pub async fn metrics(
                         outcome: d.outcome.clone().unwrap_or_default(),
                     })
                     .inc();
+            }
+            if !who.role.scoped() {
+                // This instance's agents' polls for jobs (other instances count their own).
+                let waiting = Gauge::<i64>::default();
+                waiting.set(api.site_jobs.waiting.load(Relaxed));
+                registry.register(
+                    "agent_job_polls_waiting",
+                    "Agents' polls for jobs waiting at this instance now",
+                    waiting,
+                );
+                let woken = Counter::<u64>::default();
+                woken.inc_by(api.site_jobs.woken.load(Relaxed));
+                registry.register(
+                    "agent_job_polls_woken",
+                    "Agents' polls for jobs answered with a job queued while they waited (at \
+                     this instance or another sharing the catalog)",
+                    woken,
+                );
             }
             let mut text = String::new();
             prometheus_client::encoding::text::encode(&mut text, &registry)

@@ -80,18 +80,32 @@ pub type State = Arc<Api>;
 /// A bell per site: rung when a job is queued for the site, heard by its agents' long polls
 /// (and by no other site's).
 #[derive(Default)]
-pub struct SiteBells(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Notify>>>);
+pub struct SiteBells {
+    bells: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Notify>>>,
+    /// Agents' polls waiting at this instance now.
+    pub waiting: std::sync::atomic::AtomicI64,
+    /// Polls answered with jobs queued while they waited, since start.
+    pub woken: std::sync::atomic::AtomicU64,
+}
 
 impl SiteBells {
     /// The bell of `site`.
     pub fn of(&self, site: &str) -> Arc<tokio::sync::Notify> {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.bells.lock().unwrap_or_else(|p| p.into_inner());
         all.entry(site.to_string()).or_default().clone()
     }
 
     /// Rings the bell of `site`.
     pub fn ring(&self, site: &str) {
         self.of(site).notify_waiters();
+    }
+
+    /// Rings every site's bell.
+    pub fn ring_all(&self) {
+        let all = self.bells.lock().unwrap_or_else(|p| p.into_inner());
+        for bell in all.values() {
+            bell.notify_waiters();
+        }
     }
 }
 

@@ -64,6 +64,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = api.limits.clone();
     let trusted = api.trusted.clone();
+    // Jobs queued for sites by other instances sharing the catalog wake this one's waiting
+    // agents too.
+    let bells = api.clone();
+    let hearing = crate::catalog::site_jobs::hear_queued(&api.catalog, move |site| match site {
+        Some(site) => bells.site_jobs.ring(site),
+        None => bells.site_jobs.ring_all(),
+    })
+    .map(tokio::spawn);
     let app = super::app(api);
     let total = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = Arc::new(PerAddress::default());
@@ -131,6 +139,9 @@ pub async fn serve(
         _ = tokio::time::sleep(grace) => {
             eprintln!("api: requests still open after {} s of stopping were cut off", grace.as_secs());
         }
+    }
+    if let Some(hearing) = hearing {
+        hearing.abort();
     }
     Ok(())
 }

@@ -9,6 +9,35 @@ use super::{Catalog, Result};
 use crate::args;
 use chrono::{DateTime, Utc};
 
+/// Where the instances of the service sharing a PostgreSQL catalog hear of a job queued for
+/// a site (the message is the site's name), so that each wakes the agents of that site that
+/// wait on it, whichever instance queued the job.
+pub const QUEUED_CHANNEL: &str = "lifeboat_site_jobs";
+
+/// Hears the jobs queued for sites by any instance of the service on the catalog at
+/// `place`: `queued(Some(site))` for each, and `queued(None)` when a job may have been
+/// queued unheard (the listening connection was made again). None for an embedded catalog,
+/// which has one instance.
+pub fn hear_queued(
+    place: &super::Place,
+    mut queued: impl FnMut(Option<&str>) + Send + 'static,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    use super::db::postgres::{listen, Heard};
+    match place {
+        super::Place::Embedded(_) => None,
+        super::Place::Postgres(url) => {
+            Some(listen(
+                url.clone(),
+                QUEUED_CHANNEL,
+                move |heard| match heard {
+                    Heard::Message(site) => queued(Some(&site)),
+                    Heard::Listening => queued(None),
+                },
+            ))
+        }
+    }
+}
+
 const COLUMNS: &str = "id, source, tier, scheduled, missed, state, attempts, error";
 
 /// A finished local job whose end the centre has not heard of yet.
@@ -38,7 +67,11 @@ impl Catalog {
              VALUES (?1, ?2, ?3, 0, 'queued', ?4, ?5) RETURNING id",
             args![key, tier, scheduled.to_rfc3339(), now.to_rfc3339(), site],
         );
-        self.sql(r)
+        let id = self.sql(r)?;
+        // Heard by the other instances, whose agents of the site may be waiting there.
+        let r = self.db.announce(QUEUED_CHANNEL, site);
+        self.sql(r)?;
+        Ok(id)
     }
 
     /// At the centre: the jobs waiting for `site`'s agent, oldest first.

@@ -3,7 +3,6 @@
 
 use super::server::Server;
 use super::*;
-use lifeboat::catalog::Catalog;
 use lifeboat::evidence::record::{time, SnapshotRef};
 use lifeboat::evidence::{chain, Incident, Outcome, Record, RecordKind};
 use lifeboat::repo::crypto::SecretKey;
@@ -129,7 +128,7 @@ pub fn backup_record(tenant: &str, contract: &str, source: &str, at: &str, ok: b
 /// lists snapshots of both).
 pub fn history(ws: &Workspace) {
     let key = SecretKey::load(&ws.path("keys/svc.key")).unwrap();
-    let mut catalog = Catalog::open(&ws.path("data")).unwrap();
+    let mut catalog = ws.catalog();
     for (at, ok) in [
         ("2026-11-20T00:00:00Z", true),
         ("2026-11-21T00:00:00Z", false),
@@ -182,10 +181,8 @@ pub fn token(ws: &Workspace, args: &[&str]) -> String {
 pub const NOW: &str = "2026-11-25T12:00:00Z";
 
 pub fn serve(ws: &Workspace) -> Server {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    cmd.args(["serve", "--config"])
-        .arg(ws.path("lifeboat.toml"))
-        .env("LIFEBOAT_DATA_DIR", ws.path("data"))
+    let mut cmd = ws.lifeboat(&["serve", "--config"]).0;
+    cmd.arg(ws.path("lifeboat.toml"))
         .env("LIFEBOAT_CLOCK_START", NOW);
     Server::start(cmd)
 }
@@ -237,4 +234,45 @@ pub fn restart_with(s: &mut Setup, service: &str, http: &str) {
     }
     std::fs::write(&path, text).unwrap();
     s.server = serve(&s.ws);
+}
+
+/// The API tests' service, with a site of tenant acme whose files go to the office's NAS.
+pub fn with_office(ws: &Workspace) -> PathBuf {
+    let path = config(ws);
+    std::fs::create_dir_all(ws.path("office/share")).unwrap();
+    random_file(&ws.path("office/share/drawings.bin"), 200_000, 7);
+    std::fs::write(
+        ws.path("office-drill.toml"),
+        "source = \"acme-office-share\"\n[environment]\nkind = \"dir\"\n[[checks]]\nname = \"x\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"bakery-drill.toml\"]",
+        "\"bakery-drill.toml\", \"office-drill.toml\"]",
+        1,
+    );
+    text.push_str(&format!(
+        r#"
+[targets.office-nas]
+kind = "local"
+path = "{nas}"
+
+[sites.acme-office]
+tenant = "acme"
+name = "ACME head office"
+
+[sources.acme-office-share]
+tenant = "acme"
+contract = "erp"
+kind = "files"
+paths = ["{share}"]
+tier = "7/48"
+targets = ["office-nas"]
+site = "acme-office"
+"#,
+        nas = ws.path("office-nas").display(),
+        share = ws.path("office/share").display(),
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
 }

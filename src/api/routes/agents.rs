@@ -163,6 +163,8 @@ async fn site_jobs(
         .min(crate::agent::jobs::WAIT);
     let wait = std::time::Duration::from_secs(query.0.wait.unwrap_or(0)).min(most);
     let deadline = tokio::time::Instant::now() + wait;
+    // Whether a bell ended a wait: the jobs found then were queued while the poll waited.
+    let mut rung = false;
     loop {
         // Listen before looking, so that a job queued in between is not missed.
         let bell = api.site_jobs.of(&site);
@@ -200,12 +202,39 @@ async fn site_jobs(
             })
             .await?;
         if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
+            if rung && !jobs.is_empty() {
+                api.site_jobs
+                    .woken
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return Ok(Json(jobs));
         }
+        let _waiting = Waiting::start(&api.site_jobs);
         tokio::select! {
-            _ = &mut woken => {}
+            _ = &mut woken => rung = true,
             _ = tokio::time::sleep_until(deadline) => {}
         }
+    }
+}
+
+/// One poll counted as waiting for as long as it lives (a poll whose client goes away is
+/// dropped in the middle of its wait).
+struct Waiting<'a>(&'a crate::api::SiteBells);
+
+impl<'a> Waiting<'a> {
+    fn start(bells: &'a crate::api::SiteBells) -> Waiting<'a> {
+        bells
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(bells)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

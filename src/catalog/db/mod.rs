@@ -85,6 +85,10 @@ pub trait Db: Send {
     /// this one ends. Appends to one chain go through it, one at a time across every instance
     /// of the service. (SQLite has one writer at a time already.)
     fn serialise(&self, key: &str) -> DbResult<()>;
+    /// Tells every instance of the service listening on `channel` (see
+    /// [`postgres::listen`]) `message`: at once, or at the commit of the transaction this is
+    /// in. (An embedded catalog has one instance, which knows already.)
+    fn announce(&self, channel: &str, message: &str) -> DbResult<()>;
     /// The schema version the catalog is at.
     fn schema_version(&self) -> DbResult<usize>;
     fn set_schema_version(&self, version: usize) -> DbResult<()>;

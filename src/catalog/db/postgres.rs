@@ -102,22 +102,7 @@ impl Postgres {
     /// Connects to `url` (`postgres://user@host:port/database`); a password the address
     /// does not hold comes from `PGPASSWORD`.
     pub fn connect(url: &str) -> DbResult<Postgres> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            DbError::Postgres(format!(
-                "'{}' is not a PostgreSQL address: {e}",
-                display_url(url)
-            ))
-        })?;
-        if config.get_password().is_none() {
-            if let Ok(password) = std::env::var("PGPASSWORD") {
-                config.password(password);
-            }
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        config.application_name("lifeboat");
-        config.options(format!("-c lock_timeout={LOCK_TIMEOUT}"));
+        let config = config(url)?;
         let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
         let (ready, connected) = mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -140,6 +125,110 @@ impl Postgres {
             .recv()
             .map_err(|_| DbError::Postgres("the connection's thread ended".into()))?
     }
+}
+
+/// How the catalog connects to `url`.
+fn config(url: &str) -> DbResult<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        DbError::Postgres(format!(
+            "'{}' is not a PostgreSQL address: {e}",
+            display_url(url)
+        ))
+    })?;
+    if config.get_password().is_none() {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("lifeboat");
+    config.options(format!("-c lock_timeout={LOCK_TIMEOUT}"));
+    Ok(config)
+}
+
+/// What a listener hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// A message announced on the channel (at the commit of the transaction that announced
+    /// it, if any).
+    Message(String),
+    /// Listening (again): what was announced while not listening is lost, so whoever waits
+    /// for a message should look for itself.
+    Listening,
+}
+
+/// Listens on `channel` of the PostgreSQL server at `url` for as long as the returned future
+/// runs, handing each message to `heard`. A lost connection is made again (a second between
+/// attempts, up to a minute), and `heard` hears `Listening` each time it is.
+pub async fn listen(url: String, channel: &'static str, mut heard: impl FnMut(Heard) + Send) {
+    let config = match config(&url) {
+        Ok(mut c) => {
+            c.application_name("lifeboat-listener");
+            c
+        }
+        Err(e) => {
+            eprintln!("catalog: cannot listen for {channel}: {e}");
+            return;
+        }
+    };
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match listen_once(&config, channel, &mut heard).await {
+            // The connection worked before it was lost: try again soon.
+            Ok(()) => pause = Duration::from_secs(1),
+            Err(e) => {
+                eprintln!(
+                    "catalog: cannot listen for {channel} at {}: {e}; trying again in {} s",
+                    display_url(&url),
+                    pause.as_secs()
+                );
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// One connection's listening: returns when it is lost.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    channel: &str,
+    heard: &mut (impl FnMut(Heard) + Send),
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (messages, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    // The connection delivers messages only while it is polled.
+    let driver = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        use futures_util::StreamExt;
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if messages.send(n.payload().to_string()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("catalog: the listening connection to PostgreSQL ended: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    let listening = client.batch_execute(&format!("LISTEN {channel}")).await;
+    if let Err(e) = listening {
+        driver.abort();
+        return Err(e);
+    }
+    heard(Heard::Listening);
+    while let Some(message) = inbox.recv().await {
+        heard(Heard::Message(message));
+    }
+    drop(client);
+    Ok(())
 }
 
 fn worker(
@@ -380,6 +469,17 @@ impl Db for Postgres {
 
     fn begin_with(&self, _how: Begin) -> DbResult<()> {
         self.call(Work::Begin).map(drop)
+    }
+
+    fn announce(&self, channel: &str, message: &str) -> DbResult<()> {
+        self.execute(
+            "SELECT pg_notify(?1, ?2)",
+            &[
+                Arg::Text(Some(channel.to_string())),
+                Arg::Text(Some(message.to_string())),
+            ],
+        )
+        .map(drop)
     }
 
     fn serialise(&self, key: &str) -> DbResult<()> {
