@@ -585,6 +585,7 @@ fn fuzz(
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "json"))
         .expect("a HAR report");
+    std::fs::copy(&har, format!("/tmp/har-{name}.json")).unwrap();
     let har: serde_json::Value = serde_json::from_slice(&std::fs::read(har).unwrap()).unwrap();
     let mut answers = std::collections::BTreeMap::new();
     for entry in har["log"]["entries"].as_array().unwrap() {

@@ -332,3 +332,78 @@ fn a_sites_agent_backs_up_there_and_every_record_reaches_the_centre_once_and_in_
     );
     drop(agent);
 }
+
+#[test]
+fn an_agent_killed_mid_push_pushes_again_and_the_centre_keeps_each_record_once() {
+    let ws = Workspace::empty(Store::Local);
+    with_office(&ws);
+    let at = chrono::Utc::now().to_rfc3339();
+    let srv = centre(&ws, &at, "127.0.0.1:0");
+    let admin = token(&ws, &["--role", "admin"]);
+    // The agent reaches the centre through a proxy that holds back the centre's answer to
+    // its first push: the centre has taken the records, the agent never hears so.
+    let port: u16 = srv.base.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = common::proxy::Proxy::start(port, 0, 1);
+    proxy.hold_answer_once("POST", "/api/v1/agent/evidence");
+    let made = ws
+        .lifeboat(&["site", "enroll-token", "acme-office", "--config"])
+        .arg(ws.path("lifeboat.toml"))
+        .env("LIFEBOAT_NOW", NOW)
+        .ok();
+    let dir = ws.path("agent");
+    let id = ws
+        .lifeboat(&["agent", "enroll", "--json", "--server"])
+        .arg(proxy.endpoint())
+        .arg("--token")
+        .arg(made.stdout.trim())
+        .arg("--data-dir")
+        .arg(&dir)
+        .ok()
+        .json()["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut agent = start_agent(&dir, &at);
+    wait_for(
+        "the centre's answer to the first push held back",
+        || proxy.count(|c| &c.held) == 1,
+        || agent.log(),
+    );
+    agent.kill();
+    let taken = site_records(&srv, &admin, &id).len();
+    assert!(taken >= 1, "the centre kept the push it answered");
+
+    // Started again, the agent pushes what it never heard acknowledged; the centre takes
+    // it as the same records, and the rest after them.
+    let agent = start_agent(&dir, &at);
+    wait_for(
+        "a push after the restart",
+        || proxy.requests_matching("POST /api/v1/agent/evidence") >= 2,
+        || agent.log(),
+    );
+    let local = || {
+        lifeboat::catalog::Catalog::open(&dir)
+            .unwrap()
+            .evidence(Some("acme"))
+            .unwrap()
+            .len()
+    };
+    let before = local();
+    assert!(
+        before >= taken,
+        "{before} records at the site, {taken} at the centre"
+    );
+    wait_for(
+        "every record of the site at the centre",
+        || site_records(&srv, &admin, &id).len() >= before,
+        || agent.log(),
+    );
+    let sequences: Vec<u64> = site_records(&srv, &admin, &id)
+        .iter()
+        .map(|r| r["sequence"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=sequences.len() as u64).collect();
+    assert_eq!(sequences, expected, "each record once, in order");
+    assert!(!agent.log().contains("refused"), "{}", agent.log());
+    assert!(!srv.log().contains("fork"), "{}", srv.log());
+}

@@ -20,6 +20,8 @@ pub struct Counts {
     pub corrupted: AtomicU64,
     /// Requests the proxy could not pass on because the server was unreachable.
     pub upstream_failures: AtomicU64,
+    /// Answers the server gave that the proxy holds back, never to pass on.
+    pub held: AtomicU64,
 }
 
 pub struct Proxy {
@@ -33,6 +35,7 @@ pub struct Proxy {
     /// get their answer cut off, once each.
     cut_once: Arc<Mutex<Vec<(String, String)>>>,
     corrupt_once: Arc<Mutex<Vec<(String, String)>>>,
+    hold_once: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 /// Takes the first rule `(prefix, part)` that `line` starts with and contains, if any.
@@ -69,6 +72,7 @@ impl Proxy {
             stop: Arc::new(AtomicBool::new(false)),
             cut_once: Arc::new(Mutex::new(Vec::new())),
             corrupt_once: Arc::new(Mutex::new(Vec::new())),
+            hold_once: Arc::new(Mutex::new(Vec::new())),
         };
         let rng = Arc::new(Mutex::new(delay_seed | 1));
         let (counts, log, faults, stop, cut_once, corrupt_once) = (
@@ -79,6 +83,7 @@ impl Proxy {
             proxy.cut_once.clone(),
             proxy.corrupt_once.clone(),
         );
+        let hold_once = proxy.hold_once.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop.load(Ordering::Relaxed) {
@@ -92,6 +97,7 @@ impl Proxy {
                     rng: rng.clone(),
                     cut_once: cut_once.clone(),
                     corrupt_once: corrupt_once.clone(),
+                    hold_once: hold_once.clone(),
                 };
                 std::thread::spawn(move || {
                     let _ = serve(conn, upstream_port, every, &shared);
@@ -117,6 +123,15 @@ impl Proxy {
     /// with one byte of its body flipped, as a bad network card or cable would.
     pub fn corrupt_body_once(&self, prefix: &str, part: &str) {
         if let Ok(mut c) = self.corrupt_once.lock() {
+            c.push((prefix.to_string(), part.to_string()));
+        }
+    }
+
+    /// The first request whose line starts with `prefix` and contains `part` reaches the
+    /// server, whose whole answer the proxy then holds back for as long as the client
+    /// waits (counted in `held` once the server has answered).
+    pub fn hold_answer_once(&self, prefix: &str, part: &str) {
+        if let Ok(mut c) = self.hold_once.lock() {
             c.push((prefix.to_string(), part.to_string()));
         }
     }
@@ -179,6 +194,7 @@ struct Shared {
     rng: Arc<Mutex<u64>>,
     cut_once: Arc<Mutex<Vec<(String, String)>>>,
     corrupt_once: Arc<Mutex<Vec<(String, String)>>>,
+    hold_once: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 fn serve(
@@ -233,6 +249,7 @@ fn serve(
         }
 
         let cut_this = take_match(&shared.cut_once, &request_line);
+        let hold_this = take_match(&shared.hold_once, &request_line);
         if !body.is_empty() && take_match(&shared.corrupt_once, &request_line) {
             let mid = body.len() / 2;
             body[mid] ^= 0x20;
@@ -286,6 +303,13 @@ fn serve(
         if upstream.read_to_end(&mut response).is_err() || response.is_empty() {
             counts.upstream_failures.fetch_add(1, Ordering::Relaxed);
             reset(&client);
+            return Ok(());
+        }
+        if hold_this {
+            // Held until the client goes away (or gives up and closes).
+            counts.held.fetch_add(1, Ordering::Relaxed);
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
             return Ok(());
         }
         if fault == Some(2) && response.len() > 200 {
