@@ -323,6 +323,94 @@ fn a_job_cut_off_by_a_kill_runs_again_after_restart() {
     ws.check(true).ok();
 }
 
+/// The evidence of erp-files' successful backups in the workspace's catalog.
+fn erp_backups(ws: &Workspace) -> Vec<serde_json::Value> {
+    ws.catalog()
+        .evidence(Some("acme"))
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&e.record).unwrap())
+        .filter(|r| r["source"] == "erp-files" && r["outcome"] == "success")
+        .collect()
+}
+
+#[test]
+fn a_job_cut_off_after_its_first_target_backs_up_only_the_rest_after_restart() {
+    let ws = Workspace::empty_for_tenant(Store::Local, "acme");
+    fs::create_dir_all(ws.path("src")).unwrap();
+    // Enough data that the second target's backup is still running at the kill.
+    for i in 0..6 {
+        random_file(&ws.path(&format!("src/part{i}")), 32 << 20, i);
+    }
+    let far = ws.path("far");
+    let cfg = write_config(
+        &ws,
+        "",
+        &format!(
+            "[targets.far]\nkind = \"local\"\npath = \"{}\"\n",
+            far.display()
+        ),
+    );
+    let text = fs::read_to_string(&cfg).unwrap().replacen(
+        "targets = [\"nas\"]",
+        "targets = [\"nas\", \"far\"]",
+        1,
+    );
+    fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start_at_speed(&ws, &cfg, "2026-11-23T09:59:30Z", 60);
+    daemon.wait_for("job 1 started", 1);
+    // Killed once the first target has its snapshot and evidence, in the second's backup.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while erp_backups(&ws).is_empty() {
+        assert!(Instant::now() < deadline, "no backup of erp-files to nas");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.signal(libc::SIGKILL);
+    daemon.wait();
+    let first = erp_backups(&ws);
+    assert_eq!(
+        first.len(),
+        1,
+        "the second target finished before the kill: {first:?}"
+    );
+    assert!(
+        !daemon.seen.iter().any(|l| l.contains("job 1 done")),
+        "the job ended before the kill"
+    );
+
+    // On the service's clock, no other slot comes while it finishes the job.
+    let mut again = Daemon::start_at_speed(&ws, &cfg, "2026-11-23T10:01:00Z", 1);
+    again.wait_for("was cut off by a stop", 1);
+    let done = again.wait_for("job 1 done", 1);
+    assert!(
+        done.contains("nas: snapshot") && done.contains("taken by an earlier attempt"),
+        "{done}"
+    );
+    assert!(done.contains("far: snapshot"), "{done}");
+    again.signal(libc::SIGTERM);
+    assert_eq!(again.wait(), 0);
+
+    // One snapshot of the slot on each target, each with its evidence once.
+    let all = erp_backups(&ws);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0]["slot"], all[1]["slot"]);
+    for (target, repo) in [("nas", ws.path("repo/acme")), ("far", far.join("acme"))] {
+        let list = ws
+            .lifeboat(&["snapshots", "--json", "--repo"])
+            .arg(&repo)
+            .ok()
+            .json();
+        let erp = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["tags"]["source"] == "erp-files")
+            .count();
+        assert_eq!(erp, 1, "{target}: {list}");
+    }
+    ws.check(true).ok();
+}
+
 #[test]
 fn the_daily_copy_goes_to_the_second_site() {
     let ws = Workspace::empty_for_tenant(Store::Local, "acme");

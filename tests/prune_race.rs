@@ -79,14 +79,17 @@ impl Progress for Gate {
 /// Host B's catalog, rebuilt from the repository so it knows every stored chunk.
 fn host_b(ws: &Workspace) -> PathBuf {
     let dir = ws.path("host-b");
-    ws.lifeboat(&["catalog", "rebuild", "--repo"])
+    let mut rebuild = ws.lifeboat(&["catalog", "rebuild", "--repo"]);
+    rebuild
         .arg(ws.repo())
         .arg("--signer")
         .arg(ws.path("keys/svc.cert"))
         .arg("--key")
         .arg(ws.key())
-        .env("LIFEBOAT_DATA_DIR", &dir)
-        .ok();
+        .env("LIFEBOAT_DATA_DIR", &dir);
+    // Host B's catalog is its own, embedded, whatever host A's is.
+    rebuild.0.env_remove("LIFEBOAT_CATALOG");
+    rebuild.ok();
     dir
 }
 

@@ -45,6 +45,18 @@ fn spawn_backup(ws: &Workspace, src: &Path, env: &[(&str, String)]) -> Child {
 /// reuses them. (A pack on the server's disk may still wait for its answer when the server
 /// stops; the backup does not know of it and rightly sends it again.)
 fn recorded_packs(ws: &Workspace) -> usize {
+    if let Some(url) = &ws.catalog {
+        // Nothing yet until the backup has set the catalog up.
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-tA", "-c", "SELECT count(*) FROM packs"])
+            .arg(url)
+            .output()
+            .expect("psql");
+        return String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+    }
     let path = ws.path("data/catalog.sqlite");
     if !path.exists() {
         return 0;

@@ -312,6 +312,31 @@ impl Catalog {
         Ok(cut)
     }
 
+    /// Notes that backup run `run`'s evidence is written, as record `sequence` of its
+    /// tenant's chain.
+    pub fn run_evidence(&mut self, run: i64, sequence: u64) -> Result<()> {
+        let r = self.db.execute(
+            "UPDATE runs SET evidence = ?2 WHERE id = ?1",
+            args![run, sequence as i64],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// The snapshot an earlier attempt of job `job` took on `target`, if it did and wrote
+    /// its evidence: that target is done for the job.
+    pub fn backed_up_in_job(&self, job: i64, target: &str) -> Result<Option<String>> {
+        let r = self.db.query_opt(
+            "SELECT snapshot FROM runs WHERE job = ?1 AND target = ?2 AND kind = 'backup'
+               AND result = 'success' AND evidence IS NOT NULL
+             ORDER BY id LIMIT 1",
+            args![job, target],
+        );
+        match self.sql(r)? {
+            Some(row) => self.sql(row.get(0)),
+            None => Ok(None),
+        }
+    }
+
     /// Extends the leases of the running jobs `owner` holds to `until`; returns how many.
     pub fn renew_leases(&mut self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
         let r = self.db.execute(

@@ -247,4 +247,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
      DROP TABLE chunks;
      ALTER TABLE chunks_in_packs RENAME TO chunks;
      CREATE INDEX chunks_by_pack ON chunks (repo, pack);",
+    // 15: the target a backup run wrote to, and the sequence of its evidence record once
+    // that is written: a job taken up again (its instance was cut off) does not back up
+    // again to a target that has its snapshot and evidence already.
+    "ALTER TABLE runs ADD COLUMN target TEXT;
+     ALTER TABLE runs ADD COLUMN evidence INTEGER;",
 ];

@@ -12,6 +12,15 @@ pub(super) fn backup_to(
     target_name: &str,
     target: &Target,
 ) -> anyhow::Result<String> {
+    // Taken up again after its instance was cut off: a target done already is not backed
+    // up twice for one job.
+    if let Some(snapshot) = shared.catalog()?.backed_up_in_job(job.id, target_name)? {
+        return Ok(format!(
+            "snapshot {} taken by an earlier attempt of this job, its evidence written; \
+             not backed up again",
+            snapshot.get(..8).unwrap_or(&snapshot)
+        ));
+    }
     let mut database = source.database().map(|d| d.source());
     let streams = database
         .as_mut()
@@ -27,6 +36,7 @@ pub(super) fn backup_to(
             let note = backup_evidence(
                 shared,
                 &mut catalog,
+                None,
                 None,
                 &job.source,
                 source,
@@ -56,6 +66,8 @@ pub(super) struct Written {
     target: String,
     /// The repository's writer lock, held until retention is applied.
     _lock: std::fs::File,
+    /// The run in the catalog.
+    run: i64,
     started: DateTime<Utc>,
     snapshot: Result<crate::repo::snapshot::Snapshot, String>,
 }
@@ -105,6 +117,7 @@ pub(super) fn write_backup(
     let now = shared.clock.now();
     let run = cache.start_run("backup", now)?;
     cache.tag_run(run, source_name, &tier.name, job.scheduled, job.id)?;
+    cache.run_target(run, target_name)?;
     let options = BackupOptions {
         paths: source.paths.clone(),
         tags: BTreeMap::from([
@@ -151,6 +164,7 @@ pub(super) fn write_backup(
         repo,
         target: target_name.to_string(),
         _lock: lock,
+        run,
         started: now,
         snapshot,
     })
@@ -171,6 +185,7 @@ pub(super) fn finish_backup(
         repo,
         target,
         _lock,
+        run,
         started,
         snapshot,
     } = written;
@@ -195,6 +210,7 @@ pub(super) fn finish_backup(
         shared,
         &mut catalog,
         Some(&repo),
+        Some(run),
         source_name,
         source,
         tier,
@@ -267,14 +283,16 @@ pub(super) struct ColdFacts {
     pub vm: String,
 }
 
-/// Writes the evidence of a backup run into the tenant's chain, and copies the tenant's
-/// records into the repository. A copy that fails is caught up by the next run; what went
-/// wrong is returned as a note for the job's summary.
+/// Writes the evidence of a backup run (`run`, when it got as far as the catalog) into the
+/// tenant's chain, and copies the tenant's records into the repository. A copy that fails
+/// is caught up by the next run; what went wrong is returned as a note for the job's
+/// summary.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backup_evidence(
     shared: &Shared,
     catalog: &mut Catalog,
     repo: Option<&Repository>,
+    run: Option<i64>,
     source_name: &str,
     source: &crate::config::Source,
     tier: &crate::schedule::tier::Tier,
@@ -352,7 +370,11 @@ pub(super) fn backup_evidence(
     // webhook (the MSP's own) gets the error whole.
     let mut public = record.clone();
     crate::evidence::redact::record(&mut public, &shared.loaded.config.confidential());
+    let succeeded = result.is_ok();
     let stored = crate::evidence::chain::append(catalog, &shared.signing, public)?;
+    if let (Some(run), true) = (run, succeeded) {
+        catalog.run_evidence(run, stored.sequence)?;
+    }
     let mut note = String::new();
     if let Some(repo) = repo {
         if let Err(e) =

@@ -91,6 +91,7 @@ pub(super) fn cold_job(
                 shared,
                 &mut catalog,
                 None,
+                None,
                 source_name,
                 source,
                 tier,

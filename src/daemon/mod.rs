@@ -31,6 +31,9 @@ pub enum Error {
     Catalog(#[from] catalog::Error),
 }
 
+/// How often the loop empties the embedded catalog's write-ahead log.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What every job needs, shared between the loop and the workers.
 struct Shared {
     loaded: Loaded,
@@ -280,6 +283,7 @@ pub async fn serve(
     let mut finished = 0u64;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut watched: Option<DateTime<Utc>> = None;
+    let mut checkpointed = std::time::Instant::now();
     loop {
         let now = shared.clock.now();
         let last = catalog.planned()?;
@@ -325,6 +329,13 @@ pub async fn serve(
             watched = Some(now);
             if let Err(e) = sites::watch(&shared, &mut catalog, now) {
                 log(&shared.clock, &e);
+            }
+        }
+        // The embedded catalog's log, emptied now and then (real time: it is upkeep).
+        if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+            checkpointed = std::time::Instant::now();
+            if let Err(e) = catalog.checkpoint() {
+                log(&shared.clock, &format!("catalog checkpoint: {e}"));
             }
         }
         // Leases: this instance's renewed, those of instances gone quiet taken back.

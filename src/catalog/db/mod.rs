@@ -94,6 +94,8 @@ pub trait Db: Send {
     fn set_schema_version(&self, version: usize) -> DbResult<()>;
     /// Begins the transaction that brings the schema up to date: one process at a time.
     fn begin_setup(&self) -> DbResult<()>;
+    /// Copies what the write-ahead log holds into the database and empties the log.
+    fn checkpoint(&self) -> DbResult<()>;
 }
 
 impl dyn Db + '_ {

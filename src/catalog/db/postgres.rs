@@ -502,6 +502,11 @@ impl Db for Postgres {
         .map(drop)
     }
 
+    fn checkpoint(&self) -> DbResult<()> {
+        // The server's own checkpoints and autovacuum keep it.
+        Ok(())
+    }
+
     fn begin_setup(&self) -> DbResult<()> {
         self.begin_with(Begin::Deferred)?;
         self.execute(
