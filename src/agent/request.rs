@@ -24,6 +24,9 @@ pub const VERSION: &str = "x-lifeboat-version";
 /// How far an agent's clock may be from the centre's.
 pub const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
+/// How stale an agent's last contact may be before a request of its notes it again.
+const CONTACT_EVERY: chrono::Duration = chrono::Duration::seconds(15);
+
 /// What is signed.
 fn canonical(method: &str, path: &str, time: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
     format!(
@@ -145,11 +148,23 @@ pub fn verify(
     }
     let at = crate::evidence::record::time(now);
     let forget = crate::evidence::record::time(now - MAX_SKEW * 2);
-    if !catalog.accept_nonce(&agent.id, &nonce, &at, &forget)? {
+    let version = header(VERSION);
+    // The last contact is noted at each check-in (once a minute), and at other requests
+    // when it is news: a new version, or after CONTACT_EVERY (an agent's long polls and
+    // pushes come every few seconds, and each would be a write).
+    let news = path.split('?').next() == Some(super::check_in::PATH)
+        || version.is_some() && version != agent.version
+        || agent.last_contact.as_deref().is_none_or(|last| {
+            DateTime::parse_from_rfc3339(last)
+                .map_or(true, |last| now - last.with_timezone(&Utc) >= CONTACT_EVERY)
+        });
+    let contact = news.then_some(crate::catalog::sites::Contact {
+        version: version.as_deref(),
+        skew_ms: skew.num_milliseconds(),
+    });
+    if !catalog.accept_nonce(&agent.id, &nonce, &at, &forget, contact)? {
         return Ok(Err(Rejected::Replayed));
     }
-    let version = header(VERSION);
-    catalog.agent_contact(&agent.id, &at, version.as_deref(), skew.num_milliseconds())?;
     Ok(Ok(Caller {
         agent,
         skew_ms: skew.num_milliseconds(),

@@ -19,6 +19,14 @@ pub struct EnrollTokenRow {
     pub agent: Option<String>,
 }
 
+/// What an agent's request says of it: its version (if it sent one) and how far its clock
+/// is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contact<'a> {
+    pub version: Option<&'a str>,
+    pub skew_ms: i64,
+}
+
 /// An enrolled agent: its id is its certificate's fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AgentRow {
@@ -196,40 +204,40 @@ impl Catalog {
     /// Accepts `nonce` of `agent` once: false when it was seen within the window (a replayed
     /// request). Nonces older than `forget_before` are forgotten first; requests that old are
     /// refused for their time anyway.
+    ///
+    /// With `contact`, the same transaction notes the request as the agent's last contact:
+    /// its version and how far its clock is off (one commit for both, as every request of
+    /// every agent comes here).
     pub fn accept_nonce(
         &mut self,
         agent: &str,
         nonce: &str,
         now: &str,
         forget_before: &str,
+        contact: Option<Contact<'_>>,
     ) -> Result<bool> {
-        let r = self.db.execute(
-            "DELETE FROM agent_nonces WHERE agent = ?1 AND seen < ?2",
-            args![agent, forget_before],
-        );
-        self.sql(r)?;
-        let r = self.db.execute(
-            "INSERT INTO agent_nonces (agent, nonce, seen) VALUES (?1, ?2, ?3)
-             ON CONFLICT (agent, nonce) DO NOTHING",
-            args![agent, nonce, now],
-        );
-        Ok(self.sql(r)? == 1)
-    }
-
-    /// Notes an agent's request: when, its version, and how far its clock is off.
-    pub fn agent_contact(
-        &mut self,
-        agent: &str,
-        now: &str,
-        version: Option<&str>,
-        skew_ms: i64,
-    ) -> Result<()> {
-        let r = self.db.execute(
-            "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
-             clock_skew_ms = ?4 WHERE id = ?1",
-            args![agent, now, version, skew_ms],
-        );
-        self.sql(r).map(|_| ())
+        let r = (|| {
+            let tx = self.db.begin(Begin::Immediate)?;
+            tx.execute(
+                "DELETE FROM agent_nonces WHERE agent = ?1 AND seen < ?2",
+                args![agent, forget_before],
+            )?;
+            let fresh = tx.execute(
+                "INSERT INTO agent_nonces (agent, nonce, seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (agent, nonce) DO NOTHING",
+                args![agent, nonce, now],
+            )? == 1;
+            if let (true, Some(c)) = (fresh, contact) {
+                tx.execute(
+                    "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
+                     clock_skew_ms = ?4 WHERE id = ?1",
+                    args![agent, now, c.version, c.skew_ms],
+                )?;
+            }
+            tx.commit()?;
+            DbResult::Ok(fresh)
+        })();
+        self.sql(r)
     }
 
     /// Notes the backlog of an agent's outbox, as it reported it.
