@@ -174,11 +174,24 @@ fn catalog_bytes(data: &std::path::Path, pg: Option<&str>) -> u64 {
             .parse()
             .unwrap_or(0);
     }
-    ["catalog.sqlite", "catalog.sqlite-wal"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
-        .map(|m| m.len())
-        .sum()
+    // The pages in use as a reader sees them (through the log): what the catalog holds,
+    // whether or not the service has checkpointed its log lately.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    rusqlite::Connection::open_with_flags(data.join("catalog.sqlite"), flags)
+        .and_then(|db| {
+            db.query_row(
+                "SELECT (p.page_count - f.freelist_count) * s.page_size
+                 FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map_or(0, |b| b as u64)
+}
+
+/// The embedded catalog's write-ahead log on disk, in bytes.
+fn wal_bytes(data: &std::path::Path) -> u64 {
+    std::fs::metadata(data.join("catalog.sqlite-wal")).map_or(0, |m| m.len())
 }
 
 fn main() {
@@ -577,7 +590,11 @@ fn main() {
         println!(
             "catalog ({}): {:.1} MB, grew {:.2} MB, {:.2} MB per 10,000 records \
              (the records and signatures themselves: {:.2} MB per 10,000)",
-            if pg.is_some() { "PostgreSQL database" } else { "SQLite, with its WAL" },
+            if pg.is_some() {
+                "PostgreSQL database".to_string()
+            } else {
+                format!("SQLite, pages in use; its log on disk now {:.1} MB", wal_bytes(&data) as f64 / 1e6)
+            },
             catalog_after as f64 / 1e6,
             grown / 1e6,
             per(grown),

@@ -143,11 +143,11 @@ pub fn verify(
         return Ok(Err(Rejected::Revoked(when.clone())));
     }
     let skew = sent - now;
+    // (So a nonce older than that may be forgotten: `forget_nonces`.)
     if skew.abs() > MAX_SKEW {
         return Ok(Err(Rejected::Skewed(skew.num_milliseconds())));
     }
     let at = crate::evidence::record::time(now);
-    let forget = crate::evidence::record::time(now - MAX_SKEW * 2);
     let version = header(VERSION);
     // The last contact is noted at each check-in (once a minute), and at other requests
     // when it is news: a new version, or after CONTACT_EVERY (an agent's long polls and
@@ -162,8 +162,11 @@ pub fn verify(
         version: version.as_deref(),
         skew_ms: skew.num_milliseconds(),
     });
-    if !catalog.accept_nonce(&agent.id, &nonce, &at, &forget, contact)? {
+    if !catalog.accept_nonce(&agent.id, &nonce, &at)? {
         return Ok(Err(Rejected::Replayed));
+    }
+    if let Some(contact) = contact {
+        catalog.agent_contact(&agent.id, &at, contact)?;
     }
     Ok(Ok(Caller {
         agent,

@@ -201,43 +201,36 @@ impl Catalog {
         Ok(self.sql(r)? == 1)
     }
 
-    /// Accepts `nonce` of `agent` once: false when it was seen within the window (a replayed
-    /// request). Nonces older than `forget_before` are forgotten first; requests that old are
-    /// refused for their time anyway.
-    ///
-    /// With `contact`, the same transaction notes the request as the agent's last contact:
-    /// its version and how far its clock is off (one commit for both, as every request of
-    /// every agent comes here).
-    pub fn accept_nonce(
-        &mut self,
-        agent: &str,
-        nonce: &str,
-        now: &str,
-        forget_before: &str,
-        contact: Option<Contact<'_>>,
-    ) -> Result<bool> {
-        let r = (|| {
-            let tx = self.db.begin(Begin::Immediate)?;
-            tx.execute(
-                "DELETE FROM agent_nonces WHERE agent = ?1 AND seen < ?2",
-                args![agent, forget_before],
-            )?;
-            let fresh = tx.execute(
-                "INSERT INTO agent_nonces (agent, nonce, seen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (agent, nonce) DO NOTHING",
-                args![agent, nonce, now],
-            )? == 1;
-            if let (true, Some(c)) = (fresh, contact) {
-                tx.execute(
-                    "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
-                     clock_skew_ms = ?4 WHERE id = ?1",
-                    args![agent, now, c.version, c.skew_ms],
-                )?;
-            }
-            tx.commit()?;
-            DbResult::Ok(fresh)
-        })();
+    /// Takes `nonce` for one request of `agent` at `now`; false if it was taken before (a
+    /// replay). One statement, as every request of every agent comes here: the nonces too old
+    /// to matter go in `forget_nonces`, and the contact is noted with `agent_contact` when it
+    /// is news.
+    pub fn accept_nonce(&mut self, agent: &str, nonce: &str, now: &str) -> Result<bool> {
+        let r = self.db.execute(
+            "INSERT INTO agent_nonces (agent, nonce, seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (agent, nonce) DO NOTHING",
+            args![agent, nonce, now],
+        );
+        Ok(self.sql(r)? == 1)
+    }
+
+    /// Forgets the nonces seen before `before`: requests that old are refused for their time
+    /// alone.
+    pub fn forget_nonces(&mut self, before: &str) -> Result<u64> {
+        let r = self
+            .db
+            .execute("DELETE FROM agent_nonces WHERE seen < ?1", args![before]);
         self.sql(r)
+    }
+
+    /// Notes an agent's request: when, its version, and how far its clock is off.
+    pub fn agent_contact(&mut self, agent: &str, now: &str, contact: Contact<'_>) -> Result<()> {
+        let r = self.db.execute(
+            "UPDATE agents SET last_contact = ?2, version = COALESCE(?3, version),
+             clock_skew_ms = ?4 WHERE id = ?1",
+            args![agent, now, contact.version, contact.skew_ms],
+        );
+        self.sql(r).map(|_| ())
     }
 
     /// Notes the backlog of an agent's outbox, as it reported it.

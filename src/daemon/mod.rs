@@ -337,6 +337,12 @@ pub async fn serve(
             if let Err(e) = catalog.checkpoint() {
                 log(&shared.clock, &format!("catalog checkpoint: {e}"));
             }
+            // Agents' nonces too old for a request to be taken: a replay of one is refused
+            // for its time.
+            let before = now - crate::agent::request::MAX_SKEW * 2;
+            if let Err(e) = catalog.forget_nonces(&crate::evidence::record::time(before)) {
+                log(&shared.clock, &format!("agents' nonces: {e}"));
+            }
         }
         // Leases: this instance's renewed, those of instances gone quiet taken back.
         for job in leases.turn(&mut catalog, now, !running.is_empty())? {
