@@ -242,14 +242,14 @@ impl Catalog {
         self.sql(r).map(|_| ())
     }
 
-    /// When the silence of `site` that was recorded began, if one was.
-    pub fn site_silence(&self, site: &str) -> Result<Option<String>> {
-        let r = self.db.query_row(
-            "SELECT since FROM site_silences WHERE site = ?1",
-            args![site],
-            |r| r.get(0),
-        );
-        self.sql(r)
+    /// Every recorded silence: the site, and since when.
+    pub fn site_silences(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let r = self
+            .db
+            .query_map("SELECT site, since FROM site_silences", &[], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            });
+        self.sql(r).map(|rows| rows.into_iter().collect())
     }
 
     /// Notes that the silence of `site` since `since` was recorded at `now`.

@@ -28,19 +28,29 @@ fn watch_sites(
         return Ok(());
     }
     let limit = shared.loaded.config.service.site_silence();
+    // Each site's last contact from any of its agents not revoked, and the silences
+    // recorded: two reads for all sites (there may be thousands).
+    let mut last_contact: std::collections::BTreeMap<&str, DateTime<Utc>> = Default::default();
     let agents = catalog.agents()?;
+    for a in agents.iter().filter(|a| a.revoked.is_none()) {
+        let Some(t) = a.last_contact.as_deref() else {
+            continue;
+        };
+        let Ok(t) = DateTime::parse_from_rfc3339(t) else {
+            continue;
+        };
+        let t = t.with_timezone(&Utc);
+        let latest = last_contact.entry(a.site.as_str()).or_insert(t);
+        *latest = (*latest).max(t);
+    }
+    let silences = catalog.site_silences()?;
     for (id, site) in sites {
-        let last: Option<DateTime<Utc>> = agents
-            .iter()
-            .filter(|a| &a.site == id && a.revoked.is_none())
-            .filter_map(|a| a.last_contact.as_deref())
-            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .max();
         // A site with no agent enrolled (yet) is not watched.
-        let Some(last) = last else { continue };
+        let Some(&last) = last_contact.get(id.as_str()) else {
+            continue;
+        };
         let since = time(last);
-        let recorded = catalog.site_silence(id)?;
+        let recorded = silences.get(id).cloned();
         if now - last <= limit {
             if recorded.is_some() && catalog.end_site_silence(id)? {
                 log(
