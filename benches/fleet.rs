@@ -42,10 +42,17 @@ struct Figures {
     records: AtomicU64,
     /// Bytes of the records and signatures pushed.
     record_bytes: AtomicU64,
+    /// Triggers on their way, under one lock: a poll and the asking look at both maps at
+    /// once, or a job heard while its asking was answered would be counted by neither.
+    triggers: Mutex<Triggers>,
+}
+
+#[derive(Default)]
+struct Triggers {
     /// When each trigger was asked for, by job id, once the centre answered.
-    asked: Mutex<std::collections::HashMap<i64, Instant>>,
+    asked: std::collections::HashMap<i64, Instant>,
     /// When a job was heard of before the answer to its asking came back.
-    heard: Mutex<std::collections::HashMap<i64, Instant>>,
+    heard: std::collections::HashMap<i64, Instant>,
 }
 
 struct Agent {
@@ -504,16 +511,20 @@ fn main() {
                             serde_json::from_slice(&body).unwrap_or_default();
                         for job in jobs {
                             let id = job["id"].as_i64().unwrap_or(0);
-                            let asked = figures.asked.lock().unwrap().remove(&id);
-                            match asked {
-                                Some(at) => figures
+                            let asked = {
+                                let mut t = figures.triggers.lock().unwrap();
+                                let asked = t.asked.remove(&id);
+                                if asked.is_none() {
+                                    t.heard.insert(id, Instant::now());
+                                }
+                                asked
+                            };
+                            if let Some(at) = asked {
+                                figures
                                     .trigger_ms
                                     .lock()
                                     .unwrap()
-                                    .push(at.elapsed().as_secs_f64() * 1000.0),
-                                None => {
-                                    figures.heard.lock().unwrap().insert(id, Instant::now());
-                                }
+                                    .push(at.elapsed().as_secs_f64() * 1000.0);
                             }
                             for state in ["running", "done"] {
                                 let body = serde_json::to_vec(&serde_json::json!({ "state": state })).unwrap();
@@ -538,16 +549,20 @@ fn main() {
                 if let Some(id) = v["job"].as_i64() {
                     asked += 1;
                     // Heard already (the long poll answered before the asking did)?
-                    let heard = figures.heard.lock().unwrap().remove(&id);
-                    match heard {
-                        Some(at) => figures
+                    let heard = {
+                        let mut pending = figures.triggers.lock().unwrap();
+                        let heard = pending.heard.remove(&id);
+                        if heard.is_none() {
+                            pending.asked.insert(id, t);
+                        }
+                        heard
+                    };
+                    if let Some(at) = heard {
+                        figures
                             .trigger_ms
                             .lock()
                             .unwrap()
-                            .push((at - t).as_secs_f64() * 1000.0),
-                        None => {
-                            figures.asked.lock().unwrap().insert(id, t);
-                        }
+                            .push((at - t).as_secs_f64() * 1000.0);
                     }
                 }
             }
@@ -600,6 +615,23 @@ fn main() {
             per(grown),
             per(figures.record_bytes.load(Ordering::Relaxed) as f64)
         );
+        // The triggers no poll answered with in the window: how the centre has them now.
+        let unheard: Vec<i64> = figures.triggers.lock().unwrap().asked.keys().copied().collect();
+        if !unheard.is_empty() {
+            let mut states = std::collections::BTreeMap::<String, usize>::new();
+            for id in &unheard {
+                let auth = format!("Bearer {admin}");
+                let state = match call(&http, &base, "GET", &format!("/api/v1/jobs/{id}"), Vec::new(), &[("authorization", auth)]).await {
+                    Ok((200, body)) => serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["state"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "unreadable".into()),
+                    other => format!("{other:?}"),
+                };
+                *states.entry(state).or_default() += 1;
+            }
+            println!("triggers not heard in the window: {} (at the centre now: {states:?})", unheard.len());
+        }
         for (kind, count) in figures.failures.lock().unwrap().iter() {
             println!("failed {count}x: {kind}");
         }
